@@ -1,0 +1,29 @@
+"""nas: neural architecture search for PyTorch.
+
+Spaces are declared in YAML, explored by interchangeable strategies, scored by estimators, and
+stored in an Optuna study. Start with :func:`search`, :class:`Searcher` or :func:`get_space`.
+"""
+
+from __future__ import annotations
+
+from nas._api import Candidate, Searcher, run_from_config, search
+from nas._architecture import Architecture
+from nas._config import available, get_space
+from nas._dimensions import Categorical, Float, Integer
+from nas._errors import ConfigError, InvalidSampleError, NASError, TrialFailed
+from nas._estimator import Estimator, Evaluation
+from nas._optuna_adapters import SamplerStrategy, StrategySampler
+from nas._records import TrialRecord
+from nas._results import SearchResult, load
+from nas._space import SearchSpace
+from nas._strategy import Strategy
+from nas._training import TrainingEstimator
+from nas.datasets import DataSplits
+
+__all__ = [
+    "Architecture", "Candidate", "Categorical", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
+    "Integer", "InvalidSampleError", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
+    "Strategy", "StrategySampler", "TrainingEstimator", "TrialFailed", "TrialRecord", "available", "get_space",
+    "load", "run_from_config", "search",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,124 @@
+"""Config plumbing: where the YAML lives, names per group, checked instantiation, composition."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nas._errors import ConfigError, unknown_name_message
+
+GROUPS = ("space", "strategy", "estimator", "dataset")
+_RESERVED = ("_target_", "_partial_")
+
+
+def config_dir() -> Path:
+    """The Hydra config directory: ``nas/configs`` when installed, the repository's ``configs/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError(f"The nas configs must be installed next to the package, but neither {here / 'configs'} nor {here.parent / 'configs'} holds config.yaml.")
+
+
+def available(group: str) -> list[str]:
+    """Names a group offers, e.g. ``available('strategy') -> ['grid', 'random', 'tpe']``."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def check_name(group: str, name: str) -> None:
+    if name not in available(group):
+        raise ConfigError(unknown_name_message(group, name, available(group)))
+
+
+def _import(path: str, kind: str) -> Any:
+    module_name, _, attr = str(path).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{kind}: `_target_` must name an importable class or function, but got {path!r} ({exc}).") from exc
+
+
+def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: Any) -> Any:
+    """Like ``hydra.utils.instantiate`` for our flat configs, but unknown keys are answered with the
+    valid ones before anything is built, and our own errors come through unwrapped.
+
+    ``runtime`` values (the space, the seed, the dataset) are injected where the target accepts them.
+    With ``_partial_: true`` a ``functools.partial`` is returned instead of calling the target.
+    """
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    assert isinstance(data, dict)
+    if "_target_" not in data:
+        raise ConfigError(f"{kind}: the config must have a `_target_` naming what to build, but got keys {sorted(data)}.")
+    target = _import(data["_target_"], kind)
+    partial = bool(data.get("_partial_", False))
+    kwargs = {k: v for k, v in data.items() if k not in _RESERVED}
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in runtime]
+        for key in kwargs:
+            if key not in params:
+                raise ConfigError(f"{kind}: " + unknown_name_message("key", key, valid).replace("Valid names", "Valid keys"))
+        runtime = {k: v for k, v in runtime.items() if k in params}
+    kwargs = {**kwargs, **runtime}
+    if partial:
+        return functools.partial(target, **kwargs)
+    return target(**kwargs)
+
+
+def load_group_file(group: str, name_or_path: str) -> tuple[str, DictConfig]:
+    """A group's YAML by registry name or by file path; returns (name, config)."""
+    path = Path(str(name_or_path)).expanduser()
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"{group}: the YAML file {str(path)!r} does not exist.")
+        name = path.stem
+    else:
+        check_name(group, str(name_or_path))
+        name, path = str(name_or_path), config_dir() / group / f"{name_or_path}.yaml"
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{group} '{name}': the YAML must be a mapping of keys to values, but got {type(cfg).__name__}.")
+    cfg = DictConfig({k: v for k, v in cfg.items() if k != "defaults"})
+    return name, cfg
+
+
+def space_from_config(cfg: Mapping[str, Any] | DictConfig) -> Any:
+    """Build a space from its declaration; the registry name is injected when the YAML omits it."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    name = data.get("name", "space")
+    return instantiate(data, kind=f"space '{name}'")
+
+
+def get_space(name_or_path: str, **overrides: Any) -> Any:
+    """A declared space by registry name (``configs/space/NAME.yaml``) or YAML path, with overrides."""
+    name, cfg = load_group_file("space", name_or_path)
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    data.setdefault("name", name)
+    data.update(overrides)
+    return space_from_config(data)
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The full config as ``nas-search`` would see it, from Hydra's compose API."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    for item in overrides:
+        group, sep, value = item.partition("=")
+        if sep and group in GROUPS and not value.endswith((".yaml", ".yml")):
+            check_name(group, value)
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))

@@ -1,0 +1,50 @@
+"""The estimator contract: training, table lookup and zero-cost proxies behind one interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nas._architecture import Architecture
+
+
+class Report(Protocol):
+    """``report(step, value, **scalars) -> stop``: forwards ``value`` to ``trial.report`` (so pruners
+    work), logs ``scalars`` (e.g. ``train_loss``) for TensorBoard, and returns whether to stop."""
+
+    def __call__(self, step: int, value: float, **scalars: float) -> bool: ...
+
+
+@dataclass
+class Evaluation:
+    """What an estimator measured for one architecture.
+
+    ``score`` is the value the search maximises (validation accuracy for training), never a test
+    metric. ``metrics`` are recorded with the trial; ``model`` (optional) is kept if it is the best.
+    """
+
+    score: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+
+
+class Estimator(ABC):
+    """Scores architectures. The runner calls :meth:`evaluate` once per trial, in the worker process.
+
+    ``evaluate`` may raise :class:`optuna.TrialPruned` when ``report`` says stop, and
+    :class:`nas.TrialFailed` (or any exception) when no result can be had; the runner records both
+    and the search goes on.
+    """
+
+    #: Input shape and class count of the models this estimator builds (for ``best_model()``).
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 0
+
+    @abstractmethod
+    def evaluate(self, arch: Architecture, report: Report) -> Evaluation:
+        """Score ``arch``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Settings worth recording with the run (fidelity, dataset, ...)."""
+        return {}

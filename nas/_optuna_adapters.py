@@ -1,0 +1,107 @@
+"""Two adapters: our strategies as Optuna samplers, and Optuna samplers as our strategies."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from nas._records import TrialRecord, history_of
+from nas._space import Sample, SearchSpace
+from nas._strategy import Strategy
+
+_STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+
+
+class StrategySampler(BaseSampler):
+    """Runs a :class:`~nas.Strategy` inside an Optuna study.
+
+    ``before_trial`` asks the strategy for a whole sample (it sees the study's history, other
+    workers' trials included); ``sample_independent`` then hands each suggested parameter its value;
+    ``after_trial`` tells the strategy how the trial ended.
+    """
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.space: SearchSpace = strategy.space
+        self._proposals: dict[int, Sample] = {}
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        history = [r for r in history_of(study, self.space) if r.number != trial.number]
+        self._proposals[trial._trial_id] = self.strategy.ask(history)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        proposal = self._proposals.get(trial._trial_id, {})
+        if param_name in proposal:
+            return proposal[param_name]
+        # The strategy left an active dimension unset (e.g. a user's objective suggests extra
+        # parameters): take the dimension's default so the sequence stays deterministic.
+        dim = self.space.dimensions().get(param_name)
+        if dim is not None:
+            return dim.default
+        return optuna.samplers.RandomSampler(seed=self.strategy.seed + trial.number).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        if self._proposals.pop(trial._trial_id, None) is None:
+            return
+        record = TrialRecord.from_trial(trial, self.space)
+        record = TrialRecord(
+            number=record.number, arch=record.arch, state=_STATE_NAMES.get(state, state.name.lower()),
+            value=values[0] if values and state == TrialState.COMPLETE else None,
+            metrics=record.metrics, cost=record.cost, parent=record.parent, reason=record.reason,
+        )
+        self.strategy.tell(record)
+
+
+class SamplerStrategy(Strategy):
+    """Runs any Optuna sampler (TPE, GP, NSGA-II, CMA-ES, QMC, ...) through the :class:`~nas.Strategy` contract.
+
+    Each ask replays the finished records of the history into a fresh in-memory study and asks the
+    sampler there, so it also sees other workers' trials. Given a *factory* (a sampler class or a
+    ``functools.partial`` taking ``seed=``), every ask uses a sampler seeded by ``(seed, len(history))``:
+    the strategy is then stateless, and a resumed search proposes exactly what an uninterrupted one
+    would. Given a sampler *instance*, its own random state carries on between asks.
+    """
+
+    name = "optuna"
+
+    def __init__(self, space: SearchSpace, sampler: BaseSampler | Callable[..., BaseSampler], *, seed: int | None = None) -> None:
+        super().__init__(space, seed=seed)
+        self._instance = sampler if isinstance(sampler, BaseSampler) else None
+        self._factory = None if isinstance(sampler, BaseSampler) else sampler
+        target = type(sampler) if self._instance is not None else getattr(sampler, "func", sampler)
+        self.name = getattr(target, "__name__", "optuna").replace("Sampler", "").lower() or "optuna"
+
+    def sampler_for(self, history: Sequence[TrialRecord]) -> BaseSampler:
+        if self._factory is None:
+            return self._instance  # type: ignore[return-value]
+        derived = int(np.random.SeedSequence([self.seed, len(history)]).generate_state(1)[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return self._factory(seed=derived)
+
+    def ask(self, history: Sequence[TrialRecord]) -> Sample:
+        dims = self.space.dimensions()
+        study = optuna.create_study(direction="maximize", sampler=self.sampler_for(history))
+        for record in history:
+            if not record.finished:
+                continue
+            state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
+            sample = self.space.active(record.arch.sample)
+            study.add_trial(optuna.trial.create_trial(
+                params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state,
+                value=record.value if state == TrialState.COMPLETE else None,
+            ))
+        return self.space.suggest(study.ask())

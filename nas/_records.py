@@ -1,0 +1,78 @@
+"""Trial records: the frozen, study-independent view of a trial that strategies and users see."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from nas._architecture import Architecture
+
+if TYPE_CHECKING:
+    from nas._space import SearchSpace
+
+# User-attribute names under which a trial keeps what Optuna's params do not.
+KEY_ATTR = "nas:key"
+METRICS_ATTR = "nas:metrics"
+REASON_ATTR = "nas:fail_reason"
+PARENT_ATTR = "nas:parent"
+TEXT_ATTR = "nas:arch"
+
+_STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial: what was tried, how it ended, what it measured and what it cost."""
+
+    number: int
+    arch: Architecture
+    state: str
+    value: float | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    cost: float | None = None
+    parent: int | None = None
+    reason: str | None = None
+
+    @property
+    def score(self) -> float | None:
+        """The selection value (validation accuracy for the training estimator)."""
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("complete", "pruned", "failed")
+
+    @classmethod
+    def from_trial(cls, trial: optuna.trial.FrozenTrial, space: SearchSpace) -> TrialRecord:
+        sample = {name: trial.params[name] for name in space.dimensions() if name in trial.params}
+        attrs = trial.user_attrs
+        arch = Architecture(space=space.name, sample=sample, key=attrs.get(KEY_ATTR, ""))
+        metrics = dict(attrs.get(METRICS_ATTR, {}))
+        cost = metrics.get("seconds")
+        if cost is None and trial.datetime_start and trial.datetime_complete:
+            cost = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        return cls(
+            number=trial.number,
+            arch=arch,
+            state=_STATES.get(trial.state, trial.state.name.lower()),
+            value=trial.value if trial.state == TrialState.COMPLETE else None,
+            metrics=metrics,
+            cost=cost,
+            parent=attrs.get(PARENT_ATTR),
+            reason=attrs.get(REASON_ATTR),
+        )
+
+
+def history_of(study: optuna.Study, space: SearchSpace) -> list[TrialRecord]:
+    """Every trial of ``study`` (running ones too), oldest first, as records."""
+    return [TrialRecord.from_trial(t, space) for t in study.get_trials(deepcopy=False)]

@@ -1,0 +1,93 @@
+"""The result of a search, live or rebuilt from its run directory by :func:`nas.load`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nas._errors import ConfigError
+from nas._progress import human
+from nas._records import TrialRecord, history_of
+from nas._space import SearchSpace
+
+RUN_FILE = "run.json"
+BEST_DIR = "best"
+
+
+@dataclass
+class SearchResult:
+    """Trials, best candidate and trained weights of one search (one Optuna study)."""
+
+    study: optuna.Study
+    space: SearchSpace
+    run_dir: Path | None = None
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trials(self) -> list[TrialRecord]:
+        return history_of(self.study, self.space)
+
+    def top(self, k: int = 10) -> list[TrialRecord]:
+        done = [r for r in self.trials if r.state == "complete" and r.value is not None]
+        return sorted(done, key=lambda r: (-r.value, r.number))[:k]  # type: ignore[operator]
+
+    @property
+    def best(self) -> TrialRecord | None:
+        top = self.top(1)
+        return top[0] if top else None
+
+    def best_model(self) -> Any:
+        """The best architecture as a ``torch.nn.Module`` with its trained weights."""
+        import torch
+
+        if self.run_dir is None or not (self.run_dir / BEST_DIR / "weights.pt").exists():
+            raise FileNotFoundError(f"No trained weights under {self.run_dir}/{BEST_DIR}/weights.pt: no trial has completed yet.")
+        saved = json.loads((self.run_dir / BEST_DIR / "arch.json").read_text())
+        model = self.space.build(saved["sample"], tuple(saved["input_shape"]), int(saved["num_classes"]))
+        model.load_state_dict(torch.load(self.run_dir / BEST_DIR / "weights.pt", weights_only=True))
+        return model.eval()
+
+    def leaderboard(self, k: int = 10) -> str:
+        """Markdown table of the top ``k`` candidates."""
+        rows = ["| rank | trial | key | val acc | test acc | params | MACs | seconds | architecture |",
+                "|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+        for rank, r in enumerate(self.top(k), 1):
+            m = r.metrics
+            text = self.space.format(r.arch.sample)
+            text = text if len(text) <= 90 else text[:87] + "..."
+            rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {m.get('test_accuracy', float('nan')):.4f} | "
+                        f"{human(m.get('params', 0))} | {human(m.get('macs', 0))} | {m.get('seconds', 0):.1f} | `{text}` |")
+        states: dict[str, int] = {}
+        for r in self.trials:
+            states[r.state] = states.get(r.state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        return "\n".join(rows) + f"\n\n{len(self.trials)} trials: {summary}."
+
+    def __repr__(self) -> str:
+        best = self.best
+        return f"SearchResult(run_dir={str(self.run_dir)!r}, trials={len(self.trials)}, best={best.value if best else None})"
+
+
+def load(run_dir: str | Path, *, space: SearchSpace | None = None) -> SearchResult:
+    """Rebuild the result of a search from its run directory, finished or cut short."""
+    from nas._config import space_from_config
+
+    run_dir = Path(run_dir)
+    meta_file = run_dir / RUN_FILE
+    if not meta_file.exists():
+        raise ConfigError(f"`run_dir` must be a run directory holding {RUN_FILE}, but {str(run_dir)!r} has none.")
+    meta = json.loads(meta_file.read_text())
+    if space is None:
+        if meta.get("space_config") is None:
+            raise ConfigError(f"The run in {str(run_dir)!r} used a space given as a Python object; pass it: nas.load(run_dir, space=...).")
+        space = space_from_config(meta["space_config"])
+    storage = meta["storage"].replace("{run_dir}", str(run_dir.resolve()))
+    study = optuna.load_study(study_name=meta["study_name"], storage=storage)
+    return SearchResult(study=study, space=space, run_dir=run_dir, input_shape=tuple(meta.get("input_shape", ())),
+                        num_classes=int(meta.get("num_classes", 0)), meta=meta)

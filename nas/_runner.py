@@ -1,0 +1,209 @@
+"""The search loop: ask the strategy through an Optuna study, evaluate, record, log, repeat."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import TrialState
+
+from nas._errors import ConfigError
+from nas._estimator import Estimator
+from nas._optuna_adapters import StrategySampler
+from nas._progress import Progress
+from nas._records import KEY_ATTR, METRICS_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord, history_of
+from nas._results import BEST_DIR, RUN_FILE, SearchResult
+from nas._space import SearchSpace
+from nas._strategy import Strategy
+from nas._tensorboard import SearchLog, TrialLog, arch_text
+
+DB_FILE = "study.db"
+DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
+
+
+def open_storage(url: str | None, run_dir: Path) -> tuple[str, Any]:
+    """Resolve ``storage=`` (None = SQLite file in the run directory) to (template, storage object)."""
+    template = url or DEFAULT_STORAGE
+    resolved = template.replace("{run_dir}", str(run_dir.resolve()))
+    if "://" not in resolved:
+        raise ConfigError(f"`storage` must be an Optuna storage URL such as 'sqlite:///path/study.db' or "
+                          f"'postgresql://user:pass@host/db', but got {url!r}.")
+    try:
+        storage = optuna.storages.RDBStorage(resolved, heartbeat_interval=None)
+    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"`storage` must be a reachable Optuna storage URL, but {url!r} failed: {first}") from exc
+    return template, storage
+
+
+class SearchRunner:
+    """Runs one search: one Optuna study, one run directory. See :func:`nas.search` for the user API."""
+
+    def __init__(self, *, space: SearchSpace, strategy: Strategy | BaseSampler, estimator: Estimator, run_dir: str | Path,
+                 trials: int, storage: str | None = None, study_name: str = "nas", pruner: optuna.pruners.BasePruner | None = None,
+                 timeout: float | None = None, progress: bool = True, tensorboard: bool = True,
+                 space_config: dict[str, Any] | None = None, config: dict[str, Any] | None = None) -> None:
+        if trials < 1:
+            raise ConfigError(f"`budget.trials >= 1` must hold, but got trials={trials}.")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines replace Optuna's
+        self.space, self.strategy, self.estimator = space, strategy, estimator
+        self.trials, self.timeout = trials, timeout
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.storage_template, storage_obj = open_storage(storage, self.run_dir)
+        sampler = StrategySampler(strategy) if isinstance(strategy, Strategy) else strategy
+        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner,
+                                         direction="maximize", load_if_exists=True)
+        self.progress = Progress(trials, enabled=progress)
+        self.tb_root = self.run_dir / "tb"
+        self.search_log = SearchLog(self.tb_root) if tensorboard else None
+        self.tensorboard = tensorboard
+        self._write_run_file(study_name, space_config, config)
+        self._best_value = self._saved_best_value()
+
+    # ---- run directory -------------------------------------------------------------------------
+    def _write_run_file(self, study_name: str, space_config: dict[str, Any] | None, config: dict[str, Any] | None) -> None:
+        meta = {"space": self.space.name, "study_name": study_name, "storage": self.storage_template,
+                "space_config": space_config, "input_shape": list(self.estimator.input_shape),
+                "num_classes": self.estimator.num_classes, "estimator": self.estimator.describe(),
+                "strategy": getattr(self.strategy, "name", type(self.strategy).__name__)}
+        _atomic_write(self.run_dir / RUN_FILE, json.dumps(meta, indent=2))
+        if config is not None:
+            from omegaconf import OmegaConf
+
+            _atomic_write(self.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
+
+    def _saved_best_value(self) -> float:
+        arch_file = self.run_dir / BEST_DIR / "arch.json"
+        if arch_file.exists():
+            return float(json.loads(arch_file.read_text()).get("score", -math.inf))
+        return -math.inf
+
+    def _save_best(self, record: TrialRecord, model: Any) -> None:
+        import torch
+
+        best_dir = self.run_dir / BEST_DIR
+        best_dir.mkdir(exist_ok=True)
+        tmp = best_dir / "weights.pt.tmp"
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        os.replace(tmp, best_dir / "weights.pt")
+        info = {"trial": record.number, "score": record.value, "space": self.space.name, "key": record.arch.key,
+                "sample": dict(record.arch.sample), "text": self.space.format(record.arch.sample),
+                "metrics": dict(record.metrics), "input_shape": list(self.estimator.input_shape),
+                "num_classes": self.estimator.num_classes}
+        _atomic_write(best_dir / "arch.json", json.dumps(info, indent=2))
+
+    def result(self) -> SearchResult:
+        meta = json.loads((self.run_dir / RUN_FILE).read_text())
+        return SearchResult(study=self.study, space=self.space, run_dir=self.run_dir, input_shape=tuple(self.estimator.input_shape),
+                            num_classes=self.estimator.num_classes, meta=meta)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def _recover_stale(self) -> None:
+        """Trials left RUNNING by a killed worker of this run's own SQLite file are marked failed."""
+        if self.storage_template != DEFAULT_STORAGE:
+            return  # a shared storage: running trials may belong to live workers
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study._storage.set_trial_user_attr(t._trial_id, REASON_ATTR, "interrupted: the worker stopped before the trial finished")
+            self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+    def _finished(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+
+    def _counted(self) -> int:
+        """Finished plus running: with many workers, do not start more trials than the budget."""
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)))
+
+    def run(self) -> SearchResult:
+        self._recover_stale()
+        already = self._finished()
+        if already:
+            self.progress.say(f"Resuming study '{self.study.study_name}' in {self.run_dir}: {already} trials already finished.")
+        start = time.perf_counter()
+        try:
+            while self._counted() < self.trials:
+                if self.timeout is not None and time.perf_counter() - start > self.timeout:
+                    self.progress.say(f"Time budget of {self.timeout:.0f}s spent; stopping.")
+                    break
+                if isinstance(self.strategy, Strategy) and self.strategy.is_exhausted(history_of(self.study, self.space)):
+                    self.progress.say(f"Strategy '{self.strategy.name}' has no new candidate left (space exhausted); stopping cleanly.")
+                    break
+                self._run_one()
+        finally:
+            self._close()
+        return self.result()
+
+    def _run_one(self) -> None:
+        trial = self.study.ask()
+        sample = self.space.suggest(trial)
+        arch = self.space.architecture(sample)
+        trial.set_user_attr(KEY_ATTR, arch.key)
+        trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))
+        log = TrialLog(self.tb_root, trial.number) if self.tensorboard else None
+
+        def report(step: int, value: float, **scalars: float) -> bool:
+            trial.report(value, step)
+            if log is not None:
+                log.scalars(step, {"val/accuracy": value, **{f"train/{k}" if "loss" in k else k: v for k, v in scalars.items()}})
+            return trial.should_prune()
+
+        model, state, reason, metrics, value = None, TrialState.COMPLETE, None, {}, None
+        try:
+            evaluation = self.estimator.evaluate(arch, report)
+            value, metrics, model = float(evaluation.score), dict(evaluation.metrics), evaluation.model
+            if not math.isfinite(value):
+                state, reason, value = TrialState.FAIL, f"score is {value}", None
+        except optuna.TrialPruned as exc:
+            state, reason = TrialState.PRUNED, str(exc) or "pruned"
+        except KeyboardInterrupt:
+            self._tell(trial, TrialState.FAIL, None, {}, "interrupted by the user (Ctrl-C)", log)
+            raise
+        except Exception as exc:  # a failing trial is recorded and the search goes on
+            state, reason = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
+            metrics = {"traceback": traceback.format_exc(limit=-3)}
+        record = self._tell(trial, state, value, metrics, reason, log)
+        if record.value is not None and record.value > self._best_value and model is not None:
+            self._best_value = record.value
+            self._save_best(record, model)
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None, metrics: dict[str, Any],
+              reason: str | None, log: TrialLog | None) -> TrialRecord:
+        trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
+        if reason:
+            trial.set_user_attr(REASON_ATTR, reason)
+        self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        record = TrialRecord.from_trial(frozen, self.space)
+        best = self._current_best()
+        if log is not None:
+            log.finish(self.space, record, arch_text(self.space, record.arch, record))
+        if self.search_log is not None:
+            self.search_log.trial(record, best)
+        self.progress.trial(record, self._finished(), best)
+        return record
+
+    def _current_best(self) -> TrialRecord | None:
+        try:
+            best = self.study.best_trial
+        except ValueError:
+            return None
+        return TrialRecord.from_trial(best, self.space)
+
+    def _close(self) -> None:
+        if self.search_log is not None:
+            self.search_log.close()
+        result = self.result()
+        _atomic_write(self.run_dir / "leaderboard.md", result.leaderboard() + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

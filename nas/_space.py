@@ -1,0 +1,179 @@
+"""The search-space contract. Families live in ``search_spaces/``; strategies see only this."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from nas._architecture import Architecture
+from nas._dimensions import Dimension, Primitive, check_value
+from nas._errors import InvalidSampleError
+
+Sample = dict[str, Primitive]
+
+
+class SearchSpace(ABC):
+    """A declared family of architectures, seen by strategies as flat, typed dimensions.
+
+    Contract, with when each method is used:
+
+    - :meth:`dimensions` (abstract) is read by strategies and by the Optuna adapter. It covers every
+      dimension that can ever be active, *in dependency order*: whether a dimension is active may
+      depend only on dimensions listed before it.
+    - :meth:`is_active` is asked while walking that order; override it for conditional dimensions.
+    - :meth:`build` (abstract) is called by estimators, once per trial.
+    - :meth:`canonical` feeds :meth:`key`; override it so that architectures computing the same
+      function share a key (the default keeps the active dimensions only).
+    - :meth:`format` / :meth:`parse` give a compact text form; override both together.
+    - :meth:`neighbors` is used by mutation and local search.
+    """
+
+    #: Registry name (the YAML file's stem for declared spaces).
+    name: str = "space"
+
+    # ---- abstract part -------------------------------------------------------------------------
+    @abstractmethod
+    def dimensions(self) -> dict[str, Dimension]:
+        """Every dimension that can ever be active, in dependency order."""
+
+    @abstractmethod
+    def build(self, sample: Mapping[str, Primitive], input_shape: Sequence[int], num_classes: int) -> Any:
+        """Return a ``torch.nn.Module`` for ``sample`` taking ``(batch, *input_shape)`` inputs."""
+
+    # ---- activity ------------------------------------------------------------------------------
+    def is_active(self, name: str, partial: Mapping[str, Primitive]) -> bool:
+        """Whether ``name`` is active given the values of the dimensions before it."""
+        return True
+
+    def active(self, sample: Mapping[str, Primitive]) -> Sample:
+        """The active part of ``sample``, in dimension order (inactive keys are dropped)."""
+        out: Sample = {}
+        for name in self.dimensions():
+            if self.is_active(name, out):
+                if name not in sample:
+                    raise InvalidSampleError(f"`{name}` is active in space '{self.name}' and must be set, but the sample has no value for it.")
+                out[name] = sample[name]
+        return out
+
+    def validate(self, sample: Mapping[str, Primitive]) -> Sample:
+        """Check ``sample`` and return its normalised active part; errors name the key."""
+        if not isinstance(sample, Mapping):
+            raise InvalidSampleError(f"A sample must be a mapping of dimension names to values, but got {type(sample).__name__}.")
+        dims = self.dimensions()
+        unknown = [k for k in sample if k not in dims]
+        if unknown:
+            from nas._errors import unknown_name_message
+
+            raise InvalidSampleError(unknown_name_message(f"dimension of space '{self.name}':", unknown[0], dims))
+        out: Sample = {}
+        for name, dim in dims.items():
+            if not self.is_active(name, out):
+                continue
+            if name not in sample:
+                raise InvalidSampleError(f"`{name}` is active in space '{self.name}' and must be set, but the sample has no value for it.")
+            check_value(name, dim, sample[name])
+            out[name] = dim.normalize(sample[name])
+        self.check(out)
+        return out
+
+    def check(self, sample: Sample) -> None:
+        """Extra structural checks on a validated sample; raise :class:`InvalidSampleError`."""
+
+    # ---- identity ------------------------------------------------------------------------------
+    def canonical(self, sample: Mapping[str, Primitive]) -> str:
+        """A string equal for equivalent architectures. Default: the active dimensions as JSON."""
+        return json.dumps(self.active(sample), sort_keys=True, separators=(",", ":"))
+
+    def key(self, sample: Mapping[str, Primitive]) -> str:
+        """Canonical hash (16 hex digits) under which equivalent architectures collide."""
+        return hashlib.sha1(self.canonical(sample).encode()).hexdigest()[:16]
+
+    def architecture(self, sample: Mapping[str, Primitive]) -> Architecture:
+        """Validate ``sample`` and wrap it with its space name and key."""
+        clean = self.validate(sample)
+        return Architecture(space=self.name, sample=clean, key=self.key(clean))
+
+    # ---- text form -----------------------------------------------------------------------------
+    def format(self, sample: Mapping[str, Primitive]) -> str:
+        """Compact text form; :meth:`parse` inverts it."""
+        return " ".join(f"{k}={json.dumps(v)}" for k, v in self.active(sample).items())
+
+    def parse(self, text: str) -> Sample:
+        """Inverse of :meth:`format`."""
+        sample: dict[str, Any] = {}
+        for token in text.split():
+            name, sep, value = token.partition("=")
+            if not sep:
+                raise InvalidSampleError(f"Each token of a '{self.name}' architecture string must read `name=value`, but got {token!r}.")
+            try:
+                sample[name] = json.loads(value)
+            except json.JSONDecodeError:
+                sample[name] = value
+        return self.validate(sample)
+
+    # ---- exploration helpers used by strategies -------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Sample:
+        """A sample drawn uniformly, dimension by dimension, over the active dimensions."""
+        out: Sample = {}
+        for name, dim in self.dimensions().items():
+            if self.is_active(name, out):
+                out[name] = dim.sample(rng)
+        return out
+
+    def suggest(self, trial: Any) -> Sample:
+        """Ask an Optuna trial for each active dimension in order; returns the active sample."""
+        out: Sample = {}
+        for name, dim in self.dimensions().items():
+            if self.is_active(name, out):
+                out[name] = dim.suggest(trial, name)
+        return out
+
+    def complete(self, partial: Mapping[str, Primitive], rng: np.random.Generator | None = None) -> Sample:
+        """Fill dimensions that ``partial`` lacks but that are active (random with ``rng``, else defaults)."""
+        out: Sample = {}
+        for name, dim in self.dimensions().items():
+            if self.is_active(name, out):
+                if name in partial:
+                    out[name] = partial[name]
+                else:
+                    out[name] = dim.sample(rng) if rng is not None else dim.default
+        return out
+
+    def neighbors(self, sample: Mapping[str, Primitive], rng: np.random.Generator | None = None) -> list[Sample]:
+        """Samples differing in one active dimension; newly active dimensions are filled by :meth:`complete`."""
+        base = self.active(sample)
+        dims = self.dimensions()
+        out = []
+        for name, value in base.items():
+            for other in dims[name].neighbors(value):  # type: ignore[arg-type]
+                changed = dict(base)
+                changed[name] = other
+                out.append(self.complete(changed, rng))
+        return out
+
+    def grid(self) -> Iterator[Sample]:
+        """Every active-aware combination of dimension values (floats on their grid), lazily."""
+        names = list(self.dimensions().items())
+
+        def walk(i: int, partial: Sample) -> Iterator[Sample]:
+            if i == len(names):
+                yield dict(partial)
+                return
+            name, dim = names[i]
+            if not self.is_active(name, partial):
+                yield from walk(i + 1, partial)
+                return
+            for value in dim.grid():
+                partial[name] = value
+                yield from walk(i + 1, partial)
+            del partial[name]
+
+        return walk(0, {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dimensions={len(self.dimensions())})"

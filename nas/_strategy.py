@@ -1,0 +1,58 @@
+"""The strategy contract. Strategies see a space's dimensions and flat samples, never modules."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from nas._records import TrialRecord
+from nas._space import Sample, SearchSpace
+
+
+class Strategy(ABC):
+    """Proposes architectures. State is derived from the history, so resume and many workers come free.
+
+    When each hook is called (by :func:`nas.search`, the ask/tell :class:`nas.Searcher`, or the
+    Optuna adapter :class:`nas.StrategySampler`):
+
+    - :meth:`is_exhausted` before every new trial; ``True`` ends the search cleanly with a message.
+    - :meth:`ask` once per new trial. ``history`` holds every trial of the study so far, oldest first,
+      including running ones and those of other workers. It returns a valid active sample.
+    - :meth:`tell` once when a trial asked by this process has finished (complete, pruned or failed).
+      Most strategies need not override it: the next ``ask`` sees the record in its history.
+
+    Reproducibility: :meth:`rng` gives a generator seeded by ``(seed, len(history))``, so the same seed
+    and history give the same next ask, also in a fresh process that resumes the study.
+    """
+
+    name: str = "strategy"
+
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = False) -> None:
+        self.space = space
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+        self.skip_duplicates = skip_duplicates
+
+    @abstractmethod
+    def ask(self, history: Sequence[TrialRecord]) -> Sample:
+        """Return the next sample to evaluate."""
+
+    def tell(self, record: TrialRecord) -> None:
+        """Called when a trial this process asked for has finished. Default: nothing to do."""
+
+    def is_exhausted(self, history: Sequence[TrialRecord]) -> bool:
+        """Whether no new candidate can be proposed. Default: never."""
+        return False
+
+    def rng(self, history: Sequence[TrialRecord], *salt: int) -> np.random.Generator:
+        """A generator determined by the seed and the history length (and ``salt``)."""
+        return np.random.default_rng([self.seed, len(history), *salt])
+
+    @staticmethod
+    def seen_keys(history: Sequence[TrialRecord]) -> set[str]:
+        """Canonical keys already evaluated or running."""
+        return {r.arch.key for r in history if r.arch.key}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(space={self.space.name!r}, seed={self.seed})"

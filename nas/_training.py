@@ -1,0 +1,202 @@
+"""The training estimator: trains each candidate for real and reports validation accuracy per epoch."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import zlib
+from contextlib import nullcontext
+from typing import Any
+
+import optuna
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas._architecture import Architecture
+from nas._errors import ConfigError, TrialFailed, unknown_name_message
+from nas._estimator import Estimator, Evaluation, Report
+from nas._space import SearchSpace
+from nas.datasets import DataSplits, as_splits
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "constant", "step")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present, otherwise CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"estimator: `device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {device!r}.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"estimator: `device` is {device!r} but CUDA is not available on this machine; use device=auto or cpu.")
+    return dev
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> int:
+    """Multiply-accumulates of one forward pass on one example (torch's FLOP counter / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, *input_shape, device=device))
+    model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def arch_seed(seed: int, key: str) -> int:
+    """Per-architecture seed: the same architecture starts from the same weights in any order."""
+    return (seed * 1_000_003 + zlib.crc32(key.encode())) % (2**31)
+
+
+class TrainingEstimator(Estimator):
+    """Trains the built model on ``dataset`` and scores it by final validation accuracy.
+
+    Every knob is declared in config (``configs/estimator/train.yaml``). On CPU the same seed gives the
+    same results; on CUDA it trains under mixed precision (bfloat16 autocast where supported).
+    """
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        dataset: DataSplits | Any,
+        epochs: int = 10,
+        batch_size: int = 64,
+        optimizer: str = "adam",
+        lr: float = 3e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        schedule: str = "cosine",
+        label_smoothing: float = 0.0,
+        device: str = "auto",
+        threads: int | None = None,
+        seed: int | None = 0,
+        max_seconds: float | None = None,
+        eval_batch_size: int = 1024,
+    ) -> None:
+        checks = [
+            (epochs >= 1, f"`epochs >= 1` must hold, but got epochs={epochs}."),
+            (batch_size >= 1, f"`batch_size >= 1` must hold, but got batch_size={batch_size}."),
+            (lr > 0, f"`lr > 0` must hold, but got lr={lr}."),
+            (weight_decay >= 0, f"`weight_decay >= 0` must hold, but got weight_decay={weight_decay}."),
+            (0 <= label_smoothing < 1, f"`0 <= label_smoothing < 1` must hold, but got label_smoothing={label_smoothing}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"estimator 'train': {message}")
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError("estimator 'train': " + unknown_name_message("optimizer", optimizer, OPTIMIZERS))
+        if schedule not in SCHEDULES:
+            raise ConfigError("estimator 'train': " + unknown_name_message("schedule", schedule, SCHEDULES))
+        self.space = space
+        self.data = as_splits(dataset)
+        self.epochs, self.batch_size, self.optimizer, self.lr = epochs, batch_size, optimizer, lr
+        self.momentum, self.weight_decay, self.schedule = momentum, weight_decay, schedule
+        self.label_smoothing, self.max_seconds, self.eval_batch_size = label_smoothing, max_seconds, eval_batch_size
+        self.seed = 0 if seed is None else int(seed)
+        self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+        self.input_shape = self.data.input_shape
+        self.num_classes = self.data.num_classes
+        self._tensors = {k: getattr(self.data, k).to(self.device) for k in
+                         ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+
+    def describe(self) -> dict[str, Any]:
+        return {"dataset": self.data.name, "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,
+                "lr": self.lr, "schedule": self.schedule, "device": str(self.device)}
+
+    # ---- pieces --------------------------------------------------------------------------------
+    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = model.parameters()
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.momentum > 0)
+        cls = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
+        return cls(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _lr_factor(self, step: int, total: int) -> float:
+        if self.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * step / total))
+        if self.schedule == "step":
+            return 0.1 ** (3 * step // total)
+        return 1.0
+
+    def _autocast(self) -> Any:
+        if self.device.type != "cuda":
+            return nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    @torch.no_grad()
+    def accuracy(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        model.eval()
+        correct = 0
+        with self._autocast():
+            for i in range(0, len(y), self.eval_batch_size):
+                correct += int((model(x[i:i + self.eval_batch_size]).argmax(1) == y[i:i + self.eval_batch_size]).sum())
+        return correct / len(y)
+
+    # ---- the contract --------------------------------------------------------------------------
+    def evaluate(self, arch: Architecture, report: Report) -> Evaluation:
+        torch.manual_seed(arch_seed(self.seed, arch.key))
+        model = self.space.build(arch.sample, self.input_shape, self.num_classes).to(self.device)
+        params = count_params(model)
+        macs = count_macs(model, self.input_shape, self.device)
+        try:
+            return self._train(model, report, params, macs)
+        except torch.cuda.OutOfMemoryError as exc:
+            del model
+            torch.cuda.empty_cache()
+            raise TrialFailed(f"out of memory on {self.device}: {exc}".splitlines()[0]) from exc
+
+    def _train(self, model: nn.Module, report: Report, params: int, macs: int) -> Evaluation:
+        t = self._tensors
+        n = len(t["y_train"])
+        steps_per_epoch = max(1, math.ceil(n / self.batch_size))
+        total = steps_per_epoch * self.epochs
+        optimizer = self._make_optimizer(model)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and not torch.cuda.is_bf16_supported())
+        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        start = time.perf_counter()
+        step, epochs_run, train_loss, val_acc = 0, 0, float("nan"), 0.0
+        for epoch in range(self.epochs):
+            model.train()
+            order = torch.randperm(n, generator=generator).to(self.device)
+            loss_sum = torch.zeros((), device=self.device)
+            for i in range(0, n, self.batch_size):
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr * self._lr_factor(step, total)
+                idx = order[i:i + self.batch_size]
+                with self._autocast():
+                    loss = F.cross_entropy(model(t["x_train"][idx]), t["y_train"][idx], label_smoothing=self.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                loss_sum += loss.detach() * len(idx)
+                step += 1
+            train_loss = float(loss_sum) / n
+            epochs_run = epoch + 1
+            if not math.isfinite(train_loss):
+                raise TrialFailed(f"training loss became {train_loss} in epoch {epochs_run}")
+            val_acc = self.accuracy(model, t["x_val"], t["y_val"])
+            if report(epoch, val_acc, train_loss=train_loss):
+                raise optuna.TrialPruned(f"pruned after epoch {epochs_run} at validation accuracy {val_acc:.4f}")
+            if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
+                break
+        seconds = time.perf_counter() - start
+        test_acc = self.accuracy(model, t["x_test"], t["y_test"])
+        metrics = {"val_accuracy": val_acc, "test_accuracy": test_acc, "train_loss": train_loss, "params": params,
+                   "macs": macs, "seconds": seconds, "epochs": epochs_run}
+        return Evaluation(score=val_acc, metrics=metrics, model=model)

@@ -1,0 +1,59 @@
+"""Command-line entry points: ``nas-search`` (Hydra app) and ``nas-leaderboard RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nas._config import config_dir
+from nas._errors import NASError
+
+
+def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas._api import run_from_config
+
+    run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = run_from_config(cfg, run_dir)
+    except NASError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Finished trials are kept in {run_dir}; run the same command with "
+              f"hydra.run.dir={run_dir} to resume.", file=sys.stderr)
+        sys.exit(130)
+    print()
+    print(result.leaderboard())
+    print()
+    print(f"Run directory: {run_dir}")
+    if cfg.get("tensorboard", True):
+        print(f"Review it:     tensorboard --logdir {run_dir / 'tb'}")
+    print(f"Leaderboard:   nas-leaderboard {run_dir}")
+    best = result.best
+    return best.value if best is not None else None
+
+
+def search_main() -> None:
+    """``nas-search [overrides...]``: a Hydra app over ``configs/``; ``-m`` sweeps."""
+    import hydra
+
+    hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(_search_app)()
+
+
+def leaderboard_main(argv: list[str] | None = None) -> None:
+    """``nas-leaderboard RUN_DIR [--top K]``: print the leaderboard of an existing run directory."""
+    from nas._results import load
+
+    parser = argparse.ArgumentParser(prog="nas-leaderboard", description=leaderboard_main.__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--top", type=int, default=10)
+    args = parser.parse_args(argv)
+    try:
+        result = load(args.run_dir)
+    except NASError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(result.leaderboard(args.top))

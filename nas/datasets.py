@@ -1,0 +1,178 @@
+"""Datasets, all offline: scikit-learn's digits, mnist1d (generated locally), user .npz files, callables.
+
+Every loader returns :class:`DataSplits`: train / validation / test tensors. Selection uses the
+validation split only; the test split is evaluated and reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas._errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Tensors for one classification task; ``x_*`` are float32 ``(N, *input_shape)``, ``y_*`` int64."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def __repr__(self) -> str:
+        return (f"DataSplits({self.name!r}, input_shape={self.input_shape}, classes={self.num_classes}, "
+                f"train={len(self.y_train)}, val={len(self.y_val)}, test={len(self.y_test)})")
+
+
+def _check_xy(name: str, key: str, x: np.ndarray, y: np.ndarray) -> None:
+    if x.ndim < 2:
+        raise ConfigError(f"dataset '{name}': `x_{key}` must have shape (N, features...) with N >= 1, but got shape {x.shape}.")
+    if len(x) != len(y):
+        raise ConfigError(f"dataset '{name}': `x_{key}` and `y_{key}` must have the same length, but got {len(x)} and {len(y)}.")
+    if len(x) == 0:
+        raise ConfigError(f"dataset '{name}': `x_{key}` must hold at least one example, but it is empty.")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ConfigError(f"dataset '{name}': `y_{key}` must be a 1-D array of non-negative integer labels, but got dtype {y.dtype}, shape {y.shape}.")
+    if not np.isfinite(x).all():
+        raise ConfigError(f"dataset '{name}': `x_{key}` must hold finite numbers, but it contains NaN or inf.")
+
+
+def from_arrays(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    val_fraction: float = 0.15,
+    split_seed: int = 0,
+    standardize: bool = True,
+) -> DataSplits:
+    """Build splits from arrays; without ``x_val`` a stratified validation split is carved from train."""
+    x_train, x_test = np.asarray(x_train, dtype=np.float32), np.asarray(x_test, dtype=np.float32)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    _check_xy(name, "train", x_train, y_train)
+    _check_xy(name, "test", x_test, y_test)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ConfigError(f"dataset '{name}': `x_train` and `x_test` must have the same example shape, but got {x_train.shape[1:]} and {x_test.shape[1:]}.")
+    if x_val is None:
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError(f"dataset '{name}': `0 < val_fraction < 1` must hold, but got val_fraction={val_fraction}.")
+        from sklearn.model_selection import train_test_split
+
+        classes, counts = np.unique(y_train, return_counts=True)
+        stratify = y_train if counts.min() >= 2 else None
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_train, y_train, test_size=val_fraction, random_state=split_seed, stratify=stratify)
+    else:
+        x_val, y_val = np.asarray(x_val, dtype=np.float32), np.asarray(y_val)
+        _check_xy(name, "val", x_val, y_val)
+    num_classes = int(max(y_train.max(), y_val.max(), y_test.max())) + 1
+    if standardize:
+        mean, std = float(x_train.mean()), float(x_train.std()) or 1.0
+        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+
+    def t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
+
+    return DataSplits(name, t(x_train, torch.float32), t(y_train, torch.int64), t(x_val, torch.float32),
+                      t(y_val, torch.int64), t(x_test, torch.float32), t(y_test, torch.int64), num_classes)
+
+
+def digits(*, val_fraction: float = 0.15, test_fraction: float = 0.2, split_seed: int = 0) -> DataSplits:
+    """scikit-learn's 1,797 8x8 handwritten digits as (1, 8, 8) images, stratified train/val/test."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"dataset 'digits': `0 < test_fraction < 1` must hold, but got test_fraction={test_fraction}.")
+    data = load_digits()
+    x = data.images.astype(np.float32)[:, None, :, :] / 16.0
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, data.target, test_size=test_fraction, random_state=split_seed, stratify=data.target)
+    return from_arrays("digits", x_train, y_train, x_test, y_test, val_fraction=val_fraction, split_seed=split_seed)
+
+
+def cache_dir() -> Path:
+    """The user's cache directory for generated data (``$NAS_CACHE`` or ``$XDG_CACHE_HOME/nas``)."""
+    root = os.environ.get("NAS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nas"
+    return Path(root)
+
+
+def mnist1d(*, val_fraction: float = 0.1, split_seed: int = 0, seed: int | None = None) -> DataSplits:
+    """mnist1d (4,000 train / 1,000 test signals of length 40), generated locally and cached.
+
+    Uses ``mnist1d.data.make_dataset(get_dataset_args())``, which synthesises the data; it never
+    downloads. ``seed`` overrides the generator's default seed.
+    """
+    path = cache_dir() / f"mnist1d{'' if seed is None else f'-seed{seed}'}.npz"
+    if not path.exists():
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        if seed is not None:
+            args.seed = seed
+        raw = make_dataset(args)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, x_train=raw["x"], y_train=raw["y"], x_test=raw["x_test"], y_test=raw["y_test"])
+        os.replace(tmp, path)
+    with np.load(path) as d:
+        return from_arrays("mnist1d", d["x_train"][:, None, :], d["y_train"], d["x_test"][:, None, :], d["y_test"],
+                           val_fraction=val_fraction, split_seed=split_seed)
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardize: bool = True) -> DataSplits:
+    """A user file holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` (optionally ``x_val``, ``y_val``).
+
+    Images should be ``(N, C, H, W)`` (``(N, H, W)`` gets a channel axis), signals ``(N, C, L)``,
+    vectors ``(N, D)``.
+    """
+    file = Path(str(path)).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"dataset 'npz': `path` must name an existing .npz file, but got {str(path)!r}.")
+    with np.load(file) as d:
+        missing = [k for k in NPZ_KEYS if k not in d.files]
+        if missing:
+            raise ConfigError(f"dataset 'npz': the file must hold arrays {list(NPZ_KEYS)}, but {str(file)!r} lacks {missing} (it has {sorted(d.files)}).")
+        arrays = {k: d[k] for k in d.files}
+    for k in ("x_train", "x_test", "x_val"):
+        if k in arrays and arrays[k].ndim == 3 and arrays[k].shape[1] == arrays[k].shape[2]:
+            arrays[k] = arrays[k][:, None]
+    return from_arrays(file.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                       x_val=arrays.get("x_val"), y_val=arrays.get("y_val"),
+                       val_fraction=val_fraction, split_seed=split_seed, standardize=standardize)
+
+
+def as_splits(obj: Any, *, name: str = "custom") -> DataSplits:
+    """Coerce what a user callable returned: DataSplits, or a mapping with the ``NPZ_KEYS`` arrays."""
+    if isinstance(obj, DataSplits):
+        return obj
+    if isinstance(obj, Mapping):
+        missing = [k for k in NPZ_KEYS if k not in obj]
+        if missing:
+            raise ConfigError(f"dataset '{name}': a dataset callable must return DataSplits or a mapping with {list(NPZ_KEYS)}, but the mapping lacks {missing}.")
+        extra = {k: obj[k] for k in ("x_val", "y_val") if k in obj}
+        return from_arrays(name, *(np.asarray(obj[k]) for k in NPZ_KEYS), **extra)
+    raise ConfigError(f"dataset '{name}': a dataset callable must return DataSplits or a mapping of arrays, but got {type(obj).__name__}.")

@@ -1,0 +1,168 @@
+"""Contract test suites shipped with the code. A new strategy or space adds a five-line test class:
+
+    class TestMyStrategy(StrategyContract):
+        def make_strategy(self, space, seed):
+            return MyStrategy(space, seed=seed)
+
+and inherits the checks: valid samples, same seed same sequence, clean exhaustion, resume gives the
+same next candidate, and the Optuna sampler round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from torch import nn
+
+from nas._dimensions import Categorical, Float, Integer
+from nas._optuna_adapters import StrategySampler
+from nas._records import TrialRecord
+from nas._space import Sample, SearchSpace
+from nas._strategy import Strategy
+
+
+class ToySpace(SearchSpace):
+    """A conditional toy space with a known optimum: depth 3, every op 'c', lr 0.1 (score 1.0)."""
+
+    name = "toy"
+
+    def __init__(self, *, max_depth: int = 3, with_float: bool = True) -> None:
+        self.max_depth, self.with_float = max_depth, with_float
+
+    def dimensions(self) -> dict[str, Any]:
+        dims: dict[str, Any] = {"depth": Integer(1, self.max_depth)}
+        for i in range(1, self.max_depth + 1):
+            dims[f"l{i}.op"] = Categorical(("a", "b", "c"))
+        if self.with_float:
+            dims["lr"] = Float(0.0, 0.2, resolution=3)
+        return dims
+
+    def is_active(self, name: str, partial: Mapping[str, Any]) -> bool:
+        if name.startswith("l") and name != "lr":
+            return int(name[1:].split(".")[0]) <= int(partial["depth"])  # type: ignore[arg-type]
+        return True
+
+    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), num_classes))
+
+    @staticmethod
+    def score(sample: Mapping[str, Any]) -> float:
+        depth = int(sample["depth"])
+        ops = sum(sample[f"l{i}.op"] == "c" for i in range(1, depth + 1))
+        return (ops + (depth == 3)) / 4 - abs(float(sample.get("lr", 0.1)) - 0.1)
+
+
+def simulate(strategy: Strategy, steps: int, score: Callable[[Mapping[str, Any]], float] = ToySpace.score,
+             history: list[TrialRecord] | None = None) -> list[TrialRecord]:
+    """Ask/tell ``steps`` times with scores from ``score``; stops early if the strategy is exhausted."""
+    history = list(history or [])
+    for _ in range(steps):
+        if strategy.is_exhausted(history):
+            break
+        arch = strategy.space.architecture(strategy.ask(history))
+        record = TrialRecord(number=len(history), arch=arch, state="complete", value=float(score(arch.sample)))
+        strategy.tell(record)
+        history.append(record)
+    return history
+
+
+class StrategyContract:
+    """Inherit and implement :meth:`make_strategy`. Override :meth:`make_space` for other spaces."""
+
+    steps = 12
+
+    def make_strategy(self, space: SearchSpace, seed: int) -> Strategy:
+        raise NotImplementedError
+
+    def make_space(self) -> SearchSpace:
+        return ToySpace()
+
+    def test_samples_are_valid(self) -> None:
+        space = self.make_space()
+        for record in simulate(self.make_strategy(space, 0), self.steps):
+            assert space.validate(record.arch.sample) == dict(record.arch.sample)
+
+    def test_same_seed_same_sequence(self) -> None:
+        space = self.make_space()
+        first = [r.arch.sample for r in simulate(self.make_strategy(space, 3), self.steps)]
+        second = [r.arch.sample for r in simulate(self.make_strategy(space, 3), self.steps)]
+        assert first == second
+
+    def test_resume_gives_same_next_candidate(self) -> None:
+        space = self.make_space()
+        full = simulate(self.make_strategy(space, 5), self.steps)
+        resumed = self.make_strategy(space, 5)  # a fresh process: nothing but the history
+        assert resumed.ask(full[:-1]) == dict(full[-1].arch.sample)
+
+    def test_exhaustion_is_clean_on_a_finite_space(self) -> None:
+        space = ToySpace(max_depth=1, with_float=False)  # 3 architectures
+        strategy = self.make_strategy(space, 0)
+        history = simulate(strategy, 30)
+        if strategy.is_exhausted(history):
+            assert {r.arch.key for r in history} == {space.key(s) for s in space.grid()}
+        assert all(space.validate(r.arch.sample) for r in history)
+
+    def test_runs_as_optuna_sampler(self) -> None:
+        space = self.make_space()
+        strategy = self.make_strategy(space, 0)
+        study = optuna.create_study(direction="maximize", sampler=StrategySampler(strategy))
+        for _ in range(4):
+            trial = study.ask()
+            sample = space.suggest(trial)
+            space.validate(sample)
+            study.tell(trial, ToySpace.score(sample) if space.name == "toy" else 0.0)
+        assert [t.params for t in study.trials] == [space.active(t.params) for t in study.trials]
+        assert len(study.trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+class SpaceContract:
+    """Inherit and implement :meth:`make_space` (tiny sizes); ``input_shapes`` lists shapes to build for."""
+
+    input_shapes: Sequence[tuple[int, ...]] = ((1, 8, 8),)
+    samples = 4
+
+    def make_space(self) -> SearchSpace:
+        raise NotImplementedError
+
+    def _samples(self) -> list[Sample]:
+        space = self.make_space()
+        rng = np.random.default_rng(0)
+        return [space.sample(rng) for _ in range(self.samples)]
+
+    def test_random_samples_validate_and_round_trip_json(self) -> None:
+        import json
+
+        space = self.make_space()
+        for sample in self._samples():
+            arch = space.architecture(sample)
+            assert json.loads(json.dumps(dict(arch.sample))) == dict(arch.sample)
+            assert space.parse(space.format(arch.sample)) == dict(arch.sample)
+
+    def test_key_ignores_inactive_values_and_is_stable(self) -> None:
+        space = self.make_space()
+        for sample in self._samples():
+            assert space.key(sample) == space.key(dict(space.active(sample)))
+            assert len(space.key(sample)) == 16
+
+    def test_build_forward_shape(self) -> None:
+        space = self.make_space()
+        for shape in self.input_shapes:
+            for sample in self._samples()[:2]:
+                model = space.build(sample, shape, 10).eval()
+                with torch.no_grad():
+                    out = model(torch.randn(2, *shape))
+                assert tuple(out.shape) == (2, 10)
+
+    def test_neighbors_differ_in_one_active_dimension_and_validate(self) -> None:
+        space = self.make_space()
+        sample = space.validate(self._samples()[0])
+        neighbors = space.neighbors(sample)
+        assert neighbors
+        for n in neighbors[:20]:
+            n = space.validate(n)
+            changed = [k for k in sample if k in n and n[k] != sample[k]]
+            assert len(changed) == 1 or set(n) != set(sample)
