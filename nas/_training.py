@@ -178,6 +178,8 @@ class TrainingEstimator(Estimator):
                 for group in optimizer.param_groups:
                     group["lr"] = self.lr * self._lr_factor(step, total)
                 idx = order[i:i + self.batch_size]
+                if len(idx) < 2:  # BatchNorm cannot train on a single example
+                    continue
                 with self._autocast():
                     loss = F.cross_entropy(model(t["x_train"][idx]), t["y_train"][idx], label_smoothing=self.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,89 @@
+"""MLP space: fully connected layers over flattened inputs, for vector data (and as a baseline).
+
+Declared in YAML (``configs/space/mlp.yaml``)::
+
+    _target_: search_spaces.mlp.MLPSpace
+    depth: [1, 2, 3]
+    widths: [64, 128, 256]
+
+Flat dimensions, in dependency order: ``depth``, ``layer{i}.width`` (active iff ``depth >= i``),
+``activation``, ``dropout``. Activation and dropout are shared by all layers: per-layer choices
+multiply the space without a matching gain on the small tabular problems this space is for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from nas import Categorical, ConfigError, SearchSpace
+from nas._dimensions import Dimension, Primitive
+from search_spaces import _args
+
+#: Activation name -> module class; spaces name them in YAML.
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+class MLPSpace(SearchSpace):
+    """``Flatten -> [Linear -> activation -> Dropout] x depth -> Linear``.
+
+    Args (keyword-only, as declared in YAML):
+        name: registry name, the YAML file's stem.
+        depth: allowed numbers of hidden layers (integers >= 1).
+        widths: hidden sizes each layer may choose.
+        activation: names from :data:`ACTIVATIONS`.
+        dropout: ``{low, high}`` of the dropout after each hidden layer (a float dimension).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "mlp",
+        depth: Any = (1, 2, 3),
+        widths: Any = (64, 128, 256),
+        activation: Any = tuple(ACTIVATIONS),
+        dropout: Any = (0.0, 0.5),
+    ) -> None:
+        self.name = name
+        depths = _args.int_choices("depth", depth, minimum=1, what="integers >= 1")
+        self.depth_dim = _args.int_dimension(depths)
+        self.max_depth = max(depths)
+        self.widths = _args.int_choices("widths", widths, minimum=1)
+        self.activations = _args.name_choices("activation", activation, ACTIVATIONS, kind="activation")
+        self.dropout = _args.float_range("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        dims: dict[str, Dimension] = {"depth": self.depth_dim}
+        for i in range(1, self.max_depth + 1):
+            dims[f"layer{i}.width"] = Categorical(tuple(self.widths))
+        dims["activation"] = Categorical(tuple(self.activations))
+        dims["dropout"] = self.dropout
+        self._dims = dims
+
+    def dimensions(self) -> dict[str, Dimension]:
+        return dict(self._dims)
+
+    def is_active(self, name: str, partial: Mapping[str, Primitive]) -> bool:
+        if name.startswith("layer"):
+            depth = partial.get("depth")
+            return isinstance(depth, int) and depth >= int(name[len("layer"):].partition(".")[0])
+        return True
+
+    def build(self, sample: Mapping[str, Primitive], input_shape: Sequence[int], num_classes: int) -> nn.Module:
+        """The network for ``sample``; inputs of any rank are flattened to ``prod(input_shape)`` features."""
+        s = self.validate(sample)
+        shape = tuple(input_shape)
+        if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+            raise ConfigError(f"`input_shape` must be a non-empty tuple of positive sizes, but got {shape!r}.")
+        num_classes = _args.num_classes(num_classes)
+        act = ACTIVATIONS[str(s["activation"])]
+        p = float(s["dropout"])  # type: ignore[arg-type]
+        features = math.prod(shape)
+        modules: list[nn.Module] = [nn.Flatten()]
+        for i in range(1, int(s["depth"]) + 1):  # type: ignore[arg-type]
+            width = int(s[f"layer{i}.width"])  # type: ignore[arg-type]
+            modules += [nn.Linear(features, width), act(), nn.Dropout(p)]
+            features = width
+        modules.append(nn.Linear(features, num_classes))
+        return nn.Sequential(*modules)

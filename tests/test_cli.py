@@ -1,0 +1,58 @@
+"""The Hydra app as users call it: overrides, sweeps, errors, and the leaderboard command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nas
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(args, cwd, check=True):
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_nas_search_cell_space_grid_with_overrides(tmp_path):
+    out = run(["nas-search", "space=cell_nb201", "strategy=grid", "dataset=digits", "budget.trials=3",
+               "estimator.epochs=1", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert "trial   3/3" in out.stdout and "| rank |" in out.stdout
+    assert f"tensorboard --logdir {tmp_path / 'run' / 'tb'}" in out.stdout
+    result = nas.load(tmp_path / "run")
+    assert len(result.trials) == 3 and result.space.name == "cell_nb201"
+    # grid walks keys in order, each once
+    assert len({r.arch.key for r in result.trials}) == 3
+    board = run(["nas-leaderboard", str(tmp_path / "run")], cwd=tmp_path)
+    assert board.stdout.strip() == result.leaderboard().strip()
+
+
+def test_multirun_gives_one_run_directory_per_job(tmp_path):
+    run(["nas-search", "-m", "space=mlp", "strategy=random,grid", "seed=0,1", "budget.trials=1", "estimator.epochs=1",
+         "tensorboard=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    runs = sorted(p for p in (tmp_path / "sweep").iterdir() if (p / "run.json").exists())
+    assert len(runs) == 4
+    assert {nas.load(p).meta["strategy"] for p in runs} == {"random", "grid"}
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path):
+    proc = run(["nas-search", "space=mlp", "storage=not-a-url", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "error: `storage` must be an Optuna storage URL" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_tpe_strategy_through_config(tmp_path):
+    out = run(["nas-search", "space=mlp", "strategy=tpe", "budget.trials=3", "estimator.epochs=1",
+               f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert "strategy 'tpe'" in out.stdout
+    assert len(nas.load(tmp_path / "run").trials) == 3

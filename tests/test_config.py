@@ -1,0 +1,121 @@
+"""Bad input is refused before any training, with the key, what must hold and what was received."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nas
+from nas import ConfigError
+from nas._config import compose
+from nas.testing import ToySpace
+
+
+def write(tmp_path, text, name="myspace.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+MACRO = """_target_: search_spaces.macro_chain.MacroChainSpace
+depth: [1, 2]
+ops: [conv3x3, max_pool3x3]
+widths: [8, 16]
+"""
+
+
+def test_default_config_composes_with_every_group():
+    cfg = compose()
+    assert cfg.space.name == "macro_chain" and cfg.strategy._target_ == "strategies.RandomSearch"
+    assert cfg.dataset._target_ == "nas.datasets.digits" and cfg.estimator._target_ == "nas.TrainingEstimator"
+    assert compose(["strategy=tpe"]).strategy._target_ == "optuna.samplers.TPESampler"
+
+
+def test_a_new_macro_space_is_plain_yaml(tmp_path):
+    space = nas.get_space(write(tmp_path, MACRO))
+    assert space.name == "myspace"
+    assert space.dimensions()["layer1.op"].choices == ("conv3x3", "max_pool3x3")
+    assert "layer3.op" not in space.dimensions()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("ops: [conv3x3, max_pool3x3]", "ops: [conv3x3, conv_7x7]"), r"conv_7x7.*Valid names: .*conv5x5"),
+    (("widths: [8, 16]", "widths: []"), r"`widths`.*at least one"),
+    (("widths: [8, 16]", "widths: [-16, 32]"), r"`widths`.*positive.*-16"),
+    (("widths: [8, 16]", "widhts: [8, 16]"), r"unknown key 'widhts'|Unknown key 'widhts'.*Did you mean 'widths'"),
+])
+def test_malformed_macro_yaml_is_refused_with_the_key(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        nas.get_space(write(tmp_path, MACRO.replace(*edit)))
+
+
+def test_cell_without_path_from_input_to_output_is_refused(tmp_path):
+    text = "_target_: search_spaces.cell_nb201.CellSpace\nedges: [[0, 1], [2, 3]]\n"
+    with pytest.raises(ConfigError, match=r"`edges`.*\[\[0, 1\], \[2, 3\]\]"):
+        nas.get_space(write(tmp_path, text, "cell.yaml"))
+
+
+def test_unknown_group_names_list_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"Unknown strategy 'randm'. Did you mean 'random'\? Valid names: grid, random"):
+        nas.search(strategy="randm", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="Unknown dataset 'cifar'"):
+        nas.search(dataset="cifar", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="Unknown space 'macro'.*macro_chain"):
+        nas.get_space("macro")
+
+
+def test_bad_estimator_settings_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="Unknown optimizer 'adamm'.*adam"):
+        nas.search(space="mlp", out_dir=tmp_path, overrides=["estimator.optimizer=adamm"], progress=False)
+    with pytest.raises(ConfigError, match=r"`epochs >= 1` must hold, but got epochs=0"):
+        nas.search(space="mlp", out_dir=tmp_path, epochs=0, progress=False)
+
+
+class NeverCalled(nas.Estimator):
+    input_shape, num_classes = (4,), 2
+
+    def evaluate(self, arch, report):
+        raise AssertionError("training started despite a bad storage URL")
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "nosuchdb://x/y", "sqlite:////nonexistent-dir/deeper/x.db"])
+def test_bad_storage_url_is_refused_before_training(tmp_path, url):
+    with pytest.raises(ConfigError, match="`storage` must be"):
+        nas.search(space=ToySpace(), estimator=NeverCalled(), storage=url, out_dir=tmp_path, progress=False)
+
+
+def test_npz_dataset_checks_keys_and_carves_validation(tmp_path):
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good.npz"
+    np.savez(good, x_train=rng.normal(size=(100, 6)), y_train=rng.integers(0, 3, 100),
+             x_test=rng.normal(size=(20, 6)), y_test=rng.integers(0, 3, 20))
+    splits = nas.datasets.npz(path=str(good), val_fraction=0.2)
+    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (80, 20, 20)
+    assert splits.input_shape == (6,) and splits.num_classes == 3
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=rng.normal(size=(10, 6)), y_train=rng.integers(0, 3, 10))
+    with pytest.raises(ConfigError, match=r"lacks \['x_test', 'y_test'\]"):
+        nas.datasets.npz(path=str(bad))
+    with pytest.raises(ConfigError, match="`path` must name an existing .npz file"):
+        nas.datasets.npz(path=str(tmp_path / "missing.npz"))
+    mismatched = tmp_path / "mismatch.npz"
+    np.savez(mismatched, x_train=rng.normal(size=(10, 6)), y_train=rng.integers(0, 3, 9),
+             x_test=rng.normal(size=(5, 6)), y_test=rng.integers(0, 3, 5))
+    with pytest.raises(ConfigError, match="same length, but got 10 and 9"):
+        nas.datasets.npz(path=str(mismatched))
+
+
+def make_blobs_dataset(n: int = 120):
+    """A user dataset callable, selected with dataset._target_=tests.test_config.make_blobs_dataset."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 5)) + y[:, None] * 3.0
+    return {"x_train": x[:100], "y_train": y[:100], "x_test": x[100:], "y_test": y[100:]}
+
+
+def test_user_callable_dataset_through_target(tmp_path):
+    result = nas.search(space="mlp", dataset="digits", trials=1, epochs=3, out_dir=tmp_path, progress=False,
+                        overrides=["dataset._target_=tests.test_config.make_blobs_dataset", "~dataset.val_fraction",
+                                   "~dataset.test_fraction", "~dataset.split_seed"])
+    assert result.best.metrics["test_accuracy"] >= 0.9  # well separated blobs
+    assert result.meta["input_shape"] == [5]
