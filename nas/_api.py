@@ -179,7 +179,7 @@ class Searcher:
         self.strategy = make_strategy(spec, self.space, seed)
         sampler = StrategySampler(self.strategy) if isinstance(self.strategy, Strategy) else self.strategy
         storage_obj = open_storage(storage, Path("."))[1] if storage else None
-        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner,
+        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
                                          direction="maximize", load_if_exists=True)
 
     def is_exhausted(self) -> bool:

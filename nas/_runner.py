@@ -14,6 +14,7 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
+from nas._architecture import Architecture
 from nas._errors import ConfigError
 from nas._estimator import Estimator
 from nas._optuna_adapters import StrategySampler
@@ -37,10 +38,27 @@ def open_storage(url: str | None, run_dir: Path) -> tuple[str, Any]:
                           f"'postgresql://user:pass@host/db', but got {url!r}.")
     try:
         storage = optuna.storages.RDBStorage(resolved, heartbeat_interval=None)
+        if resolved.startswith("sqlite"):
+            _fast_sqlite(storage)
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"`storage` must be a reachable Optuna storage URL, but {url!r} failed: {first}") from exc
     return template, storage
+
+
+def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL journal, fsync at checkpoints only: a commit costs well under a millisecond instead of
+    several, and a crashed process still loses nothing it committed (only a power cut could)."""
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # reconnect so every pooled connection gets the pragmas
 
 
 class SearchRunner:
@@ -59,7 +77,7 @@ class SearchRunner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.storage_template, storage_obj = open_storage(storage, self.run_dir)
         sampler = StrategySampler(strategy) if isinstance(strategy, Strategy) else strategy
-        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner,
+        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
                                          direction="maximize", load_if_exists=True)
         self.progress = Progress(trials, enabled=progress)
         self.tb_root = self.run_dir / "tb"
@@ -67,6 +85,8 @@ class SearchRunner:
         self.tensorboard = tensorboard
         self._write_run_file(study_name, space_config, config)
         self._best_value = self._saved_best_value()
+        self._best: TrialRecord | None = None
+        self._finished_count = 0
 
     # ---- run directory -------------------------------------------------------------------------
     def _write_run_file(self, study_name: str, space_config: dict[str, Any] | None, config: dict[str, Any] | None) -> None:
@@ -117,35 +137,52 @@ class SearchRunner:
     def _finished(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
 
-    def _counted(self) -> int:
-        """Finished plus running: with many workers, do not start more trials than the budget."""
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)))
-
     def run(self) -> SearchResult:
         self._recover_stale()
-        already = self._finished()
+        already = self._finished_count = self._finished()
+        self._best = self._study_best()
         if already:
             self.progress.say(f"Resuming study '{self.study.study_name}' in {self.run_dir}: {already} trials already finished.")
         start = time.perf_counter()
         try:
-            while self._counted() < self.trials:
+            while True:
+                history = history_of(self.study, self.space)
+                # running trials count too: with many workers, start no more than the budget
+                if sum(r.state != "waiting" for r in history) >= self.trials:
+                    break
                 if self.timeout is not None and time.perf_counter() - start > self.timeout:
                     self.progress.say(f"Time budget of {self.timeout:.0f}s spent; stopping.")
                     break
-                if isinstance(self.strategy, Strategy) and self.strategy.is_exhausted(history_of(self.study, self.space)):
+                if isinstance(self.strategy, Strategy) and self.strategy.is_exhausted(history):
                     self.progress.say(f"Strategy '{self.strategy.name}' has no new candidate left (space exhausted); stopping cleanly.")
                     break
-                self._run_one()
+                self._run_one(history)
         finally:
             self._close()
         return self.result()
 
-    def _run_one(self) -> None:
-        trial = self.study.ask()
-        sample = self.space.suggest(trial)
-        arch = self.space.architecture(sample)
-        trial.set_user_attr(KEY_ATTR, arch.key)
-        trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))
+    def _start_trial(self, history: list[TrialRecord]) -> tuple[optuna.Trial, Architecture]:
+        """Create the next trial. Our strategies are asked directly and the trial is written with its
+        params, key and text form in one storage transaction (``study.ask`` plus a ``suggest`` per
+        dimension costs a transaction each); an Optuna sampler instance goes through ``study.ask``."""
+        if not isinstance(self.strategy, Strategy):
+            trial = self.study.ask()
+            arch = self.space.architecture(self.space.suggest(trial))
+            trial.set_user_attr(KEY_ATTR, arch.key)
+            trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))
+            return trial, arch
+        arch = self.space.architecture(self.strategy.ask(history))
+        dims = self.space.dimensions()
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING, params=dict(arch.sample),
+            distributions={name: dims[name].distribution() for name in arch.sample},
+            user_attrs={KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample)},
+        )
+        trial_id = self.study._storage.create_new_trial(self.study._study_id, template_trial=template)
+        return optuna.Trial(self.study, trial_id), arch
+
+    def _run_one(self, history: list[TrialRecord]) -> None:
+        trial, arch = self._start_trial(history)
         log = TrialLog(self.tb_root, trial.number) if self.tensorboard else None
 
         def report(step: int, value: float, **scalars: float) -> bool:
@@ -178,18 +215,25 @@ class SearchRunner:
         trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
-        self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-        frozen = self.study._storage.get_trial(trial._trial_id)
-        record = TrialRecord.from_trial(frozen, self.space)
-        best = self._current_best()
+        if isinstance(self.strategy, Strategy):
+            # our own strategy is told below; one storage write instead of study.tell's checks and re-reads
+            self.study._storage.set_trial_state_values(trial._trial_id, state, [value] if state == TrialState.COMPLETE else None)
+        else:
+            self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        record = TrialRecord.from_trial(self.study._storage.get_trial(trial._trial_id), self.space)
+        self._finished_count += 1
+        if isinstance(self.strategy, Strategy):
+            self.strategy.tell(record)
+        if record.value is not None and (self._best is None or record.value > self._best.value):  # type: ignore[operator]
+            self._best = record
         if log is not None:
             log.finish(self.space, record, arch_text(self.space, record.arch, record))
         if self.search_log is not None:
-            self.search_log.trial(record, best)
-        self.progress.trial(record, self._finished(), best)
+            self.search_log.trial(record, self._best)
+        self.progress.trial(record, self._finished_count, self._best)
         return record
 
-    def _current_best(self) -> TrialRecord | None:
+    def _study_best(self) -> TrialRecord | None:
         try:
             best = self.study.best_trial
         except ValueError:

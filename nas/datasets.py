@@ -97,7 +97,7 @@ def from_arrays(
                       t(y_val, torch.int64), t(x_test, torch.float32), t(y_test, torch.int64), num_classes)
 
 
-def digits(*, val_fraction: float = 0.15, test_fraction: float = 0.2, split_seed: int = 0) -> DataSplits:
+def digits(*, val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 0) -> DataSplits:
     """scikit-learn's 1,797 8x8 handwritten digits as (1, 8, 8) images, stratified train/val/test."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

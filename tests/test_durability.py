@@ -1,0 +1,86 @@
+"""Nothing finished is lost: a worker killed outright, and an install outside the repository."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+import nas
+from nas.testing import ToySpace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = textwrap.dedent("""
+    import sys, time
+    import nas
+    from nas.testing import ToySpace
+
+    class Slow(nas.Estimator):
+        input_shape, num_classes = (4,), 2
+        def evaluate(self, arch, report):
+            if self.__dict__.setdefault("calls", 0) == 2:
+                time.sleep(120)          # the parent kills us here
+            self.calls += 1
+            return nas.Evaluation(score=ToySpace.score(arch.sample), model=ToySpace().build(arch.sample, (4,), 2))
+
+    nas.search(space=ToySpace(), estimator=Slow(), trials=5, out_dir=sys.argv[1], progress=False)
+""")
+
+
+def test_killed_worker_keeps_finished_trials_and_resume_marks_the_stale_one(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], cwd=ROOT)
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            try:
+                trials = optuna.load_study(study_name="nas", storage=storage).trials
+            except Exception:
+                trials = []
+            if len(trials) == 3 and trials[2].state == optuna.trial.TrialState.RUNNING:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the worker never reached its third trial")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed = nas.load(tmp_path / "run", space=ToySpace())
+    assert [r.state for r in killed.trials] == ["complete", "complete", "running"]
+    assert (tmp_path / "run" / "best" / "weights.pt").exists()
+
+    class Quick(nas.Estimator):
+        input_shape, num_classes = (4,), 2
+
+        def evaluate(self, arch, report):
+            return nas.Evaluation(score=ToySpace.score(arch.sample))
+
+    resumed = nas.search(space=ToySpace(), estimator=Quick(), trials=5, out_dir=tmp_path / "run", progress=False)
+    states = [r.state for r in resumed.trials]
+    assert states == ["complete", "complete", "failed", "complete", "complete"]
+    assert "worker stopped" in resumed.trials[2].reason
+
+
+@pytest.mark.slow
+def test_pip_install_outside_the_repository_gives_a_working_nas_search(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT)], check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}
+    probe = subprocess.run([sys.executable, "-c", "import nas, nas._config as c; print(nas.__file__); print(c.config_dir())"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert str(target) in probe.stdout.splitlines()[0] and str(target) in probe.stdout.splitlines()[1]
+    out = subprocess.run([sys.executable, str(target / "bin" / "nas-search"), "space=mlp", "budget.trials=1", "estimator.epochs=1",
+                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "trial   1/1" in out.stdout
