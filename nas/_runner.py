@@ -185,16 +185,22 @@ class SearchRunner:
         trial, arch = self._start_trial(history)
         log = TrialLog(self.tb_root, trial.number) if self.tensorboard else None
 
+        curve: list[float] = []
+        prunes = not isinstance(self.study.pruner, optuna.pruners.NopPruner)
+
         def report(step: int, value: float, **scalars: float) -> bool:
-            trial.report(value, step)
+            curve.append(float(value))
             if log is not None:
                 log.scalars(step, {"val/accuracy": value, **{f"train/{k}" if "loss" in k else k: v for k, v in scalars.items()}})
+            if not prunes:
+                return False  # no pruner: the curve is stored once with the metrics, not one write per epoch
+            trial.report(value, step)
             return trial.should_prune()
 
         model, state, reason, metrics, value = None, TrialState.COMPLETE, None, {}, None
         try:
             evaluation = self.estimator.evaluate(arch, report)
-            value, metrics, model = float(evaluation.score), dict(evaluation.metrics), evaluation.model
+            value, metrics, model = float(evaluation.score), {**evaluation.metrics, "curve": curve}, evaluation.model
             if not math.isfinite(value):
                 state, reason, value = TrialState.FAIL, f"score is {value}", None
         except optuna.TrialPruned as exc:
@@ -212,7 +218,7 @@ class SearchRunner:
 
     def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None, metrics: dict[str, Any],
               reason: str | None, log: TrialLog | None) -> TrialRecord:
-        trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
+        trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list))})
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
         if isinstance(self.strategy, Strategy):

@@ -33,6 +33,7 @@ def test_search_trains_records_and_saves_everything(tmp_path):
     for key in ("val_accuracy", "test_accuracy", "params", "macs", "seconds", "epochs"):
         assert key in best.metrics
     assert best.metrics["epochs"] == 2 and best.metrics["params"] > 0 and best.metrics["macs"] > 0
+    assert len(best.metrics["curve"]) == 2 and best.metrics["curve"][-1] == best.score  # validation curve per epoch
     assert len(best.arch.key) == 16 and best.arch.space == "mlp"
     # run directory: storage, config, best weights loadable with weights_only, leaderboard
     assert (run / "study.db").exists() and (run / "config.yaml").exists() and (run / "leaderboard.md").exists()
