@@ -119,3 +119,17 @@ def test_user_callable_dataset_through_target(tmp_path):
                                    "~dataset.test_fraction", "~dataset.split_seed"])
     assert result.best.metrics["test_accuracy"] >= 0.9  # well separated blobs
     assert result.meta["input_shape"] == [5]
+
+
+def test_mnist1d_is_generated_locally_cached_and_trains_conv1d(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_CACHE", str(tmp_path / "cache"))
+    splits = nas.datasets.mnist1d()
+    assert splits.input_shape == (1, 40) and splits.num_classes == 10
+    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (3600, 400, 1000)
+    assert (tmp_path / "cache" / "mnist1d.npz").exists()
+    again = nas.datasets.mnist1d()  # from the cache: identical tensors
+    assert bool((again.x_test == splits.x_test).all())
+    result = nas.search(space="macro_chain", dataset=splits, trials=2, epochs=2, out_dir=tmp_path / "run", progress=False)
+    model = result.best_model()
+    assert any(isinstance(m, __import__("torch").nn.Conv1d) for m in model.modules())
+    assert result.best.metrics["test_accuracy"] > 0.15  # two epochs: above chance (0.1)
