@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 
 import optuna
 import pytest
 import torch
 
 import nas
-from nas import Estimator, Evaluation, TrialFailed
+from nas import Estimator, Evaluation
 from nas.testing import ToySpace
 from strategies import SequenceStrategy
 
