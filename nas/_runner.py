@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from nas._architecture import Architecture
 from nas._errors import ConfigError
 from nas._estimator import Estimator
-from nas._optuna_adapters import StrategySampler
+from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._progress import Progress
 from nas._records import KEY_ATTR, METRICS_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord, history_of
 from nas._results import BEST_DIR, RUN_FILE, SearchResult
@@ -76,7 +76,9 @@ class SearchRunner:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.storage_template, storage_obj = open_storage(storage, self.run_dir)
-        sampler = StrategySampler(strategy) if isinstance(strategy, Strategy) else strategy
+        # One path for every strategy: an Optuna sampler instance runs through the Strategy contract.
+        self.strategy = strategy = strategy if isinstance(strategy, Strategy) else SamplerStrategy(space, strategy)
+        sampler = StrategySampler(strategy)
         self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
                                          direction="maximize", load_if_exists=True)
         self.progress = Progress(trials, enabled=progress)
@@ -153,7 +155,7 @@ class SearchRunner:
                 if self.timeout is not None and time.perf_counter() - start > self.timeout:
                     self.progress.say(f"Time budget of {self.timeout:.0f}s spent; stopping.")
                     break
-                if isinstance(self.strategy, Strategy) and self.strategy.is_exhausted(history):
+                if self.strategy.is_exhausted(history):
                     self.progress.say(f"Strategy '{self.strategy.name}' has no new candidate left (space exhausted); stopping cleanly.")
                     break
                 self._run_one(history)
@@ -162,15 +164,9 @@ class SearchRunner:
         return self.result()
 
     def _start_trial(self, history: list[TrialRecord]) -> tuple[optuna.Trial, Architecture]:
-        """Create the next trial. Our strategies are asked directly and the trial is written with its
+        """Create the next trial: the strategy is asked directly and the trial is written with its
         params, key and text form in one storage transaction (``study.ask`` plus a ``suggest`` per
-        dimension costs a transaction each); an Optuna sampler instance goes through ``study.ask``."""
-        if not isinstance(self.strategy, Strategy):
-            trial = self.study.ask()
-            arch = self.space.architecture(self.space.suggest(trial))
-            trial.set_user_attr(KEY_ATTR, arch.key)
-            trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))
-            return trial, arch
+        dimension would cost a transaction each)."""
         arch = self.space.architecture(self.strategy.ask(history))
         dims = self.space.dimensions()
         template = optuna.trial.create_trial(
@@ -221,15 +217,11 @@ class SearchRunner:
         trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list))})
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
-        if isinstance(self.strategy, Strategy):
-            # our own strategy is told below; one storage write instead of study.tell's checks and re-reads
-            self.study._storage.set_trial_state_values(trial._trial_id, state, [value] if state == TrialState.COMPLETE else None)
-        else:
-            self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        # the strategy is told below; one storage write instead of study.tell's checks and re-reads
+        self.study._storage.set_trial_state_values(trial._trial_id, state, [value] if state == TrialState.COMPLETE else None)
         record = TrialRecord.from_trial(self.study._storage.get_trial(trial._trial_id), self.space)
         self._finished_count += 1
-        if isinstance(self.strategy, Strategy):
-            self.strategy.tell(record)
+        self.strategy.tell(record)
         if record.value is not None and (self._best is None or record.value > self._best.value):  # type: ignore[operator]
             self._best = record
         if log is not None:

@@ -172,3 +172,12 @@ def test_ask_tell_searcher(tmp_path):
     assert searcher.history()[-1].state == "failed" and searcher.history()[-1].reason == "diverged"
     again = nas.Searcher(ToySpace(), "random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}")
     assert len(again.history()) == 6  # the study persists in the storage
+
+
+def test_optuna_sampler_instance_runs_through_the_same_loop(tmp_path):
+    import optuna as _optuna
+
+    result = nas.search(space=ToySpace(), strategy=_optuna.samplers.RandomSampler(seed=0), estimator=ScriptedEstimator(),
+                        trials=3, out_dir=tmp_path, progress=False)
+    assert [r.state for r in result.trials] == ["complete"] * 3
+    assert all(r.arch.key for r in result.trials)
