@@ -17,13 +17,14 @@ from nas._records import TrialRecord
 from nas._results import SearchResult, load
 from nas._space import SearchSpace
 from nas._strategy import Strategy
+from nas._table import TableEstimator
 from nas._training import TrainingEstimator
 from nas.datasets import DataSplits
 
 __all__ = [
     "Architecture", "Candidate", "Categorical", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
     "Integer", "InvalidSampleError", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
-    "Strategy", "StrategySampler", "TrainingEstimator", "TrialFailed", "TrialRecord", "available", "get_space",
+    "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed", "TrialRecord", "available", "get_space",
     "load", "run_from_config", "search",
 ]
 __version__ = "0.1.0"

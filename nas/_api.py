@@ -14,7 +14,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
 from nas._architecture import Architecture
-from nas._config import compose, get_space, instantiate, space_from_config
+from nas._config import compose, get_space, instantiate, space_from_config, target_of
 from nas._errors import ConfigError
 from nas._estimator import Estimator
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
@@ -30,14 +30,20 @@ def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy |
     """A strategy (or Optuna sampler) from a config node, a partial, a class or an instance."""
     if isinstance(spec, (Strategy, BaseSampler)):
         return spec
+    adapter: dict[str, Any] = {}
     if isinstance(spec, (DictConfig, Mapping)):
+        target = target_of(spec, kind="strategy")
+        if isinstance(target, type) and issubclass(target, BaseSampler):  # keys of the adapter, not of the sampler
+            node = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
+            adapter = {k: node.pop(k) for k in ("skip_duplicates", "max_redraws") if k in node}  # type: ignore[union-attr]
+            spec = node
         spec = instantiate(spec, kind="strategy", space=space, seed=seed)
         if isinstance(spec, (Strategy, BaseSampler)):
             return spec
     if callable(spec):
         target = getattr(spec, "func", spec)
         if isinstance(target, type) and issubclass(target, BaseSampler):
-            return SamplerStrategy(space, spec, seed=seed)
+            return SamplerStrategy(space, spec, seed=seed, **adapter)
         made = spec(space=space, seed=seed)
         if isinstance(made, (Strategy, BaseSampler)):
             return made
@@ -54,12 +60,14 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     space = space if space is not None else space_from_config(cfg.space)
     made_strategy = make_strategy(strategy if strategy is not None else cfg.strategy, space, seed)
     if estimator is None:
-        if dataset is None:
-            dataset = instantiate(cfg.dataset, kind=f"dataset '{cfg.dataset.get('_target_', '?')}'")
-        elif not isinstance(dataset, DataSplits) and callable(dataset):
-            dataset = dataset()
-        data = as_splits(dataset)
-        estimator = instantiate(cfg.estimator, kind="estimator", space=space, dataset=data, seed=seed)
+        runtime: dict[str, Any] = {"space": space, "seed": seed}
+        if getattr(target_of(cfg.estimator, kind="estimator"), "needs_data", True):  # table estimators look results up
+            if dataset is None:
+                dataset = instantiate(cfg.dataset, kind=f"dataset '{cfg.dataset.get('_target_', '?')}'")
+            elif not isinstance(dataset, DataSplits) and callable(dataset):
+                dataset = dataset()
+            runtime["dataset"] = as_splits(dataset)
+        estimator = instantiate(cfg.estimator, kind="estimator", **runtime)
         if callable(estimator) and not isinstance(estimator, Estimator):
             estimator = estimator()
     if not isinstance(estimator, Estimator):

@@ -74,6 +74,14 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
     return target(**kwargs)
 
 
+def target_of(node: Mapping[str, Any] | DictConfig, *, kind: str) -> Any:
+    """The class or function a config's ``_target_`` names (imported, not called)."""
+    target = node.get("_target_") if isinstance(node, (Mapping, DictConfig)) else None
+    if not target:
+        raise ConfigError(f"{kind}: the config must have a `_target_` naming what to build, but got {node!r}.")
+    return _import(str(target), kind)
+
+
 def load_group_file(group: str, name_or_path: str) -> tuple[str, DictConfig]:
     """A group's YAML by registry name or by file path; returns (name, config)."""
     path = Path(str(name_or_path)).expanduser()

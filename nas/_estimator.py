@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import optuna
+
 from nas._architecture import Architecture
 
 
@@ -37,6 +39,8 @@ class Estimator(ABC):
     and the search goes on.
     """
 
+    #: Whether the estimator is given the run's dataset (``dataset=``); table estimators are not.
+    needs_data: bool = True
     #: Input shape and class count of the models this estimator builds (for ``best_model()``).
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
@@ -48,3 +52,11 @@ class Estimator(ABC):
     def describe(self) -> dict[str, Any]:
         """Settings worth recording with the run (fidelity, dataset, ...)."""
         return {}
+
+
+def pruned(message: str, **metrics: Any) -> optuna.TrialPruned:
+    """A :class:`optuna.TrialPruned` carrying what the trial measured before it stopped (cost, epochs),
+    which the runner records with the pruned trial: ``raise pruned("...", seconds=1.2, epochs=3)``."""
+    exc = optuna.TrialPruned(message)
+    exc.metrics = metrics  # type: ignore[attr-defined]
+    return exc

@@ -39,8 +39,18 @@ class StrategySampler(BaseSampler):
         return {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial._trial_id in self._proposals:
+            return  # created with its sample already chosen (see `preset`): no second ask
         history = [r for r in history_of(study, self.space) if r.number != trial.number]
         self._proposals[trial._trial_id] = self.strategy.ask(history)
+
+    def preset(self, trial_id: int, sample: Sample) -> None:
+        """Record the sample of a trial created with its params (the runner asks the strategy itself),
+        so that opening it as an ``optuna.Trial`` does not read the history and ask again."""
+        self._proposals[trial_id] = sample
+
+    def forget(self, trial_id: int) -> None:
+        self._proposals.pop(trial_id, None)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
         proposal = self._proposals.get(trial._trial_id, {})
@@ -73,12 +83,18 @@ class SamplerStrategy(Strategy):
     ``functools.partial`` taking ``seed=``), every ask uses a sampler seeded by ``(seed, len(history))``:
     the strategy is then stateless, and a resumed search proposes exactly what an uninterrupted one
     would. Given a sampler *instance*, its own random state carries on between asks.
+
+    With ``skip_duplicates``, a proposal whose canonical key was already tried is told to the
+    sampler with that key's known score and the sampler is asked again (up to ``max_redraws``
+    times, then an unseen random sample), so no evaluation is spent twice on one architecture.
     """
 
     name = "optuna"
 
-    def __init__(self, space: SearchSpace, sampler: BaseSampler | Callable[..., BaseSampler], *, seed: int | None = None) -> None:
-        super().__init__(space, seed=seed)
+    def __init__(self, space: SearchSpace, sampler: BaseSampler | Callable[..., BaseSampler], *, seed: int | None = None,
+                 skip_duplicates: bool = False, max_redraws: int = 20) -> None:
+        super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
+        self.max_redraws = int(max_redraws)
         self._instance = sampler if isinstance(sampler, BaseSampler) else None
         self._factory = None if isinstance(sampler, BaseSampler) else sampler
         target = type(sampler) if self._instance is not None else getattr(sampler, "func", sampler)
@@ -94,14 +110,37 @@ class SamplerStrategy(Strategy):
 
     def ask(self, history: Sequence[TrialRecord]) -> Sample:
         dims = self.space.dimensions()
-        study = optuna.create_study(direction="maximize", sampler=self.sampler_for(history))
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per ask
+        try:
+            study = optuna.create_study(direction="maximize", sampler=self.sampler_for(history))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        known: dict[str, float | None] = {}
+        trials = []
         for record in history:
             if not record.finished:
                 continue
             state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
             sample = self.space.active(record.arch.sample)
-            study.add_trial(optuna.trial.create_trial(
-                params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state,
-                value=record.value if state == TrialState.COMPLETE else None,
-            ))
-        return self.space.suggest(study.ask())
+            value = record.value if state == TrialState.COMPLETE else None
+            known[record.arch.key or self.space.key(sample)] = value
+            trials.append(optuna.trial.create_trial(
+                params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state, value=value))
+        study.add_trials(trials)
+        seen = self.seen_keys(history) if self.skip_duplicates else set()
+        for _ in range(self.max_redraws + 1):
+            trial = study.ask()
+            sample = self.space.suggest(trial)
+            key = self.space.key(sample)
+            if key not in seen:
+                return sample
+            # a duplicate: tell the sampler what that architecture is worth (or that it is running), ask again
+            value = known.get(key)
+            study.tell(trial, value, state=TrialState.COMPLETE if value is not None else TrialState.FAIL)
+        rng = self.rng(history)
+        for _ in range(1000):  # the sampler keeps proposing known keys: fall back to an unseen random sample
+            sample = self.space.sample(rng)
+            if self.space.key(sample) not in seen:
+                break
+        return sample

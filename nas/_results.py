@@ -54,15 +54,20 @@ class SearchResult:
         return model.eval()
 
     def leaderboard(self, k: int = 10) -> str:
-        """Markdown table of the top ``k`` candidates."""
-        rows = ["| rank | trial | key | val acc | test acc | params | MACs | seconds | architecture |",
-                "|---:|---:|---|---:|---:|---:|---:|---:|---|"]
-        for rank, r in enumerate(self.top(k), 1):
-            m = r.metrics
+        """Markdown table of the top ``k`` candidates; columns follow what the estimator measured."""
+        top = self.top(k)
+        measured = {name for r in top for name in r.metrics}
+        columns = [(title, name, fmt) for title, name, fmt in _COLUMNS if name in measured]
+        if not columns:  # a table estimator: show its own numeric metrics
+            columns = sorted({(n, n, "{:.4f}") for r in top for n, v in r.metrics.items() if isinstance(v, float) and n != "curve"})
+        score = "val acc" if "val_accuracy" in measured else "score"
+        rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + "architecture |",
+                "|---:|---:|---|---:|" + "---:|" * len(columns) + "---|"]
+        for rank, r in enumerate(top, 1):
             text = self.space.format(r.arch.sample)
             text = text if len(text) <= 90 else text[:87] + "..."
-            rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {m.get('test_accuracy', float('nan')):.4f} | "
-                        f"{human(m.get('params', 0))} | {human(m.get('macs', 0))} | {m.get('seconds', 0):.1f} | `{text}` |")
+            cells = "".join(f"{_cell(r.metrics.get(name), fmt)} | " for _, name, fmt in columns)
+            rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {cells}`{text}` |")
         states: dict[str, int] = {}
         for r in self.trials:
             states[r.state] = states.get(r.state, 0) + 1
@@ -72,6 +77,17 @@ class SearchResult:
     def __repr__(self) -> str:
         best = self.best
         return f"SearchResult(run_dir={str(self.run_dir)!r}, trials={len(self.trials)}, best={best.value if best else None})"
+
+
+#: Leaderboard columns of the training estimator: (title, metric, format).
+_COLUMNS = (("test acc", "test_accuracy", "{:.4f}"), ("params", "params", "human"), ("MACs", "macs", "human"),
+            ("seconds", "seconds", "{:.1f}"))
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return "-"
+    return human(value) if fmt == "human" else fmt.format(value)
 
 
 def load(run_dir: str | Path, *, space: SearchSpace | None = None) -> SearchResult:

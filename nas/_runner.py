@@ -78,8 +78,8 @@ class SearchRunner:
         self.storage_template, storage_obj = open_storage(storage, self.run_dir)
         # One path for every strategy: an Optuna sampler instance runs through the Strategy contract.
         self.strategy = strategy = strategy if isinstance(strategy, Strategy) else SamplerStrategy(space, strategy)
-        sampler = StrategySampler(strategy)
-        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
+        self.sampler = StrategySampler(strategy)
+        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=self.sampler, pruner=pruner or optuna.pruners.NopPruner(),
                                          direction="maximize", load_if_exists=True)
         self.progress = Progress(trials, enabled=progress)
         self.tb_root = self.run_dir / "tb"
@@ -175,7 +175,10 @@ class SearchRunner:
             user_attrs={KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample)},
         )
         trial_id = self.study._storage.create_new_trial(self.study._study_id, template_trial=template)
-        return optuna.Trial(self.study, trial_id), arch
+        self.sampler.preset(trial_id, dict(arch.sample))
+        trial = optuna.Trial(self.study, trial_id)
+        self.sampler.forget(trial_id)  # the params are stored; nothing will ask the sampler again
+        return trial, arch
 
     def _run_one(self, history: list[TrialRecord]) -> None:
         trial, arch = self._start_trial(history)
@@ -201,6 +204,7 @@ class SearchRunner:
                 state, reason, value = TrialState.FAIL, f"score is {value}", None
         except optuna.TrialPruned as exc:
             state, reason = TrialState.PRUNED, str(exc) or "pruned"
+            metrics = {**getattr(exc, "metrics", {}), "curve": curve}
         except KeyboardInterrupt:
             self._tell(trial, TrialState.FAIL, None, {}, "interrupted by the user (Ctrl-C)", log)
             raise

@@ -15,6 +15,7 @@ from nas._dimensions import Dimension, Primitive, check_value
 from nas._errors import InvalidSampleError
 
 Sample = dict[str, Primitive]
+_KEY_CACHE_SIZE = 200_000
 
 
 class SearchSpace(ABC):
@@ -90,8 +91,20 @@ class SearchSpace(ABC):
         return json.dumps(self.active(sample), sort_keys=True, separators=(",", ":"))
 
     def key(self, sample: Mapping[str, Primitive]) -> str:
-        """Canonical hash (16 hex digits) under which equivalent architectures collide."""
-        return hashlib.sha1(self.canonical(sample).encode()).hexdigest()[:16]
+        """Canonical hash (16 hex digits) under which equivalent architectures collide.
+
+        Memoised per space instance: strategies compare keys of many candidates on every ask."""
+        try:
+            token: Any = tuple(sample.items())
+            cache: dict[Any, str] = self.__dict__.setdefault("_key_cache", {})
+            hit = cache.get(token)
+        except TypeError:  # an unhashable value: compute without the cache
+            token, cache, hit = None, {}, None
+        if hit is None:
+            hit = hashlib.sha1(self.canonical(sample).encode()).hexdigest()[:16]
+            if token is not None and len(cache) < _KEY_CACHE_SIZE:
+                cache[token] = hit
+        return hit
 
     def architecture(self, sample: Mapping[str, Primitive]) -> Architecture:
         """Validate ``sample`` and wrap it with its space name and key."""
@@ -155,6 +168,20 @@ class SearchSpace(ABC):
                 changed[name] = other
                 out.append(self.complete(changed, rng))
         return out
+
+    def mutate(self, sample: Mapping[str, Primitive], rng: np.random.Generator) -> Sample:
+        """Change one active dimension, picked uniformly, to one of its other values, picked uniformly;
+        dimensions that become active are drawn at random (``complete``), those that become inactive dropped."""
+        base = self.active(sample)
+        dims = self.dimensions()
+        movable = [name for name, value in base.items() if dims[name].neighbors(value)]  # type: ignore[arg-type]
+        if not movable:
+            return base
+        name = movable[int(rng.integers(len(movable)))]
+        choices = dims[name].neighbors(base[name])  # type: ignore[arg-type]
+        changed = dict(base)
+        changed[name] = choices[int(rng.integers(len(choices)))]
+        return self.complete(changed, rng)
 
     def grid(self) -> Iterator[Sample]:
         """Every active-aware combination of dimension values (floats on their grid), lazily."""

@@ -9,14 +9,13 @@ import zlib
 from contextlib import nullcontext
 from typing import Any
 
-import optuna
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nas._architecture import Architecture
 from nas._errors import ConfigError, TrialFailed, unknown_name_message
-from nas._estimator import Estimator, Evaluation, Report
+from nas._estimator import Estimator, Evaluation, Report, pruned
 from nas._space import SearchSpace
 from nas.datasets import DataSplits, as_splits
 
@@ -180,7 +179,8 @@ class TrainingEstimator(Estimator):
         steps_per_epoch = max(1, math.ceil(n / self.batch_size))
         total = steps_per_epoch * self.epochs
         optimizer = self._make_optimizer(model)
-        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and not torch.cuda.is_bf16_supported())
+        needs_scaling = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        scaler = torch.amp.GradScaler("cuda") if needs_scaling else None
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         start = time.perf_counter()
         step, epochs_run, train_loss, val_acc = 0, 0, float("nan"), 0.0
@@ -197,9 +197,13 @@ class TrainingEstimator(Estimator):
                 with self._autocast():
                     loss = F.cross_entropy(model(t["x_train"][idx]), t["y_train"][idx], label_smoothing=self.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                if scaler is None:
+                    loss.backward()
+                    optimizer.step()
+                else:  # float16 autocast needs loss scaling; bfloat16 and float32 do not
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
                 loss_sum += loss.detach() * len(idx)
                 step += 1
             train_loss = float(loss_sum) / n
@@ -208,7 +212,8 @@ class TrainingEstimator(Estimator):
                 raise TrialFailed(f"training loss became {train_loss} in epoch {epochs_run}")
             val_acc = self.accuracy(model, t["x_val"], t["y_val"])
             if report(epoch, val_acc, train_loss=train_loss):
-                raise optuna.TrialPruned(f"pruned after epoch {epochs_run} at validation accuracy {val_acc:.4f}")
+                raise pruned(f"pruned after epoch {epochs_run} at validation accuracy {val_acc:.4f}", params=params, macs=macs,
+                             seconds=time.perf_counter() - start, epochs=epochs_run, train_loss=train_loss)
             if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
                 break
         seconds = time.perf_counter() - start

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {"nas": {"search_spaces", "strategies", "experiments"},
              "search_spaces": {"strategies", "experiments"},
-             "strategies": {"search_spaces", "experiments", "torch"}}
+             "strategies": {"search_spaces", "experiments"}}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -28,3 +28,11 @@ def test_import_arrows(package):
     offenders = {str(p.relative_to(ROOT)): sorted(imported_roots(p) & FORBIDDEN[package])
                  for p in (ROOT / package).rglob("*.py")}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_strategies_never_build_candidate_models():
+    """Strategies see dimensions and samples only (a controller may own a torch policy, never a candidate)."""
+    calls = {str(p.relative_to(ROOT)) for p in (ROOT / "strategies").rglob("*.py")
+             for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "build"}
+    assert calls == set()

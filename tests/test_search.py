@@ -181,3 +181,30 @@ def test_optuna_sampler_instance_runs_through_the_same_loop(tmp_path):
                         trials=3, out_dir=tmp_path, progress=False)
     assert [r.state for r in result.trials] == ["complete"] * 3
     assert all(r.arch.key for r in result.trials)
+
+
+def test_runner_asks_the_strategy_once_per_trial(tmp_path):
+    from strategies import RandomSearch
+
+    class Counting(RandomSearch):
+        asks = 0
+
+        def ask(self, history):
+            Counting.asks += 1
+            return super().ask(history)
+
+    space = ToySpace()
+    nas.search(space=space, strategy=Counting(space, seed=0), estimator=ScriptedEstimator(), trials=4, out_dir=tmp_path, progress=False)
+    assert Counting.asks == 4
+
+
+def test_pruned_trial_keeps_the_cost_and_curve_it_spent(tmp_path):
+    table = {"depth=1 l1.op=\"c\"": {"score": 0.9, "curve": [0.1, 0.2, 0.9], "seconds": 30.0}}
+    space = ToySpace(max_depth=1, with_float=False)
+    strategy = SequenceStrategy(space, samples=[{"depth": 1, "l1.op": "c"}])
+    pruner = optuna.pruners.ThresholdPruner(lower=0.15)
+    result = nas.search(space=space, strategy=strategy, estimator=nas.TableEstimator(table, space=space), trials=1,
+                        out_dir=tmp_path, progress=False, pruner=pruner)
+    (record,) = result.trials
+    assert record.state == "pruned" and record.metrics["curve"] == [0.1]
+    assert record.metrics["seconds"] == pytest.approx(10.0) and record.cost == pytest.approx(10.0)

@@ -1,0 +1,88 @@
+"""The table estimator: looks results up instead of training (tabular benchmarks, cached results, surrogates)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Union
+
+from nas._architecture import Architecture
+from nas._errors import ConfigError, TrialFailed
+from nas._estimator import Estimator, Evaluation, Report, pruned
+from nas._space import SearchSpace
+
+#: A table entry: a bare score, or a mapping with the score under ``metric`` and optionally
+#: ``curve`` (per-epoch values, reported like training would) and ``seconds`` (what training cost).
+Entry = Union[float, Mapping[str, Any]]
+Table = Union[Mapping[str, Entry], Callable[[Architecture], Entry]]
+
+
+class TableEstimator(Estimator):
+    """Scores an architecture by looking it up in ``table``: a mapping or a function.
+
+    A mapping is keyed by the space's text form (``space.format(sample)``, e.g. NAS-Bench-201's
+    ``|nor_conv_3x3~0|+|...``) or by the canonical key; a function takes the
+    :class:`~nas.Architecture`. Each entry is a number (the score) or a mapping holding the score
+    under ``metric`` and optionally a per-epoch ``curve`` and a cost in ``seconds``.
+
+    The curve goes through the same ``report`` path as training, so Optuna's pruners stop
+    lookups exactly where they would stop training; the recorded ``seconds`` is what training
+    would have cost (scaled by the fraction of the curve run when pruned). An architecture missing
+    from the table fails its trial with that reason; the search goes on.
+
+        table = {"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|": 94.37}
+        nas.search(space="cell_nb201", strategy="evolution", estimator=nas.TableEstimator(table), trials=50)
+    """
+
+    needs_data = False
+
+    def __init__(self, table: Table, *, space: SearchSpace | None = None, metric: str = "score",
+                 seconds: float | None = None, name: str = "table") -> None:
+        if not (isinstance(table, Mapping) or callable(table)):
+            raise ConfigError(f"estimator '{name}': `table` must be a mapping from architecture to result, or a function of "
+                              f"the architecture, but got {type(table).__name__}.")
+        if seconds is not None and not seconds >= 0:
+            raise ConfigError(f"estimator '{name}': `seconds >= 0` must hold (the cost recorded per lookup), but got {seconds!r}.")
+        self.table, self.space, self.metric, self.seconds, self.name = table, space, metric, seconds, name
+
+    def describe(self) -> dict[str, Any]:
+        return {"estimator": self.name, "metric": self.metric}
+
+    def lookup(self, arch: Architecture) -> Entry:
+        """The raw entry for ``arch``; raises :class:`TrialFailed` when the table has none."""
+        if not isinstance(self.table, Mapping):
+            entry = self.table(arch)
+            if entry is None:
+                raise TrialFailed(f"the table function returned no result for {self._text(arch)}")
+            return entry
+        text = self._text(arch)
+        for key in (text, arch.key):
+            if key in self.table:
+                return self.table[key]
+        raise TrialFailed(f"architecture {text} is not in the table ({len(self.table)} entries)")
+
+    def _text(self, arch: Architecture) -> str:
+        return self.space.format(arch.sample) if self.space is not None else arch.key
+
+    def evaluate(self, arch: Architecture, report: Report) -> Evaluation:
+        entry = self.lookup(arch)
+        if not isinstance(entry, Mapping):
+            entry = {self.metric: entry}
+        if self.metric not in entry:
+            raise TrialFailed(f"the table entry for {self._text(arch)} has no `{self.metric}`; it has {sorted(entry)}")
+        score = float(entry[self.metric])
+        if not math.isfinite(score):
+            raise TrialFailed(f"the table gives {score} as `{self.metric}` for {self._text(arch)}")
+        curve = [float(v) for v in entry.get("curve", ())]
+        cost = entry.get("seconds", self.seconds)
+        metrics: dict[str, Any] = {k: v for k, v in entry.items() if k != "curve" and isinstance(v, (int, float, str, bool))}
+        metrics[self.metric] = score
+        for step, value in enumerate(curve):
+            if report(step, value):
+                spent = {"seconds": float(cost) * (step + 1) / len(curve)} if cost is not None else {}
+                raise pruned(f"pruned after epoch {step + 1} of the table's curve at {value:.4f}", epochs=step + 1, **spent)
+        if curve:
+            metrics["epochs"] = len(curve)
+        if cost is not None:
+            metrics["seconds"] = float(cost)
+        return Evaluation(score=score, metrics=metrics)

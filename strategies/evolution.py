@@ -1,0 +1,78 @@
+"""Regularized (aging) evolution, Real et al. 2019: tournament selection, one-dimension mutation, oldest dies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from nas import ConfigError, SearchSpace, Strategy, TrialRecord
+from nas._space import Sample
+
+
+class RegularizedEvolution(Strategy):
+    """Aging evolution whose whole state is the study's history.
+
+    The first ``population_size`` trials are random samples. After that the population is the
+    ``population_size`` most recent completed trials (older ones have aged out); each ask runs a
+    tournament of ``tournament_size`` members drawn at random from it and mutates the winner with
+    :meth:`SearchSpace.mutate` (one active dimension changes; conditional dimensions are completed
+    or dropped). With probability ``crossover`` the child first takes each active dimension from
+    one of two tournament winners. Because everything is read from the history, many workers share
+    one population and a resumed search asks exactly what an uninterrupted one would.
+
+    ``skip_duplicates`` redraws (up to ``max_redraws`` times) children whose canonical key was
+    already tried, so the evaluation budget is spent on new architectures.
+    """
+
+    name = "evolution"
+
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, population_size: int = 20, tournament_size: int = 5,
+                 crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100) -> None:
+        super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
+        checks = [
+            (population_size >= 2, f"`population_size >= 2` must hold, but got {population_size}."),
+            (1 <= tournament_size <= population_size,
+             f"`1 <= tournament_size <= population_size` must hold, but got tournament_size={tournament_size}, population_size={population_size}."),
+            (0.0 <= crossover <= 1.0, f"`0 <= crossover <= 1` must hold, but got {crossover}."),
+            (max_redraws >= 0, f"`max_redraws >= 0` must hold, but got {max_redraws}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"strategy 'evolution': {message}")
+        self.population_size, self.tournament_size = int(population_size), int(tournament_size)
+        self.crossover, self.max_redraws = float(crossover), int(max_redraws)
+
+    def population(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
+        """The living population: the most recent ``population_size`` completed trials."""
+        return [r for r in history if r.state == "complete" and r.value is not None][-self.population_size:]
+
+    def ask(self, history: Sequence[TrialRecord]) -> Sample:
+        rng = self.rng(history)
+        population = self.population(history)
+        seen = self.seen_keys(history) if self.skip_duplicates else set()
+        if len(history) < self.population_size or not population:
+            return self._new(lambda: self.space.sample(rng), seen)
+        return self._new(lambda: self._child(population, rng), seen, fallback=lambda: self.space.sample(rng))
+
+    def _new(self, make, seen: set[str], fallback=None) -> Sample:  # type: ignore[no-untyped-def]
+        """``make()`` until its key is unseen (when skipping duplicates), then ``fallback()`` likewise."""
+        candidate = make()
+        for attempt in range(self.max_redraws * (2 if fallback else 1)):
+            if self.space.key(candidate) not in seen:
+                break
+            candidate = make() if fallback is None or attempt < self.max_redraws else fallback()
+        return candidate
+
+    def _tournament(self, population: list[TrialRecord], rng: np.random.Generator) -> TrialRecord:
+        size = min(self.tournament_size, len(population))
+        contenders = rng.choice(len(population), size=size, replace=False)
+        return max((population[i] for i in sorted(contenders)), key=lambda r: r.value)  # type: ignore[arg-type, return-value]
+
+    def _child(self, population: list[TrialRecord], rng: np.random.Generator) -> Sample:
+        parent = self.space.active(self._tournament(population, rng).arch.sample)
+        if self.crossover > 0 and rng.random() < self.crossover:
+            other = self.space.active(self._tournament(population, rng).arch.sample)
+            mixed = {name: (other if name in other and rng.random() < 0.5 else parent).get(name, value) for name, value in parent.items()}
+            parent = self.space.complete(mixed, rng)
+        return self.space.mutate(parent, rng)
