@@ -78,14 +78,14 @@ class StrategySampler(BaseSampler):
 class SamplerStrategy(Strategy):
     """Runs any Optuna sampler (TPE, GP, NSGA-II, CMA-ES, QMC, ...) through the :class:`~nas.Strategy` contract.
 
-    Each ask replays the finished records of the history into a fresh in-memory study and asks the
+    Each ask mirrors the finished records of the history into an in-memory study and asks the
     sampler there, so it also sees other workers' trials. Given a *factory* (a sampler class or a
     ``functools.partial`` taking ``seed=``), every ask uses a sampler seeded by ``(seed, len(history))``:
     the strategy is then stateless, and a resumed search proposes exactly what an uninterrupted one
     would. Given a sampler *instance*, its own random state carries on between asks.
 
-    With ``skip_duplicates``, a proposal whose canonical key was already tried is told to the
-    sampler with that key's known score and the sampler is asked again (up to ``max_redraws``
+    With ``skip_duplicates``, a proposal whose canonical key was already tried is dropped and a
+    freshly seeded sampler asked again (the tried one is already in its model; up to ``max_redraws``
     times, then an unseen random sample), so no evaluation is spent twice on one architecture.
     """
 
@@ -95,52 +95,75 @@ class SamplerStrategy(Strategy):
                  skip_duplicates: bool = False, max_redraws: int = 20) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
         self.max_redraws = int(max_redraws)
+        self._study: optuna.Study | None = None
+        self._synced: list[tuple[int, str, float | None]] = []
         self._instance = sampler if isinstance(sampler, BaseSampler) else None
         self._factory = None if isinstance(sampler, BaseSampler) else sampler
         target = type(sampler) if self._instance is not None else getattr(sampler, "func", sampler)
         self.name = getattr(target, "__name__", "optuna").replace("Sampler", "").lower() or "optuna"
 
-    def sampler_for(self, history: Sequence[TrialRecord]) -> BaseSampler:
+    def sampler_for(self, history: Sequence[TrialRecord], attempt: int = 0) -> BaseSampler:
         if self._factory is None:
             return self._instance  # type: ignore[return-value]
-        derived = int(np.random.SeedSequence([self.seed, len(history)]).generate_state(1)[0])
+        derived = int(np.random.SeedSequence([self.seed, len(history), attempt]).generate_state(1)[0])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return self._factory(seed=derived)
 
-    def ask(self, history: Sequence[TrialRecord]) -> Sample:
+    def _study_with(self, history: Sequence[TrialRecord]) -> optuna.Study:
+        """An in-memory study holding the finished records, in order. Kept between asks and extended
+        when the history only grew (one new trial per ask instead of a full replay); rebuilt otherwise.
+        The trial each ask opens is discarded right after, so the study equals a fresh replay."""
         dims = self.space.dimensions()
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per ask
-        try:
-            study = optuna.create_study(direction="maximize", sampler=self.sampler_for(history))
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-        known: dict[str, float | None] = {}
-        trials = []
-        for record in history:
-            if not record.finished:
-                continue
+        finished = [r for r in history if r.finished]
+        signature = [(r.number, r.state, r.value) for r in finished]
+        if self._study is None or signature[:len(self._synced)] != self._synced:
+            verbosity = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per rebuild
+            try:
+                self._study = optuna.create_study(direction="maximize")
+            finally:
+                optuna.logging.set_verbosity(verbosity)
+            self._synced = []
+        new = []
+        for record in finished[len(self._synced):]:
             state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
             sample = self.space.active(record.arch.sample)
-            value = record.value if state == TrialState.COMPLETE else None
-            known[record.arch.key or self.space.key(sample)] = value
-            trials.append(optuna.trial.create_trial(
-                params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state, value=value))
-        study.add_trials(trials)
+            new.append(optuna.trial.create_trial(params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state,
+                                                 value=record.value if state == TrialState.COMPLETE else None))
+        self._study.add_trials(new)
+        self._synced = signature
+        return self._study
+
+    def ask(self, history: Sequence[TrialRecord]) -> Sample:
+        study = self._study_with(history)
         seen = self.seen_keys(history) if self.skip_duplicates else set()
-        for _ in range(self.max_redraws + 1):
-            trial = study.ask()
-            sample = self.space.suggest(trial)
-            key = self.space.key(sample)
-            if key not in seen:
+        for attempt in range(self.max_redraws + 1):
+            study.sampler = self.sampler_for(history, attempt)
+            sample = self.space.suggest(study.ask())
+            if not _discard_last_trial(study):
+                self._study = None  # an Optuna without the storage layout we rely on: rebuild next time
+            if self.space.key(sample) not in seen:
                 return sample
-            # a duplicate: tell the sampler what that architecture is worth (or that it is running), ask again
-            value = known.get(key)
-            study.tell(trial, value, state=TrialState.COMPLETE if value is not None else TrialState.FAIL)
         rng = self.rng(history)
         for _ in range(1000):  # the sampler keeps proposing known keys: fall back to an unseen random sample
             sample = self.space.sample(rng)
             if self.space.key(sample) not in seen:
                 break
         return sample
+
+
+def _discard_last_trial(study: optuna.Study) -> bool:
+    """Remove the trial just asked from a private in-memory study, leaving the storage exactly as
+    before the ask (a RUNNING leftover would change what TPE proposes next). Uses the layout of
+    Optuna's InMemoryStorage (pinned in constraints.txt); returns False if that layout is absent."""
+    storage = study._storage
+    try:
+        info = storage._studies[study._study_id]
+        trial = info.trials.pop()
+        del storage._trial_id_to_study_id_and_number[trial._trial_id]
+        storage._max_trial_id -= 1
+    except (AttributeError, KeyError, IndexError):
+        return False
+    study._thread_local.cached_all_trials = None
+    return True

@@ -81,20 +81,27 @@ class StrategyContract:
     def make_space(self) -> SearchSpace:
         return ToySpace()
 
+    @staticmethod
+    def scorer(space: SearchSpace) -> Callable[[Mapping[str, Any]], float]:
+        """The toy space's known score; on any other space a fixed pseudo-random score per canonical key."""
+        if isinstance(space, ToySpace):
+            return ToySpace.score
+        return lambda sample: int(space.key(sample), 16) % 10_007 / 10_007
+
     def test_samples_are_valid(self) -> None:
         space = self.make_space()
-        for record in simulate(self.make_strategy(space, 0), self.steps):
+        for record in simulate(self.make_strategy(space, 0), self.steps, self.scorer(space)):
             assert space.validate(record.arch.sample) == dict(record.arch.sample)
 
     def test_same_seed_same_sequence(self) -> None:
         space = self.make_space()
-        first = [r.arch.sample for r in simulate(self.make_strategy(space, 3), self.steps)]
-        second = [r.arch.sample for r in simulate(self.make_strategy(space, 3), self.steps)]
+        first = [r.arch.sample for r in simulate(self.make_strategy(space, 3), self.steps, self.scorer(space))]
+        second = [r.arch.sample for r in simulate(self.make_strategy(space, 3), self.steps, self.scorer(space))]
         assert first == second
 
     def test_resume_gives_same_next_candidate(self) -> None:
         space = self.make_space()
-        full = simulate(self.make_strategy(space, 5), self.steps)
+        full = simulate(self.make_strategy(space, 5), self.steps, self.scorer(space))
         resumed = self.make_strategy(space, 5)  # a fresh process: nothing but the history
         assert resumed.ask(full[:-1]) == dict(full[-1].arch.sample)
 

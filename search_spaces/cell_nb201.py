@@ -194,6 +194,19 @@ class CellSpace(SearchSpace):
         keep = [j for j in range(1, self.nodes) if j in reaches and j in self._fed]
         return [(j, tuple(i for i in self._sources[j] if i in self._fed and clean[_dim(i, j)] != "none")) for j in keep]
 
+    def paths(self, sample: Mapping[str, Primitive]) -> list[tuple[str, ...]]:
+        """Every route from the input node to the output node, as the sequence of ops along it.
+
+        Routes through a ``none`` edge carry nothing and are dropped; two routes with the same ops
+        both appear. This is the path encoding of BANANAS (White et al. 2021) before counting: e.g.
+        the all-``nor_conv_3x3`` default cell has the 4 routes 0-3, 0-1-3, 0-2-3 and 0-1-2-3.
+        """
+        clean = self.validate(sample)
+        routes: dict[int, list[tuple[str, ...]]] = {0: [()]}
+        for j in range(1, self.nodes):
+            routes[j] = [route + (str(clean[_dim(i, j)]),) for i in self._sources[j] if clean[_dim(i, j)] != "none" for route in routes[i]]
+        return routes[self.nodes - 1]
+
     def build(self, sample: Mapping[str, Primitive], input_shape: Sequence[int], num_classes: int) -> Any:
         """The NAS-Bench-201 network for ``(C, H, W)`` inputs, or its 1-D twin for ``(C, L)``."""
         shape = tuple(int(s) if isinstance(s, Integral) and not isinstance(s, bool) else s for s in input_shape)

@@ -1,7 +1,12 @@
-"""Search strategies. They see only a space's dimensions and flat samples, never torch modules."""
+"""Search strategies. They see only a space's dimensions and flat samples, never candidate models."""
 
+from strategies.bo import ArchitectureBO
+from strategies.evolution import RegularizedEvolution
 from strategies.grid import GridSearch
+from strategies.local import LocalSearch
 from strategies.random import RandomSearch
+from strategies.rl import ReinforceController
 from strategies.sequence import SequenceStrategy
 
-__all__ = ["GridSearch", "RandomSearch", "SequenceStrategy"]
+__all__ = ["ArchitectureBO", "GridSearch", "LocalSearch", "RandomSearch", "RegularizedEvolution", "ReinforceController",
+           "SequenceStrategy"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from nas import SearchSpace, Strategy, TrialRecord
+from nas import ConfigError, SearchSpace, Strategy, TrialRecord
 from nas._space import Sample
+
+
+#: Largest grid that ``shuffle`` materialises.
+MAX_SHUFFLED = 200_000
 
 
 class GridSearch(Strategy):
@@ -15,7 +20,7 @@ class GridSearch(Strategy):
 
     Architectures whose canonical key was already tried are skipped, so a cell space is walked once
     per isomorphism class. ``shuffle`` visits the grid in a seeded random order (it materialises the
-    grid, so keep it for spaces of at most a few hundred thousand points). When nothing is left,
+    grid when built, so it refuses spaces of more than 200,000 points). When nothing is left,
     :meth:`is_exhausted` turns true and the search stops with a message.
     """
 
@@ -25,12 +30,17 @@ class GridSearch(Strategy):
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
         self.shuffle = shuffle
         self._order: list[Sample] | None = None
+        if shuffle:
+            self._points()  # a grid too large to shuffle fails here, before any trial
 
     def _points(self) -> Iterator[Sample]:
         if not self.shuffle:
             return self.space.grid()
         if self._order is None:
-            points = list(self.space.grid())
+            points = list(itertools.islice(self.space.grid(), MAX_SHUFFLED + 1))
+            if len(points) > MAX_SHUFFLED:
+                raise ConfigError(f"strategy 'grid': `shuffle: true` holds the whole grid in memory, which must have at most "
+                                  f"{MAX_SHUFFLED:,} points, but space '{self.space.name}' has more. Use shuffle=false or strategy=random.")
             perm = np.random.default_rng(self.seed).permutation(len(points))
             self._order = [points[i] for i in perm]
         return iter(self._order)

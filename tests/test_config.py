@@ -56,7 +56,7 @@ def test_cell_without_path_from_input_to_output_is_refused(tmp_path):
 
 
 def test_unknown_group_names_list_the_valid_ones(tmp_path):
-    with pytest.raises(ConfigError, match=r"Unknown strategy 'randm'. Did you mean 'random'\? Valid names: grid, random"):
+    with pytest.raises(ConfigError, match=r"Unknown strategy 'randm'. Did you mean 'random'\? Valid names: .*grid, .*random"):
         nas.search(strategy="randm", out_dir=tmp_path)
     with pytest.raises(ConfigError, match="Unknown dataset 'cifar'"):
         nas.search(dataset="cifar", out_dir=tmp_path)

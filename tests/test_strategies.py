@@ -88,3 +88,11 @@ def test_sequence_strategy_replays_then_stops():
     history = simulate(strategy, 10)
     assert [r.arch.sample["l1.op"] for r in history] == ["b", "a"]
     assert strategy.is_exhausted(history)
+
+
+def test_shuffled_grid_refuses_a_grid_too_large_to_hold_before_any_trial():
+    import nas
+    from nas import ConfigError
+
+    with pytest.raises(ConfigError, match="at most 200,000 points, but space 'macro_chain' has more"):
+        GridSearch(nas.get_space("macro_chain"), seed=0, shuffle=True)
