@@ -57,7 +57,7 @@ def test_evolution_children_are_mutations_of_tournament_winners():
     strategy = RegularizedEvolution(space, seed=0, population_size=10, tournament_size=10)
     history = simulate(strategy, 10, score=lambda s: sum(v == "nor_conv_3x3" for v in s.values()))
     best = max(history, key=lambda r: r.value)
-    for step in range(5):  # tournament over the whole population: the winner is always the best
+    for _ in range(5):  # tournament over the whole population: the winner is always the best
         child = strategy.ask(history)
         assert sum(child[k] != best.arch.sample[k] for k in child) == 1
         history.append(TrialRecord(number=len(history), arch=space.architecture(child), state="running"))

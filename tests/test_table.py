@@ -111,3 +111,21 @@ def test_nb201_table_has_every_cell_and_the_published_maxima():
     assert table[BEST_CIFAR10]["cifar10"] == pytest.approx(94.37, abs=0.005)
     assert max(v["cifar100"] for v in table.values()) == pytest.approx(73.51, abs=0.005)
     assert max(v["imagenet16-120"] for v in table.values()) == pytest.approx(47.31, abs=0.005)
+
+
+@pytest.mark.parametrize("name", ["random", "grid", "evolution", "local", "bo", "rl", "tpe", "gp"])
+def test_every_strategy_searches_on_with_a_pruner_stopping_lookups(name, tmp_path):
+    space = ToySpace()
+
+    def entry(arch):  # a three-epoch curve rising to the toy score
+        score = ToySpace.score(arch.sample)
+        return {"score": score, "curve": [score / 3, 2 * score / 3, score], "seconds": 3.0}
+
+    knobs = {"evolution": ["strategy.population_size=3", "strategy.tournament_size=2"], "bo": ["strategy.n_initial=3"],
+             "tpe": ["strategy.n_startup_trials=3"], "gp": ["strategy.n_startup_trials=3"], "grid": ["strategy.shuffle=true"]}.get(name, [])
+    result = nas.search(space=space, strategy=name, estimator=TableEstimator(entry, space=space), trials=12, seed=0, out_dir=tmp_path,
+                        progress=False, tensorboard=False, pruner=optuna.pruners.ThresholdPruner(lower=0.1), overrides=knobs)
+    states = [r.state for r in result.trials]
+    assert len(states) == 12 and set(states) <= {"complete", "pruned"}
+    assert "pruned" in states and "complete" in states
+    assert all(r.cost == pytest.approx(1.0) for r in result.trials if r.state == "pruned")  # stopped after the first of 3 epochs
