@@ -85,15 +85,18 @@ def _is_nb201_cell_space(space: SearchSpace) -> bool:
         ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
 
 
-def run_in_memory(strategy: Strategy, estimator: Estimator, evaluations: int) -> list[TrialRecord]:
-    """Ask, evaluate and tell ``evaluations`` times without a study: for table estimators, where a
+def run_in_memory(strategy: Strategy, estimator: Estimator, evaluations: int,
+                  history: list[TrialRecord] | None = None) -> list[TrialRecord]:
+    """Ask, evaluate and tell ``evaluations`` more times without a study: for table estimators, where a
     storage round trip would cost more than the lookup (benchmarks of strategies over many seeds).
 
-    Failed lookups are recorded as failed trials; stops early if the strategy is exhausted.
+    Continues ``history`` when given. Failed lookups are recorded as failed trials; stops early if
+    the strategy is exhausted.
     """
-    history: list[TrialRecord] = []
+    history = list(history or [])
+    end = len(history) + evaluations
     never_stop = lambda step, value, **scalars: False  # noqa: E731 - no pruner in memory
-    while len(history) < evaluations and not strategy.is_exhausted(history):
+    while len(history) < end and not strategy.is_exhausted(history):
         arch = strategy.space.architecture(strategy.ask(history))
         try:
             evaluation = estimator.evaluate(arch, never_stop)

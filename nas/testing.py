@@ -58,16 +58,11 @@ class ToySpace(SearchSpace):
 
 def simulate(strategy: Strategy, steps: int, score: Callable[[Mapping[str, Any]], float] = ToySpace.score,
              history: list[TrialRecord] | None = None) -> list[TrialRecord]:
-    """Ask/tell ``steps`` times with scores from ``score``; stops early if the strategy is exhausted."""
-    history = list(history or [])
-    for _ in range(steps):
-        if strategy.is_exhausted(history):
-            break
-        arch = strategy.space.architecture(strategy.ask(history))
-        record = TrialRecord(number=len(history), arch=arch, state="complete", value=float(score(arch.sample)))
-        strategy.tell(record)
-        history.append(record)
-    return history
+    """Ask/tell ``steps`` more times with scores from ``score``; stops early if the strategy is exhausted."""
+    from nas._table import TableEstimator
+    from nas.benchmarks import run_in_memory
+
+    return run_in_memory(strategy, TableEstimator(lambda arch: float(score(arch.sample))), steps, history)
 
 
 class StrategyContract:
