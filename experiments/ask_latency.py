@@ -23,8 +23,7 @@ from nas.benchmarks import NB201Estimator, run_in_memory
 
 
 def build(name: str, space: nas.SearchSpace, seed: int) -> nas.Strategy:
-    strategy = make_strategy(load_group_file("strategy", name)[1], space, seed)
-    return strategy if isinstance(strategy, nas.Strategy) else nas.SamplerStrategy(space, strategy, seed=seed)
+    return make_strategy(load_group_file("strategy", name)[1], space, seed)
 
 
 def main() -> None:

@@ -36,8 +36,6 @@ def one_run(name: str, overrides: dict[str, Any], seed: int, dataset: str, evalu
     import torch
 
     torch.set_num_threads(1)
-    from optuna.samplers import BaseSampler
-
     import nas
     from nas._api import make_strategy
     from nas._config import load_group_file
@@ -46,8 +44,6 @@ def one_run(name: str, overrides: dict[str, Any], seed: int, dataset: str, evalu
     space = nas.get_space("cell_nb201")
     node = OmegaConf.merge(load_group_file("strategy", name)[1], overrides)
     strategy = make_strategy(node, space, seed)
-    if isinstance(strategy, BaseSampler):
-        strategy = nas.SamplerStrategy(space, strategy, seed=seed)
     estimator = NB201Estimator(space=space, dataset=dataset, path=path)
     start = time.perf_counter()
     history = run_in_memory(strategy, estimator, evaluations)

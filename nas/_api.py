@@ -26,10 +26,13 @@ from nas._strategy import Strategy
 from nas.datasets import DataSplits, as_splits
 
 
-def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy | BaseSampler:
-    """A strategy (or Optuna sampler) from a config node, a partial, a class or an instance."""
-    if isinstance(spec, (Strategy, BaseSampler)):
+def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy:
+    """A strategy from a config node, a partial, a class or an instance; Optuna samplers come wrapped
+    in :class:`SamplerStrategy`, so every caller has one path for every strategy."""
+    if isinstance(spec, Strategy):
         return spec
+    if isinstance(spec, BaseSampler):
+        return SamplerStrategy(space, spec, seed=seed)
     adapter: dict[str, Any] = {}
     if isinstance(spec, (DictConfig, Mapping)):
         target = target_of(spec, kind="strategy")
@@ -39,19 +42,19 @@ def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy |
             spec = node
         spec = instantiate(spec, kind="strategy", space=space, seed=seed)
         if isinstance(spec, (Strategy, BaseSampler)):
-            return spec
+            return make_strategy(spec, space, seed)
     if callable(spec):
         target = getattr(spec, "func", spec)
         if isinstance(target, type) and issubclass(target, BaseSampler):
             return SamplerStrategy(space, spec, seed=seed, **adapter)
         made = spec(space=space, seed=seed)
         if isinstance(made, (Strategy, BaseSampler)):
-            return made
+            return make_strategy(made, space, seed)
     raise ConfigError(f"`strategy` must be a nas.Strategy, an optuna sampler, or a config/class making one, but got {type(spec).__name__}.")
 
 
 def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strategy: Any = None,
-                     estimator: Estimator | None = None, dataset: Any = None) -> tuple[SearchSpace, Strategy | BaseSampler, Estimator]:
+                     estimator: Estimator | None = None, dataset: Any = None) -> tuple[SearchSpace, Strategy, Estimator]:
     """Instantiate space, dataset, strategy and estimator from ``cfg``; objects given replace their config.
 
     Everything is validated here, before any training starts.
@@ -185,13 +188,13 @@ class Searcher:
         self.space = get_space(space) if isinstance(space, str) else space
         spec = compose([f"strategy={strategy}"]).strategy if isinstance(strategy, str) else strategy
         self.strategy = make_strategy(spec, self.space, seed)
-        sampler = StrategySampler(self.strategy) if isinstance(self.strategy, Strategy) else self.strategy
+        sampler = StrategySampler(self.strategy)
         storage_obj = open_storage(storage, Path("."))[1] if storage else None
         self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
                                          direction="maximize", load_if_exists=True)
 
     def is_exhausted(self) -> bool:
-        return isinstance(self.strategy, Strategy) and self.strategy.is_exhausted(self.history())
+        return self.strategy.is_exhausted(self.history())
 
     def history(self) -> list[TrialRecord]:
         from nas._records import history_of

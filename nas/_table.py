@@ -30,7 +30,7 @@ class TableEstimator(Estimator):
     would have cost (scaled by the fraction of the curve run when pruned). An architecture missing
     from the table fails its trial with that reason; the search goes on.
 
-        table = {"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|": 94.37}
+        table = {"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|": 94.37}
         nas.search(space="cell_nb201", strategy="evolution", estimator=nas.TableEstimator(table), trials=50)
     """
 

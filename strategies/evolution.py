@@ -51,17 +51,13 @@ class RegularizedEvolution(Strategy):
         rng = self.rng(history)
         population = self.population(history)
         seen = self.seen_keys(history) if self.skip_duplicates else set()
-        if len(history) < self.population_size or not population:
-            return self._new(lambda: self.space.sample(rng), seen)
-        return self._new(lambda: self._child(population, rng), seen, fallback=lambda: self.space.sample(rng))
-
-    def _new(self, make, seen: set[str], fallback=None) -> Sample:  # type: ignore[no-untyped-def]
-        """``make()`` until its key is unseen (when skipping duplicates), then ``fallback()`` likewise."""
-        candidate = make()
-        for attempt in range(self.max_redraws * (2 if fallback else 1)):
+        breeding = len(history) >= self.population_size and bool(population)
+        candidate: Sample = {}
+        # a child (up to max_redraws + 1 tries while its key was seen), then random samples likewise
+        for attempt in range(2 * self.max_redraws + 1):
+            candidate = self._child(population, rng) if breeding and attempt <= self.max_redraws else self.space.sample(rng)
             if self.space.key(candidate) not in seen:
                 break
-            candidate = make() if fallback is None or attempt < self.max_redraws else fallback()
         return candidate
 
     def _tournament(self, population: list[TrialRecord], rng: np.random.Generator) -> TrialRecord:

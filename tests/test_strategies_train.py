@@ -31,7 +31,7 @@ def test_strategy_searches_macro_chain_on_mnist1d_with_real_training(name, tmp_p
     result = nas.search(space="macro_chain", strategy=name, dataset="mnist1d", trials=4, epochs=1, seed=0, out_dir=tmp_path,
                         progress=False, tensorboard=False, overrides=PAST_STARTUP[name])
     assert [r.state for r in result.trials] == ["complete"] * 4
-    assert result.meta["strategy"] in (name, "tpe", "gp")
+    assert result.meta["strategy"] == name
     assert all(0.0 <= r.value <= 1.0 and r.metrics["params"] > 0 for r in result.trials)
     assert len({r.arch.key for r in result.trials}) == 4  # every strategy here skips keys already tried
     assert result.best.value > 0.15  # above chance (0.10) after one epoch: training really happened
