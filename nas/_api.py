@@ -93,8 +93,10 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         progress=bool(cfg.get("progress", True)), tensorboard=bool(cfg.get("tensorboard", True)),
         space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
     )
+    pruner_name = type(runner.study.pruner).__name__.replace("Pruner", "").lower()
     header = (f"nas: space '{space.name}' ({len(space.dimensions())} dims), strategy '{getattr(strategy, 'name', type(strategy).__name__)}', "
-              f"{estimator.describe()}, {runner.trials} trials -> {runner.run_dir}")
+              f"{estimator.describe()}, {runner.trials} trials" + ("" if pruner_name == "nop" else f", pruner '{pruner_name}'") +
+              f" -> {runner.run_dir}")
     runner.progress.say(header)
     return runner.run()
 
@@ -119,7 +121,7 @@ def search(
     out_dir: str | Path | None = None,
     storage: str | None = None,
     timeout: float | None = None,
-    pruner: optuna.pruners.BasePruner | None = None,
+    pruner: str | optuna.pruners.BasePruner | None = None,
     overrides: Sequence[str] = (),
     progress: bool = True,
     tensorboard: bool = True,
@@ -128,7 +130,9 @@ def search(
 
     Strings name configs (``configs/<group>/<name>.yaml``) exactly as on the command line; objects
     (a space, a strategy or Optuna sampler, a dataset, an estimator) are used as they are.
-    ``overrides`` takes any further Hydra override, e.g. ``["estimator.lr=0.01"]``.
+    ``overrides`` takes any further Hydra override, e.g. ``["estimator.lr=0.01"]``. ``pruner`` names a
+    ``configs/pruner`` entry (``"successive_halving"``, ``"hyperband"``, ``"median"``, ``"lce"``) or is an
+    Optuna pruner object.
     Re-running with the same ``out_dir`` resumes the study.
     """
     ov: list[str] = []
@@ -138,6 +142,8 @@ def search(
         "dataset": _group_override("dataset", dataset, ov),
         "estimator": _group_override("estimator", estimator, ov),
     }
+    if isinstance(pruner, str):
+        pruner = _group_override("pruner", pruner, ov)
     if trials is not None:
         ov.append(f"budget.trials={trials}")
     if epochs is not None:

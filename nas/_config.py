@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nas._errors import ConfigError, unknown_name_message
 
-GROUPS = ("space", "strategy", "estimator", "dataset")
+GROUPS = ("space", "strategy", "estimator", "dataset", "pruner")
 _RESERVED = ("_target_", "_partial_")
 
 
@@ -95,6 +95,8 @@ def load_group_file(group: str, name_or_path: str) -> tuple[str, DictConfig]:
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{group} '{name}': the YAML must be a mapping of keys to values, but got {type(cfg).__name__}.")
+    if "defaults" in cfg and path.parent == config_dir() / group:  # built on another entry (strategy=bohb on tpe): let Hydra merge
+        return name, compose([f"{group}={name}"])[group]
     cfg = DictConfig({k: v for k, v in cfg.items() if k != "defaults"})
     return name, cfg
 

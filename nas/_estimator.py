@@ -53,6 +53,11 @@ class Estimator(ABC):
         """Settings worth recording with the run (fidelity, dataset, ...)."""
         return {}
 
+    def fidelity(self) -> dict[str, Any]:
+        """The knobs that make this estimate cheaper than the full one (epochs, data fraction, width, ...),
+        recorded with every trial (``TrialRecord.fidelity``) and shown in TensorBoard. Empty: full fidelity."""
+        return {}
+
 
 def pruned(message: str, **metrics: Any) -> optuna.TrialPruned:
     """A :class:`optuna.TrialPruned` carrying what the trial measured before it stopped (cost, epochs),

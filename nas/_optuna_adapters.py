@@ -129,8 +129,11 @@ class SamplerStrategy(Strategy):
         for record in finished[len(self._synced):]:
             state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
             sample = self.space.active(record.arch.sample)
+            # a pruned trial keeps its partial curve: TPE ranks pruned trials by how far they got (BOHB-style)
+            curve = record.metrics.get("curve") if state == TrialState.PRUNED else None
             new.append(optuna.trial.create_trial(params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state,
-                                                 value=record.value if state == TrialState.COMPLETE else None))
+                                                 value=record.value if state == TrialState.COMPLETE else None,
+                                                 intermediate_values=dict(enumerate(curve)) if isinstance(curve, list) else None))
         self._study.add_trials(new)
         self._synced = signature
         return self._study

@@ -49,6 +49,12 @@ class TrialRecord:
         return self.value
 
     @property
+    def fidelity(self) -> Mapping[str, Any]:
+        """The estimator's fidelity knobs for this trial (epochs, data fraction, width, ...); the epochs
+        actually trained are ``metrics["epochs"]`` (fewer when pruned or stopped by the time limit)."""
+        return self.metrics.get("fidelity") or {}
+
+    @property
     def finished(self) -> bool:
         return self.state in ("complete", "pruned", "failed")
 

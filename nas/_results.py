@@ -49,7 +49,9 @@ class SearchResult:
         if self.run_dir is None or not (self.run_dir / BEST_DIR / "weights.pt").exists():
             raise FileNotFoundError(f"No trained weights under {self.run_dir}/{BEST_DIR}/weights.pt: no trial has completed yet.")
         saved = json.loads((self.run_dir / BEST_DIR / "arch.json").read_text())
-        model = self.space.build(saved["sample"], tuple(saved["input_shape"]), int(saved["num_classes"]))
+        fidelity = saved.get("fidelity") or {}  # a low-fidelity run trained a narrower build of the same cell
+        space = self.space.reduced(width=fidelity.get("width_multiplier", 1.0), depth=fidelity.get("depth_multiplier", 1.0))
+        model = space.build(saved["sample"], tuple(saved["input_shape"]), int(saved["num_classes"]))
         model.load_state_dict(torch.load(self.run_dir / BEST_DIR / "weights.pt", weights_only=True))
         return model.eval()
 

@@ -118,7 +118,7 @@ class SearchRunner:
         os.replace(tmp, best_dir / "weights.pt")
         info = {"trial": record.number, "score": record.value, "space": self.space.name, "key": record.arch.key,
                 "sample": dict(record.arch.sample), "text": self.space.format(record.arch.sample),
-                "metrics": dict(record.metrics), "input_shape": list(self.estimator.input_shape),
+                "metrics": dict(record.metrics), "fidelity": self.estimator.fidelity(), "input_shape": list(self.estimator.input_shape),
                 "num_classes": self.estimator.num_classes}
         _atomic_write(best_dir / "arch.json", json.dumps(info, indent=2))
 
@@ -218,7 +218,9 @@ class SearchRunner:
 
     def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None, metrics: dict[str, Any],
               reason: str | None, log: TrialLog | None) -> TrialRecord:
-        trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list))})
+        fidelity = self.estimator.fidelity()
+        metrics = {**metrics, "fidelity": fidelity} if fidelity and state != TrialState.FAIL else metrics
+        trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list, dict))})
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
         # the strategy is told below; one storage write instead of study.tell's checks and re-reads

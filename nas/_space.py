@@ -12,7 +12,7 @@ import numpy as np
 
 from nas._architecture import Architecture
 from nas._dimensions import Dimension, Primitive, check_value
-from nas._errors import InvalidSampleError
+from nas._errors import ConfigError, InvalidSampleError
 
 Sample = dict[str, Primitive]
 _KEY_CACHE_SIZE = 200_000
@@ -32,6 +32,8 @@ class SearchSpace(ABC):
       function share a key (the default keeps the active dimensions only).
     - :meth:`format` / :meth:`parse` give a compact text form; override both together.
     - :meth:`neighbors` is used by mutation and local search.
+    - :meth:`reduced` is called once by a low-fidelity estimator: the same dimensions, keys and text
+      form, but :meth:`build` makes a narrower or shallower network.
     """
 
     #: Registry name (the YAML file's stem for declared spaces).
@@ -201,6 +203,24 @@ class SearchSpace(ABC):
             del partial[name]
 
         return walk(0, {})
+
+    # ---- low fidelity --------------------------------------------------------------------------
+    def reduced(self, *, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """This space with every built network ``width`` times as wide and with ``depth`` times the
+        repeated, unsearched blocks (cells per stage); samples and keys are unchanged.
+
+        Spaces override :meth:`_reduced`; the base checks the multipliers and returns ``self`` at 1.
+        """
+        for key, value in (("width_multiplier", width), ("depth_multiplier", depth)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ConfigError(f"estimator: `0 < {key} <= 1` must hold, but got {key}={value!r}.")
+        if width == 1 and depth == 1:
+            return self
+        return self._reduced(float(width), float(depth))
+
+    def _reduced(self, width: float, depth: float) -> SearchSpace:
+        raise ConfigError(f"space {self.name!r} ({type(self).__name__}) has no reduced form: keep width_multiplier=1 and "
+                          f"depth_multiplier=1, or implement `_reduced` for it, but got width={width}, depth={depth}.")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dimensions={len(self.dimensions())})"

@@ -41,6 +41,8 @@ class TrialLog:
             for name, dim in dims.items()
         }
         hparams["state"] = record.state
+        # fidelity columns: compare low- and full-fidelity trials side by side in the HParams view
+        hparams.update({f"fidelity.{k}": _hparam_value(v, isinstance(v, (int, float))) for k, v in record.fidelity.items()})
         metrics = {f"hparam/{m}": float(record.metrics[m]) for m in HPARAM_METRICS if m in record.metrics}
         if not metrics:
             metrics = {"hparam/val_accuracy": math.nan}

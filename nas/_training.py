@@ -96,6 +96,10 @@ class TrainingEstimator(Estimator):
         threads: int | None = None,
         seed: int | None = 0,
         max_seconds: float | None = None,
+        data_fraction: float = 1.0,
+        width_multiplier: float = 1.0,
+        depth_multiplier: float = 1.0,
+        input_scale: float = 1.0,
         eval_batch_size: int = 1024,
     ) -> None:
         checks = [
@@ -104,6 +108,7 @@ class TrainingEstimator(Estimator):
             (lr > 0, f"`lr > 0` must hold, but got lr={lr}."),
             (weight_decay >= 0, f"`weight_decay >= 0` must hold, but got weight_decay={weight_decay}."),
             (0 <= label_smoothing < 1, f"`0 <= label_smoothing < 1` must hold, but got label_smoothing={label_smoothing}."),
+            (max_seconds is None or max_seconds > 0, f"`max_seconds > 0` (or null) must hold, but got max_seconds={max_seconds}."),
         ]
         for ok, message in checks:
             if not ok:
@@ -113,11 +118,15 @@ class TrainingEstimator(Estimator):
         if schedule not in SCHEDULES:
             raise ConfigError("estimator 'train': " + unknown_name_message("schedule", schedule, SCHEDULES))
         self.space = space
-        self.data = as_splits(dataset)
+        # Low fidelity: a narrower/shallower build of the same architectures, on less and smaller data.
+        self.build_space = space.reduced(width=width_multiplier, depth=depth_multiplier)
+        self.seed = 0 if seed is None else int(seed)
+        self.data = as_splits(dataset).train_subset(data_fraction, seed=self.seed).downscaled(input_scale)
+        self.data_fraction, self.width_multiplier, self.depth_multiplier, self.input_scale = (
+            data_fraction, width_multiplier, depth_multiplier, input_scale)
         self.epochs, self.batch_size, self.optimizer, self.lr = epochs, batch_size, optimizer, lr
         self.momentum, self.weight_decay, self.schedule = momentum, weight_decay, schedule
         self.label_smoothing, self.max_seconds, self.eval_batch_size = label_smoothing, max_seconds, eval_batch_size
-        self.seed = 0 if seed is None else int(seed)
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -128,7 +137,13 @@ class TrainingEstimator(Estimator):
 
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.data.name, "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,
-                "lr": self.lr, "schedule": self.schedule, "device": str(self.device)}
+                "lr": self.lr, "schedule": self.schedule, "device": str(self.device),
+                **{k: v for k, v in self.fidelity().items() if k != "epochs"}}
+
+    def fidelity(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "data_fraction": self.data_fraction, "train_examples": len(self.data.y_train),
+                "width_multiplier": self.width_multiplier, "depth_multiplier": self.depth_multiplier,
+                "input_scale": self.input_scale, "input_shape": "x".join(map(str, self.input_shape)), "max_seconds": self.max_seconds}
 
     # ---- pieces --------------------------------------------------------------------------------
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -163,7 +178,7 @@ class TrainingEstimator(Estimator):
     # ---- the contract --------------------------------------------------------------------------
     def evaluate(self, arch: Architecture, report: Report) -> Evaluation:
         torch.manual_seed(arch_seed(self.seed, arch.key))
-        model = self.space.build(arch.sample, self.input_shape, self.num_classes).to(self.device)
+        model = self.build_space.build(arch.sample, self.input_shape, self.num_classes).to(self.device)
         params = count_params(model)
         macs = count_macs(model, self.input_shape, self.device)
         try:
@@ -183,7 +198,7 @@ class TrainingEstimator(Estimator):
         scaler = torch.amp.GradScaler("cuda") if needs_scaling else None
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         start = time.perf_counter()
-        step, epochs_run, train_loss, val_acc = 0, 0, float("nan"), 0.0
+        step, epochs_run, train_loss, val_acc, time_limited = 0, 0, float("nan"), 0.0, False
         for epoch in range(self.epochs):
             model.train()
             order = torch.randperm(n, generator=generator).to(self.device)
@@ -214,10 +229,11 @@ class TrainingEstimator(Estimator):
             if report(epoch, val_acc, train_loss=train_loss):
                 raise pruned(f"pruned after epoch {epochs_run} at validation accuracy {val_acc:.4f}", params=params, macs=macs,
                              seconds=time.perf_counter() - start, epochs=epochs_run, train_loss=train_loss)
-            if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
+            if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds and epochs_run < self.epochs:
+                time_limited = True  # scored on the epochs it had: a fidelity, recorded with the trial
                 break
         seconds = time.perf_counter() - start
         test_acc = self.accuracy(model, t["x_test"], t["y_test"])
         metrics = {"val_accuracy": val_acc, "test_accuracy": test_acc, "train_loss": train_loss, "params": params,
-                   "macs": macs, "seconds": seconds, "epochs": epochs_run}
+                   "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited}
         return Evaluation(score=val_acc, metrics=metrics, model=model)

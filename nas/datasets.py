@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,36 @@ class DataSplits:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    def train_subset(self, fraction: float, *, seed: int = 0) -> DataSplits:
+        """A stratified ``fraction`` of the training split (every class keeps its share, at least one
+        example); validation and test are unchanged, so scores stay comparable across fractions."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ConfigError(f"estimator: `0 < data_fraction <= 1` must hold, but got data_fraction={fraction!r}.")
+        if fraction == 1:
+            return self
+        generator = torch.Generator().manual_seed(seed)
+        keep = []
+        for label in torch.unique(self.y_train):
+            members = torch.nonzero(self.y_train == label).flatten()
+            count = max(1, round(len(members) * fraction))
+            keep.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        index = torch.sort(torch.cat(keep)).values
+        return replace(self, x_train=self.x_train[index], y_train=self.y_train[index])
+
+    def downscaled(self, scale: float) -> DataSplits:
+        """Every split with its spatial sizes times ``scale`` (area averaging): 8x8 -> 4x4 at 0.5."""
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise ConfigError(f"estimator: `0 < input_scale <= 1` must hold, but got input_scale={scale!r}.")
+        if scale == 1:
+            return self
+        spatial = self.input_shape[1:]
+        if not 1 <= len(spatial) <= 2:
+            raise ConfigError(f"estimator: `input_scale` needs inputs of shape (C, L) or (C, H, W), but dataset "
+                              f"'{self.name}' has input shape {self.input_shape}; keep input_scale=1.")
+        size = tuple(max(1, round(d * scale)) for d in spatial)
+        pool = torch.nn.functional.adaptive_avg_pool1d if len(size) == 1 else torch.nn.functional.adaptive_avg_pool2d
+        return replace(self, **{k: pool(getattr(self, k), size) for k in ("x_train", "x_val", "x_test")})
 
     def __repr__(self) -> str:
         return (f"DataSplits({self.name!r}, input_shape={self.input_shape}, classes={self.num_classes}, "

@@ -7,6 +7,7 @@ key, says what must hold and shows what was received.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -102,3 +103,20 @@ def float_range(key: str, value: Any, *, low: float, high: float, high_open: boo
         return Float(float(a), float(b), log=bool(log))
     except ConfigError as err:
         raise ConfigError(f"`{key}`: {err}") from None
+
+
+def scaled(size: int, factor: float) -> int:
+    """A channel or unit count times a width multiplier, never below 1."""
+    return max(1, round(size * factor))
+
+
+def narrowed(space: Any, width: float, depth: float) -> Any:
+    """A copy of ``space`` whose ``build`` scales widths by ``width`` (spaces with a ``width_factor``
+    attribute); a depth multiplier is refused, because in these spaces depth is a searched dimension."""
+    if depth != 1:
+        raise ConfigError(f"space {space.name!r}: `depth_multiplier == 1` must hold, because depth is the searched dimension "
+                          f"`depth` (fewer layers would be another architecture); use width_multiplier, epochs or "
+                          f"data_fraction for a cheaper estimate, but got depth_multiplier={depth}.")
+    narrow = copy.copy(space)
+    narrow.width_factor = width
+    return narrow

@@ -9,6 +9,7 @@ and parse from the benchmark's architecture strings and keys follow its isomorph
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from numbers import Integral
 from typing import Any
@@ -206,6 +207,13 @@ class CellSpace(SearchSpace):
         for j in range(1, self.nodes):
             routes[j] = [route + (str(clean[_dim(i, j)]),) for i in self._sources[j] if clean[_dim(i, j)] != "none" for route in routes[i]]
         return routes[self.nodes - 1]
+
+    def _reduced(self, width: float, depth: float) -> CellSpace:
+        """Fewer stem channels (every stage scales with them) and fewer cells per stage; same cells."""
+        small = copy.copy(self)
+        small.stem_channels = max(1, round(self.stem_channels * width))
+        small.cells_per_stage = max(1, round(self.cells_per_stage * depth))
+        return small
 
     def build(self, sample: Mapping[str, Primitive], input_shape: Sequence[int], num_classes: int) -> Any:
         """The NAS-Bench-201 network for ``(C, H, W)`` inputs, or its 1-D twin for ``(C, L)``."""

@@ -136,6 +136,7 @@ class MacroChainSpace(SearchSpace):
         self.head_dropout = _args.float_range("head_dropout", head_dropout, low=0.0, high=1.0, high_open=True)
         self.head_pool = _args.name_choices("head_pool", head_pool, HEAD_POOLS, kind="pooling")
         self._dims = self._declare()
+        self.width_factor = 1.0  # < 1 in a reduced (low-fidelity) copy, see `_reduced`
 
     def _declare(self) -> dict[str, Dimension]:
         dims: dict[str, Dimension] = {"depth": self.depth_dim}
@@ -190,17 +191,21 @@ class MacroChainSpace(SearchSpace):
                 out[k] = self._dims[k].normalize(v)
         return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
+    def _reduced(self, width: float, depth: float) -> MacroChainSpace:
+        return _args.narrowed(self, width, depth)  # type: ignore[no-any-return]
+
     def build(self, sample: Mapping[str, Primitive], input_shape: Sequence[int], num_classes: int) -> nn.Module:
         """The network for ``sample`` taking ``(N, *input_shape)`` and returning ``(N, num_classes)`` logits."""
         s = self.validate(sample)
         ndim = spatial_ndim(input_shape)
         num_classes = _args.num_classes(num_classes)
-        stem = get_op("conv3x3")(int(input_shape[0]), self.stem_width, 1, ndim)
-        channels = self.stem_width
+        stem_width = _args.scaled(self.stem_width, self.width_factor)
+        stem = get_op("conv3x3")(int(input_shape[0]), stem_width, 1, ndim)
+        channels = stem_width
         layers = []
         for i in range(1, int(s["depth"]) + 1):  # type: ignore[arg-type]
             op_name = str(s[f"layer{i}.op"])
-            c_out = int(s[f"layer{i}.width"]) if sets_channels(op_name) else channels  # type: ignore[arg-type]
+            c_out = _args.scaled(int(s[f"layer{i}.width"]), self.width_factor) if sets_channels(op_name) else channels  # type: ignore[arg-type]
             stride = 2 if s[f"layer{i}.reduce"] else 1
             op = get_op(op_name)(channels, c_out, stride, ndim)
             shortcut: nn.Module | None = None
@@ -211,6 +216,6 @@ class MacroChainSpace(SearchSpace):
             channels = c_out
         pool_cls = {("avg", 1): nn.AdaptiveAvgPool1d, ("avg", 2): nn.AdaptiveAvgPool2d, ("max", 1): nn.AdaptiveMaxPool1d, ("max", 2): nn.AdaptiveMaxPool2d}
         pool = pool_cls[(str(s["head.pool"]), ndim)](1)
-        hidden = int(s["head.hidden"])  # type: ignore[arg-type]
+        hidden = _args.scaled(int(s["head.hidden"]), self.width_factor) if s["head.hidden"] else 0  # type: ignore[arg-type]
         head = make_head(channels, num_classes, hidden=hidden, dropout=float(s.get("head.dropout", 0.0)))  # type: ignore[arg-type]
         return MacroChainNet(stem, layers, pool, head)

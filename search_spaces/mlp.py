@@ -60,6 +60,7 @@ class MLPSpace(SearchSpace):
         dims["activation"] = Categorical(tuple(self.activations))
         dims["dropout"] = self.dropout
         self._dims = dims
+        self.width_factor = 1.0  # < 1 in a reduced (low-fidelity) copy, see `_reduced`
 
     def dimensions(self) -> dict[str, Dimension]:
         return dict(self._dims)
@@ -69,6 +70,9 @@ class MLPSpace(SearchSpace):
             depth = partial.get("depth")
             return isinstance(depth, int) and depth >= int(name[len("layer"):].partition(".")[0])
         return True
+
+    def _reduced(self, width: float, depth: float) -> MLPSpace:
+        return _args.narrowed(self, width, depth)  # type: ignore[no-any-return]
 
     def build(self, sample: Mapping[str, Primitive], input_shape: Sequence[int], num_classes: int) -> nn.Module:
         """The network for ``sample``; inputs of any rank are flattened to ``prod(input_shape)`` features."""
@@ -82,7 +86,7 @@ class MLPSpace(SearchSpace):
         features = math.prod(shape)
         modules: list[nn.Module] = [nn.Flatten()]
         for i in range(1, int(s["depth"]) + 1):  # type: ignore[arg-type]
-            width = int(s[f"layer{i}.width"])  # type: ignore[arg-type]
+            width = _args.scaled(int(s[f"layer{i}.width"]), self.width_factor)  # type: ignore[arg-type]
             modules += [nn.Linear(features, width), act(), nn.Dropout(p)]
             features = width
         modules.append(nn.Linear(features, num_classes))

@@ -1,0 +1,96 @@
+"""Low fidelity: reduced spaces, data subsets, downscaled inputs and the time limit, recorded with every trial."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import nas
+from nas import ConfigError, TrainingEstimator
+from nas._training import count_params
+from nas.datasets import digits, mnist1d
+
+
+def sample_of(space, seed=0):
+    return space.sample(np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("name", ["macro_chain", "mlp", "cell_nb201"])
+def test_width_multiplier_builds_narrower_networks_of_the_same_architectures(name):
+    space = nas.get_space(name)
+    narrow = space.reduced(width=0.5)
+    for seed in range(5):
+        s = sample_of(space, seed)
+        full, half = space.build(s, (1, 8, 8), 10), narrow.build(s, (1, 8, 8), 10)
+        assert narrow.key(s) == space.key(s) and narrow.format(s) == space.format(s)
+        assert count_params(half) < count_params(full)
+        assert half(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert space.reduced() is space  # full fidelity is the space itself
+
+
+def test_depth_multiplier_drops_cells_per_stage_and_is_refused_where_depth_is_searched():
+    space = nas.get_space("cell_nb201", cells_per_stage=4)
+    shallow = space.reduced(depth=0.5)
+    s = sample_of(space)
+    assert shallow.cells_per_stage == 2 and space.cells_per_stage == 4
+    assert count_params(shallow.build(s, (1, 8, 8), 10)) < count_params(space.build(s, (1, 8, 8), 10))
+    with pytest.raises(ConfigError, match="`depth_multiplier == 1` must hold, because depth is the searched dimension `depth`"):
+        nas.get_space("macro_chain").reduced(depth=0.5)
+    with pytest.raises(ConfigError, match=r"`0 < width_multiplier <= 1` must hold, but got width_multiplier=1.5"):
+        space.reduced(width=1.5)
+
+
+def test_train_subset_is_stratified_deterministic_and_keeps_validation(digits_splits):
+    sub = digits_splits.train_subset(0.25, seed=3)
+    full_counts = torch.bincount(digits_splits.y_train)
+    sub_counts = torch.bincount(sub.y_train, minlength=10)
+    assert torch.all((sub_counts - full_counts * 0.25).abs() <= 1)  # every class keeps its share
+    assert torch.equal(sub.x_val, digits_splits.x_val) and torch.equal(sub.y_test, digits_splits.y_test)
+    assert torch.equal(sub.x_train, digits_splits.train_subset(0.25, seed=3).x_train)
+    assert not torch.equal(sub.x_train, digits_splits.train_subset(0.25, seed=4).x_train)
+    tiny = digits_splits.train_subset(0.001)
+    assert torch.equal(torch.bincount(tiny.y_train), torch.ones(10, dtype=torch.long))  # at least one per class
+    with pytest.raises(ConfigError, match=r"`0 < data_fraction <= 1` must hold, but got data_fraction=0"):
+        digits_splits.train_subset(0)
+
+
+def test_input_downscaling_averages_areas_in_1d_and_2d(digits_splits):
+    small = digits_splits.downscaled(0.5)
+    assert small.input_shape == (1, 4, 4)
+    x = digits_splits.x_train[:1]
+    assert small.x_train[0, 0, 0, 0] == pytest.approx(float(x[0, 0, :2, :2].mean()), abs=1e-6)
+    assert mnist1d().downscaled(0.25).input_shape == (1, 10)
+    vectors = nas.datasets.from_arrays("vec", np.zeros((20, 5), "float32"), np.arange(20) % 2, np.zeros((4, 5), "float32"), np.arange(4) % 2)
+    with pytest.raises(ConfigError, match=r"`input_scale` needs inputs of shape \(C, L\) or \(C, H, W\).*\(5,\)"):
+        vectors.downscaled(0.5)
+
+
+def test_time_limit_scores_what_was_trained_and_says_so(digits_splits):
+    space = nas.get_space("macro_chain")
+    est = TrainingEstimator(space=space, dataset=digits_splits, epochs=50, max_seconds=1e-6, threads=1)
+    result = est.evaluate(space.architecture(sample_of(space)), lambda *a, **k: False)
+    assert result.metrics["epochs"] == 1 and result.metrics["time_limited"] is True
+    with pytest.raises(ConfigError, match="`max_seconds > 0`"):
+        TrainingEstimator(space=space, dataset=digits_splits, max_seconds=0)
+
+
+def test_every_knob_is_recorded_with_each_trial_in_tensorboard_and_the_best_model_loads(tmp_path):
+    overrides = ["estimator.width_multiplier=0.5", "estimator.data_fraction=0.3", "estimator.input_scale=0.5",
+                 "space.cells_per_stage=2", "estimator.depth_multiplier=0.5", "estimator.threads=1"]
+    result = nas.search(space="cell_nb201", dataset="digits", trials=2, epochs=1, out_dir=tmp_path, progress=False, overrides=overrides)
+    for record in result.trials:
+        f = record.fidelity
+        assert (f["width_multiplier"], f["depth_multiplier"], f["data_fraction"], f["input_scale"], f["epochs"]) == (0.5, 0.5, 0.3, 0.5, 1)
+        assert f["input_shape"] == "1x4x4" and f["train_examples"] == pytest.approx(0.3 * 1149, abs=10)
+    assert json.loads((tmp_path / "best" / "arch.json").read_text())["fidelity"]["width_multiplier"] == 0.5
+    model = nas.load(tmp_path).best_model()  # rebuilt narrow and shallow, so the saved weights fit
+    assert model(torch.zeros(3, 1, 4, 4)).shape == (3, 10)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb" / "trial_0000"))
+    events.Reload()
+    hparams = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
+    assert b"fidelity.width_multiplier" in hparams and b"fidelity.data_fraction" in hparams

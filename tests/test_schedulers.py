@@ -1,0 +1,134 @@
+"""Multi-fidelity scheduling: Optuna's successive halving (ASHA), Hyperband and median pruners chosen by
+config name, BOHB as one config, with every strategy, the table estimator and real training."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import numpy as np
+import optuna
+import pytest
+
+import nas
+from nas import Integer, SearchSpace, TableEstimator
+from nas._config import compose, instantiate
+from nas.testing import ToySpace
+from strategies import SequenceStrategy
+
+EPOCHS = 27
+
+
+class LevelSpace(SearchSpace):
+    """One integer per architecture; architecture i learns towards level i (curves never cross)."""
+
+    name = "levels"
+
+    def __init__(self, n: int = 27) -> None:
+        self.n = n
+
+    def dimensions(self):
+        return {"i": Integer(0, self.n - 1)}
+
+    def build(self, sample, input_shape, num_classes):
+        raise NotImplementedError("looked up, never built")
+
+
+def level_curve(arch):
+    level = 0.3 + 0.6 * int(arch.sample["i"]) / 26
+    return {"score": level, "curve": [level * (1 - math.exp(-(t + 1) / 4)) for t in range(EPOCHS)], "seconds": float(EPOCHS)}
+
+
+@pytest.mark.parametrize("name,cls", [("none", optuna.pruners.NopPruner), ("median", optuna.pruners.MedianPruner),
+                                      ("successive_halving", optuna.pruners.SuccessiveHalvingPruner),
+                                      ("hyperband", optuna.pruners.HyperbandPruner)])
+def test_pruners_are_chosen_by_config_name(name, cls):
+    assert isinstance(instantiate(compose([f"pruner={name}"]).pruner, kind="pruner"), cls)
+
+
+def test_bohb_is_one_config_selecting_tpe_and_hyperband():
+    cfg = compose(["strategy=bohb"])
+    assert cfg.strategy._target_ == "optuna.samplers.TPESampler" and cfg.pruner._target_ == "optuna.pruners.HyperbandPruner"
+    assert compose(["strategy=bohb", "pruner=median"]).pruner._target_ == "optuna.pruners.MedianPruner"  # the command line wins
+    with pytest.raises(nas.ConfigError, match="Valid names.*hyperband"):
+        compose(["pruner=hyperbnd"])
+
+
+def test_successive_halving_stops_at_its_rungs_and_spends_a_third_per_rung(tmp_path):
+    space = LevelSpace()
+    order = np.random.default_rng(0).permutation(27).tolist()
+    result = nas.search(space=space, strategy=SequenceStrategy(space, samples=[{"i": i} for i in order]),
+                        estimator=TableEstimator(level_curve, space=space), trials=27, out_dir=tmp_path, progress=False,
+                        tensorboard=False, pruner="successive_halving")
+    epochs = Counter(int(r.metrics["epochs"]) for r in result.trials)
+    # Optuna counts steps from 0, as the runner reports them: rungs at steps 1, 3, 9 = after 2, 4, 10 epochs
+    assert set(epochs) <= {2, 4, 10, EPOCHS}
+    reached = {rung: sum(n for e, n in epochs.items() if e > rung) for rung in (2, 4, 10)}
+    # asynchronous: a trial is promoted if in the top third of those already at its rung (always, for the first two)
+    assert reached[2] <= 27 / 3 + 4 and reached[4] <= reached[2] / 3 + 3 and reached[10] <= reached[4] / 3 + 3
+    best = max(result.trials, key=lambda r: r.arch.sample["i"])
+    assert best.state == "complete" and result.best.arch.sample["i"] == 26
+    spent = sum(r.metrics["epochs"] for r in result.trials)
+    assert spent < 0.35 * 27 * EPOCHS  # the declared budget: the top third goes on at each rung
+    assert sum(r.cost for r in result.trials) == pytest.approx(spent)  # cost follows the epochs looked up
+
+
+@pytest.mark.parametrize("name", ["random", "grid", "evolution", "local", "bo", "rl", "tpe", "gp", "bohb"])
+def test_every_strategy_runs_under_successive_halving_on_table_curves(name, tmp_path):
+    space = ToySpace()
+
+    def entry(arch):
+        score = ToySpace.score(arch.sample) + 0.3
+        return {"score": score, "curve": [score * (1 - 0.5 ** (t + 1)) for t in range(8)], "seconds": 8.0}
+
+    knobs = {"evolution": ["strategy.population_size=3", "strategy.tournament_size=2"], "bo": ["strategy.n_initial=3"],
+             "tpe": ["strategy.n_startup_trials=3"], "gp": ["strategy.n_startup_trials=3"], "bohb": ["strategy.n_startup_trials=3"],
+             "grid": ["strategy.shuffle=true"]}.get(name, [])
+    pruner = None if name == "bohb" else "successive_halving"  # bohb brings Hyperband itself
+    result = nas.search(space=space, strategy=name, estimator=TableEstimator(entry, space=space), trials=14, seed=0,
+                        out_dir=tmp_path, progress=False, tensorboard=False, pruner=pruner, overrides=knobs)
+    states = Counter(r.state for r in result.trials)
+    assert sum(states.values()) == 14 and states["pruned"] >= 2 and states["complete"] >= 1, states
+    assert all(r.metrics["epochs"] < 8 and len(r.metrics["curve"]) == r.metrics["epochs"] for r in result.trials if r.state == "pruned")
+
+
+ASHA_WORKER = textwrap.dedent("""
+    import math, sys
+    import nas
+    from nas import TableEstimator
+    from nas.testing import ToySpace
+    space = ToySpace()
+    def entry(arch):
+        score = ToySpace.score(arch.sample) + 0.3
+        return {"score": score, "curve": [score * (1 - 0.5 ** (t + 1)) for t in range(8)], "seconds": 8.0}
+    nas.search(space=space, strategy="random", estimator=TableEstimator(entry, space=space), trials=24, seed=int(sys.argv[2]),
+               out_dir=sys.argv[1] + "/worker" + sys.argv[2], storage="sqlite:///" + sys.argv[1] + "/shared.db",
+               progress=False, tensorboard=False, pruner="successive_halving")
+""")
+
+
+@pytest.mark.slow
+def test_asha_two_workers_share_one_study_and_its_rungs(tmp_path):
+    workers = [subprocess.Popen([sys.executable, "-c", ASHA_WORKER, str(tmp_path), str(seed)]) for seed in (1, 2)]
+    assert [w.wait(timeout=240) for w in workers] == [0, 0]
+    study = optuna.load_study(study_name="nas", storage=f"sqlite:///{tmp_path}/shared.db")
+    states = Counter(t.state.name for t in study.trials)
+    # one budget for both: each worker checks it before starting a trial, so the two may both start the last one
+    assert 24 <= sum(states.values()) <= 25 and states["PRUNED"] >= 4 and states["COMPLETE"] >= 2, states
+    started = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
+    assert any(b[0] < a[1] for a, b in zip(started, started[1:])), "the two workers never ran at the same time"
+
+
+@pytest.mark.slow
+def test_hyperband_prunes_real_training_and_keeps_the_cost_of_pruned_trials(tmp_path):
+    result = nas.search(space="macro_chain", dataset="digits", strategy="random", trials=8, epochs=6, seed=0, out_dir=tmp_path,
+                        progress=False, tensorboard=False, pruner="hyperband",
+                        overrides=["estimator.threads=1", "pruner.max_resource=6", "space.widths=[8,16]"])
+    pruned = [r for r in result.trials if r.state == "pruned"]
+    complete = [r for r in result.trials if r.state == "complete"]
+    assert pruned and complete
+    assert all(r.metrics["epochs"] < 6 and r.cost > 0 for r in pruned)
+    assert all(r.metrics["epochs"] == 6 for r in complete)
