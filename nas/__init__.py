@@ -20,11 +20,12 @@ from nas._strategy import Strategy
 from nas._table import TableEstimator
 from nas._training import TrainingEstimator
 from nas.datasets import DataSplits
+from nas.zero_cost import ZeroCostEstimator
 
 __all__ = [
     "Architecture", "Candidate", "Categorical", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
     "Integer", "InvalidSampleError", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
-    "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed", "TrialRecord", "available", "get_space",
+    "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed", "TrialRecord", "ZeroCostEstimator", "available", "get_space",
     "load", "run_from_config", "search",
 ]
 __version__ = "0.1.0"

@@ -39,7 +39,8 @@ class Progress:
         remaining = elapsed / self.done_here * max(0, self.total - finished)
         m = record.metrics
         if record.state == "complete":
-            result = f"val {record.value:.4f} test {m.get('test_accuracy', float('nan')):.4f} {human(m.get('params', 0))} params {m.get('seconds', 0):.1f}s"
+            scores = f"val {record.value:.4f} test {m['test_accuracy']:.4f}" if "test_accuracy" in m else f"score {record.value:.4g}"
+            result = f"{scores} {human(m.get('params', 0))} params {m.get('seconds', 0):.1f}s"
         else:
             result = f"{record.state}: {record.reason or ''}"[:70]
         best_text = f"best {best.value:.4f} (#{best.number})" if best is not None and best.value is not None else "best -"

@@ -55,7 +55,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.dev
         total += output.numel() * per_output
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each module's own flag: a model may be in mixed mode
     model.eval()
     try:
         with torch.no_grad():
@@ -63,7 +63,8 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.dev
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
     return int(total)
 
 
@@ -134,6 +135,9 @@ class TrainingEstimator(Estimator):
         self.num_classes = self.data.num_classes
         self._tensors = {k: getattr(self.data, k).to(self.device) for k in
                          ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        # The first torch.optim optimizer of a process imports torch._dynamo (about 1-2 s): pay it here,
+        # not in the first trial's recorded cost, which fidelity checks and cost-aware pruning compare.
+        self._make_optimizer(nn.Linear(1, 1))
 
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.data.name, "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,

@@ -94,3 +94,73 @@ def test_every_knob_is_recorded_with_each_trial_in_tensorboard_and_the_best_mode
     events.Reload()
     hparams = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     assert b"fidelity.width_multiplier" in hparams and b"fidelity.data_fraction" in hparams
+
+
+# ---- the fidelity check ------------------------------------------------------------------------
+from nas.fidelity import FidelityReport, check_fidelities, rank_agreement  # noqa: E402
+
+
+def test_rank_agreement_measures_order_with_intervals_and_drops_failed_pairs():
+    high = np.arange(20, dtype=float)
+    same = rank_agreement(high * 2 + 1, high, bootstrap=200)
+    assert same.tau == pytest.approx(1) and same.rho == pytest.approx(1) and same.tau_interval == pytest.approx((1, 1))
+    assert rank_agreement(-high, high, bootstrap=50).tau == pytest.approx(-1)
+    noisy = rank_agreement(high + np.random.default_rng(0).normal(0, 4, 20), high, bootstrap=500)
+    assert 0.3 < noisy.tau < 0.95 and noisy.tau_interval[0] < noisy.tau < noisy.tau_interval[1]
+    with_failures = rank_agreement(np.r_[high[:18], np.nan, np.nan], high, bootstrap=50)
+    assert with_failures.pairs == 18 and with_failures.tau == pytest.approx(1)
+
+
+def report_with(taus_costs):
+    """A report whose fidelities have the given (scores, seconds) against reference 'full'."""
+    ref = list(range(10))
+    scores = {"full": ref, **{name: s for name, (s, _) in taus_costs.items()}}
+    seconds = {"full": [10.0] * 10, **{name: [c] * 10 for name, (_, c) in taus_costs.items()}}
+    report = FidelityReport(reference="full", threshold=0.6, architectures=[], scores=scores, seconds=seconds,
+                            settings={n: {} for n in scores})
+    report.agreement = {n: rank_agreement(s, ref, bootstrap=100) for n, s in scores.items()}
+    return report
+
+
+def test_the_cheapest_fidelity_that_clears_the_threshold_is_recommended():
+    good, shuffled = list(range(10)), [3, 9, 1, 7, 0, 5, 2, 8, 4, 6]
+    report = report_with({"cheap_bad": (shuffled, 1.0), "mid_good": (good, 3.0), "dear_good": (good, 6.0)})
+    assert report.recommended == "mid_good" and "Recommended: 'mid_good'" in report.verdict()
+    assert report.table().index("cheap_bad") < report.table().index("mid_good")  # cheapest first
+    assert report_with({"cheap_bad": (shuffled, 1.0)}).recommended == "full"
+
+
+def test_identical_fidelities_rank_with_tau_one_through_real_training(digits_splits):
+    report = check_fidelities(space="macro_chain", dataset=digits_splits, samples=5, reference="a", bootstrap=100,
+                              fidelities={"a": {"epochs": 1}, "b": {"epochs": 1}},
+                              estimator={"_target_": "nas.TrainingEstimator", "threads": 1, "batch_size": 128})
+    assert report.scores["a"] == report.scores["b"] and len(set(report.scores["a"])) > 1
+    assert report.agreement["b"].tau == pytest.approx(1) and report.agreement["b"].rho == pytest.approx(1)
+    assert len({a.key for a in report.architectures}) == 5
+
+
+def test_fidelity_check_refuses_bad_settings_before_training(digits_splits):
+    with pytest.raises(ConfigError, match="`reference` must name one of the fidelities.*'full'"):
+        check_fidelities(space="macro_chain", dataset=digits_splits, fidelities={"a": {}}, reference="full")
+    with pytest.raises(ConfigError, match="fidelity 'b'.*`0 < data_fraction <= 1` must hold, but got data_fraction=2"):
+        check_fidelities(space="macro_chain", dataset=digits_splits, fidelities={"a": {}, "b": {"data_fraction": 2}}, reference="a")
+    with pytest.raises(ConfigError, match="fidelity 'b'.*Valid keys"):
+        check_fidelities(space="macro_chain", dataset=digits_splits, fidelities={"a": {}, "b": {"epoch": 2}}, reference="a")
+
+
+@pytest.mark.slow
+def test_fidelity_check_app_writes_markdown_json_and_tensorboard(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parents[1] / "experiments" / "fidelity_check.py"
+    done = subprocess.run([sys.executable, str(app), "samples=4", "bootstrap=50", "estimator.epochs=2", "threads=1",
+                           "~fidelities", "+fidelities={full:{},one:{epochs:1},narrow:{width_multiplier:0.5}}",
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| fidelity | settings | Kendall tau" in done.stdout and "Recommended" in done.stdout or "keep the reference" in done.stdout
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["scores"]) == {"full", "one", "narrow"} and all(len(v) == 4 for v in saved["scores"].values())
+    assert (tmp_path / "fidelity_check.md").read_text().startswith("# Fidelity check")
+    assert {p.name for p in (tmp_path / "tb").iterdir()} == {"full", "one", "narrow"}
