@@ -56,6 +56,8 @@ def main(cfg: DictConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     base = {**OmegaConf.to_container(compose([]).estimator, resolve=True), **OmegaConf.to_container(cfg.estimator, resolve=True)}
+    if cfg.threads:
+        base["threads"] = int(cfg.threads)  # the estimator sets torch's thread count itself
     fidelities = OmegaConf.to_container(cfg.fidelities, resolve=True)
     start = time.perf_counter()
     total = int(cfg.samples) * len(fidelities)
