@@ -218,9 +218,11 @@ class SearchRunner:
 
     def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None, metrics: dict[str, Any],
               reason: str | None, log: TrialLog | None) -> TrialRecord:
+        stored = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list))}
         fidelity = self.estimator.fidelity()
-        metrics = {**metrics, "fidelity": fidelity} if fidelity and state != TrialState.FAIL else metrics
-        trial.set_user_attr(METRICS_ATTR, {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list, dict))})
+        if fidelity and state != TrialState.FAIL:
+            stored["fidelity"] = fidelity
+        trial.set_user_attr(METRICS_ATTR, stored)
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
         # the strategy is told below; one storage write instead of study.tell's checks and re-reads
