@@ -12,6 +12,7 @@ from nas._config import available, get_space
 from nas._dimensions import Categorical, Float, Integer
 from nas._errors import ConfigError, InvalidSampleError, NASError, TrialFailed
 from nas._estimator import Estimator, Evaluation
+from nas._lce_pruner import LearningCurvePruner
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._records import TrialRecord
 from nas._results import SearchResult, load
@@ -24,7 +25,7 @@ from nas.zero_cost import ZeroCostEstimator
 
 __all__ = [
     "Architecture", "Candidate", "Categorical", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
-    "Integer", "InvalidSampleError", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
+    "Integer", "InvalidSampleError", "LearningCurvePruner", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
     "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed", "TrialRecord", "ZeroCostEstimator", "available", "get_space",
     "load", "run_from_config", "search",
 ]

@@ -11,7 +11,7 @@ import torch
 import nas
 from nas import ConfigError, TrainingEstimator
 from nas._training import count_params
-from nas.datasets import digits, mnist1d
+from nas.datasets import mnist1d
 
 
 def sample_of(space, seed=0):
