@@ -27,6 +27,7 @@ from nas._tensorboard import SearchLog, TrialLog, arch_text
 
 DB_FILE = "study.db"
 DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
+_SCHEMA_RACE_RETRIES = 5
 
 
 def open_storage(url: str | None, run_dir: Path) -> tuple[str, Any]:
@@ -36,14 +37,22 @@ def open_storage(url: str | None, run_dir: Path) -> tuple[str, Any]:
     if "://" not in resolved:
         raise ConfigError(f"`storage` must be an Optuna storage URL such as 'sqlite:///path/study.db' or "
                           f"'postgresql://user:pass@host/db', but got {url!r}.")
-    try:
-        storage = optuna.storages.RDBStorage(resolved, heartbeat_interval=None)
-        if resolved.startswith("sqlite"):
-            _fast_sqlite(storage)
-    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"`storage` must be a reachable Optuna storage URL, but {url!r} failed: {first}") from exc
-    return template, storage
+    for attempt in range(_SCHEMA_RACE_RETRIES + 1):
+        try:
+            storage = optuna.storages.RDBStorage(resolved, heartbeat_interval=None)
+            if resolved.startswith("sqlite"):
+                _fast_sqlite(storage)
+            return template, storage
+        except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
+            text = str(exc)
+            # Workers started together on a new database race to create its tables: the loser retries
+            # and finds them made.
+            if attempt < _SCHEMA_RACE_RETRIES and ("UNIQUE constraint" in text or "already exists" in text):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            raise ConfigError(f"`storage` must be a reachable Optuna storage URL, but {url!r} failed: {first}") from exc
+    raise AssertionError("unreachable")
 
 
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:

@@ -132,3 +132,22 @@ def test_hyperband_prunes_real_training_and_keeps_the_cost_of_pruned_trials(tmp_
     assert pruned and complete
     assert all(r.metrics["epochs"] < 6 and r.cost > 0 for r in pruned)
     assert all(r.metrics["epochs"] == 6 for r in complete)
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_retries(tmp_path, monkeypatch):
+    from nas import _runner
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):  # the first attempt meets tables another worker is creating
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    _, storage = _runner.open_storage(f"sqlite:///{tmp_path}/race.db", tmp_path)
+    assert len(calls) == 2 and isinstance(storage, real) and (tmp_path / "race.db").is_file()
+    monkeypatch.setattr(optuna.storages, "RDBStorage", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no such host")))
+    with pytest.raises(nas.ConfigError, match="`storage` must be a reachable Optuna storage URL.*no such host"):
+        _runner.open_storage("postgresql://nobody@nowhere/db", tmp_path)
