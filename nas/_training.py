@@ -78,6 +78,9 @@ class TrainingEstimator(Estimator):
 
     Every knob is declared in config (``configs/estimator/train.yaml``). On CPU the same seed gives the
     same results; on CUDA it trains under mixed precision (bfloat16 autocast where supported).
+    Fidelity knobs (``epochs``, ``data_fraction``, ``width_multiplier``, ``depth_multiplier``,
+    ``input_scale``, ``max_seconds``) make the estimate cheaper; :meth:`fidelity` reports them and
+    the runner records them with every trial.
     """
 
     def __init__(

@@ -50,25 +50,18 @@ def rank_agreement(low: Sequence[float], high: Sequence[float], *, bootstrap: in
     a, b = a[keep], b[keep]
     if len(a) < 3:
         return Agreement(math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan), len(a))
-    tau, rho = _tau(a, b), _rho(a, b)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(a), size=(bootstrap, len(a)))
-    taus = np.array([_tau(a[i], b[i]) for i in draws])
-    rhos = np.array([_rho(a[i], b[i]) for i in draws])
+    draws = np.random.default_rng(seed).integers(0, len(a), size=(bootstrap, len(a)))
+    tau, rho = (_correlation(test, a, b) for test in (stats.kendalltau, stats.spearmanr))
+    taus, rhos = (np.array([_correlation(test, a[i], b[i]) for i in draws]) for test in (stats.kendalltau, stats.spearmanr))
     return Agreement(tau, _interval(taus), rho, _interval(rhos), len(a))
 
 
-def _tau(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return 1.0  # both constant: the same (non-)ranking
-    value = stats.kendalltau(a, b).statistic
-    return float(value) if np.isfinite(value) else 0.0  # one side constant: it ranks nothing
-
-
-def _rho(a: np.ndarray, b: np.ndarray) -> float:
+def _correlation(test: Callable[..., Any], a: np.ndarray, b: np.ndarray) -> float:
+    """``test`` (Kendall or Spearman) of a against b; both constant = the same (non-)ranking, 1;
+    one side constant ranks nothing, 0 (scipy says nan)."""
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return 1.0
-    value = stats.spearmanr(a, b).statistic
+    value = test(a, b).statistic
     return float(value) if np.isfinite(value) else 0.0
 
 

@@ -151,3 +151,17 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_retries(tmp_path, mon
     monkeypatch.setattr(optuna.storages, "RDBStorage", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no such host")))
     with pytest.raises(nas.ConfigError, match="`storage` must be a reachable Optuna storage URL.*no such host"):
         _runner.open_storage("postgresql://nobody@nowhere/db", tmp_path)
+
+
+def test_tpe_sees_pruned_trials_with_their_partial_curves():
+    from nas import Architecture, SamplerStrategy, TrialRecord
+
+    space = ToySpace()
+    strategy = SamplerStrategy(space, optuna.samplers.TPESampler, seed=0)
+    sample = space.sample(np.random.default_rng(0))
+    arch = Architecture(space="toy", sample=sample, key=space.key(sample))
+    history = [TrialRecord(number=0, arch=arch, state="pruned", metrics={"curve": [0.1, 0.2]}),
+               TrialRecord(number=1, arch=arch, state="complete", value=0.5, metrics={"curve": [0.3, 0.4, 0.5]})]
+    pruned, complete = strategy._study_with(history).trials
+    assert pruned.intermediate_values == {0: 0.1, 1: 0.2} and pruned.state == optuna.trial.TrialState.PRUNED
+    assert complete.intermediate_values == {} and complete.value == 0.5  # a completed trial needs only its value
