@@ -181,9 +181,11 @@ def part2(curves: np.ndarray, cfg: DictConfig) -> tuple[str, dict[str, Any]]:
     lce = cfg.lce
     for mp in lce.min_points:
         for th in lce.thresholds:
-            settings.append(("learning curve (ours)", f"threshold {th}, min_points {mp}",
-                             {"threshold": float(th), "horizon": int(cfg.horizon), "min_points": int(mp), "interval": int(lce.interval),
-                              "warmup_trials": int(lce.warmup_trials), "calibration": list(lce.calibration), "seed": cfg.seed}))
+            for margin in lce.get("margins", [0.0]):
+                settings.append(("learning curve (ours)", f"threshold {th}, min_points {mp}" + (f", margin {margin}" if margin else ""),
+                                 {"threshold": float(th), "horizon": int(cfg.horizon), "min_points": int(mp), "interval": int(lce.interval),
+                                  "warmup_trials": int(lce.warmup_trials), "margin": float(margin), "calibration": list(lce.calibration),
+                                  "seed": cfg.seed}))
     seeds = list(range(int(cfg.orderings)))
     workers = max(1, min(int(cfg.workers), len(seeds)))
     chunks = [seeds[w::workers] for w in range(workers)]
@@ -210,7 +212,10 @@ def part2(curves: np.ndarray, cfg: DictConfig) -> tuple[str, dict[str, Any]]:
     ours = max((r for r in eligible if r["pruner"] == "learning curve (ours)"), key=lambda r: r["saved"], default=None)
     baselines = [r for r in eligible if r["pruner"] in ("median", "successive halving")]
     best_baseline = max(baselines, key=lambda r: r["saved"], default=None)
-    if ours is None:
+    ran_baselines = any(r["pruner"] in ("median", "successive halving") for r in results)
+    if not ran_baselines:
+        verdict = "NOT DECIDED: no baseline setting ran (median and successive_halving are empty in the config)."
+    elif ours is None:
         verdict = f"NOT MET: no setting of our pruner reaches mean regret <= {max_regret}."
     elif best_baseline is None or ours["saved"] > best_baseline["saved"]:
         verdict = (f"MET: ours ({ours['setting']}) saves {100 * ours['saved']:.1f}% of epochs at mean regret {ours['regret_mean']:.3f}; "
