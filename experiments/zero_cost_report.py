@@ -74,37 +74,21 @@ def one_architecture(cfg: dict[str, Any], dataset: str, index: int, sample: dict
 
 
 def sample_architectures(space_name: str, count: int, seed: int) -> list[dict[str, Any]]:
-    """``count`` architectures with distinct canonical keys, drawn uniformly (seeded)."""
+    """``count`` architectures with distinct canonical keys, drawn uniformly (seeded), as flat samples."""
     import nas
+    from nas.fidelity import sample_architectures as distinct
 
-    space = nas.get_space(space_name)
-    rng = np.random.default_rng(seed)
-    chosen: dict[str, dict[str, Any]] = {}
-    for _ in range(100 * count):
-        sample = space.sample(rng)
-        chosen.setdefault(space.key(sample), dict(space.validate(sample)))
-        if len(chosen) == count:
-            break
-    return list(chosen.values())
+    return [dict(arch.sample) for arch in distinct(nas.get_space(space_name), count, seed=seed)]
 
 
 # ---- statistics ----------------------------------------------------------------------------------
 def rank_agreement(values: np.ndarray, truth: np.ndarray, *, bootstrap: int, seed: int) -> dict[str, Any]:
-    """Kendall tau-b with a percentile bootstrap 95% interval (architectures resampled), Spearman rho."""
-    from scipy.stats import kendalltau, spearmanr
+    """Kendall tau-b with a percentile bootstrap 95% interval and Spearman rho: the fidelity check's
+    statistics (``nas.fidelity.rank_agreement``), so proxies and fidelities are judged alike."""
+    from nas.fidelity import rank_agreement as agreement
 
-    keep = np.isfinite(values)
-    v, t = values[keep], truth[keep]
-    if len(v) < 3 or np.ptp(v) == 0:
-        return {"n": len(v), "tau": math.nan, "tau_low": math.nan, "tau_high": math.nan, "rho": math.nan}
-    rng = np.random.default_rng(seed)
-    taus = []
-    for idx in rng.integers(0, len(v), size=(bootstrap, len(v))):
-        if np.ptp(v[idx]) > 0 and np.ptp(t[idx]) > 0:  # a resample of ties only has no tau
-            taus.append(kendalltau(v[idx], t[idx]).statistic)
-    low, high = np.percentile(taus, [2.5, 97.5]) if taus else (math.nan, math.nan)
-    return {"n": len(v), "tau": float(kendalltau(v, t).statistic), "tau_low": float(low), "tau_high": float(high),
-            "rho": float(spearmanr(v, t).statistic)}
+    a = agreement(values, truth, bootstrap=bootstrap, seed=seed)
+    return {"n": a.pairs, "tau": a.tau, "tau_low": a.tau_interval[0], "tau_high": a.tau_interval[1], "rho": a.rho}
 
 
 def summarise(rows: list[dict[str, Any]], cfg: DictConfig, wall: float) -> tuple[str, dict[str, Any]]:
