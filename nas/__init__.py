@@ -16,16 +16,16 @@ from nas._lce_pruner import LearningCurvePruner
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._records import TrialRecord
 from nas._results import SearchResult, load
-from nas._space import SearchSpace
-from nas._strategy import Strategy
+from nas._space import Inherited, Morph, SearchSpace
+from nas._strategy import Child, Strategy
 from nas._table import TableEstimator
 from nas._training import TrainingEstimator
 from nas.datasets import DataSplits
 from nas.zero_cost import ZeroCostEstimator
 
 __all__ = [
-    "Architecture", "Candidate", "Categorical", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
-    "Integer", "InvalidSampleError", "LearningCurvePruner", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
+    "Architecture", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
+    "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
     "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed", "TrialRecord", "ZeroCostEstimator", "available", "get_space",
     "load", "run_from_config", "search",
 ]

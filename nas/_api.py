@@ -92,6 +92,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         pruner=pruner if pruner is not None else (instantiate(cfg.pruner, kind="pruner") if cfg.get("pruner") else None),
         progress=bool(cfg.get("progress", True)), tensorboard=bool(cfg.get("tensorboard", True)),
         space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+        weights=OmegaConf.to_container(cfg.weights, resolve=True) if cfg.get("weights") is not None else None,  # type: ignore[arg-type]
     )
     pruner_name = type(runner.study.pruner).__name__.replace("Pruner", "").lower()
     header = (f"nas: space '{space.name}' ({len(space.dimensions())} dims), strategy '{getattr(strategy, 'name', type(strategy).__name__)}', "

@@ -31,8 +31,21 @@ class Evaluation:
     model: Any = None
 
 
+@dataclass(frozen=True)
+class ParentWeights:
+    """A trained parent handed to an estimator that inherits weights: its trial number, its active
+    sample and its state dict (as saved by the runner in the study's artifact store)."""
+
+    number: int
+    sample: dict[str, Any]
+    state: dict[str, Any]
+
+
 class Estimator(ABC):
     """Scores architectures. The runner calls :meth:`evaluate` once per trial, in the worker process.
+
+    An estimator with ``inherits_weights = True`` is called as ``evaluate(arch, report, parent=...)``
+    for a child whose parent's weights are kept, and records what it inherited in its metrics.
 
     ``evaluate`` may raise :class:`optuna.TrialPruned` when ``report`` says stop, and
     :class:`nas.TrialFailed` (or any exception) when no result can be had; the runner records both
@@ -41,6 +54,9 @@ class Estimator(ABC):
 
     #: Whether the estimator is given the run's dataset (``dataset=``); table estimators are not.
     needs_data: bool = True
+    #: Whether ``evaluate`` takes ``parent=`` (:class:`ParentWeights`) and returns a model whose weights
+    #: children may inherit; the runner then keeps completed trials' weights.
+    inherits_weights: bool = False
     #: Input shape and class count of the models this estimator builds (for ``best_model()``).
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -67,11 +68,8 @@ class StrategySampler(BaseSampler):
         if self._proposals.pop(trial._trial_id, None) is None:
             return
         record = TrialRecord.from_trial(trial, self.space)
-        record = TrialRecord(
-            number=record.number, arch=record.arch, state=_STATE_NAMES.get(state, state.name.lower()),
-            value=values[0] if values and state == TrialState.COMPLETE else None,
-            metrics=record.metrics, cost=record.cost, parent=record.parent, reason=record.reason,
-        )
+        record = dataclasses.replace(record, state=_STATE_NAMES.get(state, state.name.lower()),
+                                     value=values[0] if values and state == TrialState.COMPLETE else None)
         self.strategy.tell(record)
 
 

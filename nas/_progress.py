@@ -43,6 +43,8 @@ class Progress:
             result = f"{scores} {human(m.get('params', 0))} params {m.get('seconds', 0):.1f}s"
         else:
             result = f"{record.state}: {record.reason or ''}"[:70]
+        if record.parent is not None:
+            result += f" | from #{record.parent}" + (f" ({m['morphism']})" if "morphism" in m else "")
         best_text = f"best {best.value:.4f} (#{best.number})" if best is not None and best.value is not None else "best -"
         self.say(f"trial {finished:>3}/{self.total} #{record.number:<3} {record.arch.key[:8]} | {result} | {best_text} | "
                  f"elapsed {_clock(elapsed)} left ~{_clock(remaining)}")

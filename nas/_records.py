@@ -20,6 +20,7 @@ METRICS_ATTR = "nas:metrics"
 REASON_ATTR = "nas:fail_reason"
 PARENT_ATTR = "nas:parent"
 TEXT_ATTR = "nas:arch"
+WEIGHTS_ATTR = "nas:weights"
 
 _STATES = {
     TrialState.COMPLETE: "complete",
@@ -42,6 +43,7 @@ class TrialRecord:
     cost: float | None = None
     parent: int | None = None
     reason: str | None = None
+    weights: str | None = None
 
     @property
     def score(self) -> float | None:
@@ -76,6 +78,7 @@ class TrialRecord:
             cost=cost,
             parent=attrs.get(PARENT_ATTR),
             reason=attrs.get(REASON_ATTR),
+            weights=attrs.get(WEIGHTS_ATTR),
         )
 
 

@@ -16,14 +16,16 @@ from optuna.trial import TrialState
 
 from nas._architecture import Architecture
 from nas._errors import ConfigError
-from nas._estimator import Estimator
+from nas._estimator import Estimator, ParentWeights
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._progress import Progress
-from nas._records import KEY_ATTR, METRICS_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord, history_of
+from nas._records import KEY_ATTR, METRICS_ATTR, PARENT_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord, history_of
 from nas._results import BEST_DIR, RUN_FILE, SearchResult
 from nas._space import SearchSpace
 from nas._strategy import Strategy
 from nas._tensorboard import SearchLog, TrialLog, arch_text
+from nas._lineage import lineage_text
+from nas._weights import make_weight_store
 
 DB_FILE = "study.db"
 DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
@@ -76,7 +78,8 @@ class SearchRunner:
     def __init__(self, *, space: SearchSpace, strategy: Strategy | BaseSampler, estimator: Estimator, run_dir: str | Path,
                  trials: int, storage: str | None = None, study_name: str = "nas", pruner: optuna.pruners.BasePruner | None = None,
                  timeout: float | None = None, progress: bool = True, tensorboard: bool = True,
-                 space_config: dict[str, Any] | None = None, config: dict[str, Any] | None = None) -> None:
+                 space_config: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+                 weights: dict[str, Any] | None = None) -> None:
         if trials < 1:
             raise ConfigError(f"`budget.trials >= 1` must hold, but got trials={trials}.")
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines replace Optuna's
@@ -88,6 +91,8 @@ class SearchRunner:
         # One path for every strategy: an Optuna sampler instance runs through the Strategy contract.
         self.strategy = strategy = strategy if isinstance(strategy, Strategy) else SamplerStrategy(space, strategy)
         self.sampler = StrategySampler(strategy)
+        # Trained weights are kept (Optuna's artifact store) when children will inherit them, or on request.
+        self.weights = make_weight_store(weights, run_dir=self.run_dir, needed=strategy.inherits_weights and estimator.inherits_weights)
         self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=self.sampler, pruner=pruner or optuna.pruners.NopPruner(),
                                          direction="maximize", load_if_exists=True)
         self.progress = Progress(trials, enabled=progress)
@@ -104,7 +109,8 @@ class SearchRunner:
         meta = {"space": self.space.name, "study_name": study_name, "storage": self.storage_template,
                 "space_config": space_config, "input_shape": list(self.estimator.input_shape),
                 "num_classes": self.estimator.num_classes, "estimator": self.estimator.describe(),
-                "strategy": getattr(self.strategy, "name", type(self.strategy).__name__)}
+                "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
+                "weights_store": str(self.weights.root) if self.weights is not None else None}
         _atomic_write(self.run_dir / RUN_FILE, json.dumps(meta, indent=2))
         if config is not None:
             from omegaconf import OmegaConf
@@ -172,26 +178,41 @@ class SearchRunner:
             self._close()
         return self.result()
 
-    def _start_trial(self, history: list[TrialRecord]) -> tuple[optuna.Trial, Architecture]:
+    def _start_trial(self, history: list[TrialRecord]) -> tuple[optuna.Trial, Architecture, int | None]:
         """Create the next trial: the strategy is asked directly and the trial is written with its
         params, key and text form in one storage transaction (``study.ask`` plus a ``suggest`` per
         dimension would cost a transaction each)."""
-        arch = self.space.architecture(self.strategy.ask(history))
+        proposal = self.strategy.ask(history)
+        parent = getattr(proposal, "parent", None)  # a nas.Child names the trial it was bred from
+        arch = self.space.architecture(proposal)
         dims = self.space.dimensions()
+        attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample)}
+        if parent is not None:
+            attrs[PARENT_ATTR] = int(parent)
         template = optuna.trial.create_trial(
             state=TrialState.RUNNING, params=dict(arch.sample),
-            distributions={name: dims[name].distribution() for name in arch.sample},
-            user_attrs={KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample)},
+            distributions={name: dims[name].distribution() for name in arch.sample}, user_attrs=attrs,
         )
         trial_id = self.study._storage.create_new_trial(self.study._study_id, template_trial=template)
         self.sampler.preset(trial_id, dict(arch.sample))
         trial = optuna.Trial(self.study, trial_id)
         self.sampler.forget(trial_id)  # the params are stored; nothing will ask the sampler again
-        return trial, arch
+        return trial, arch, parent
+
+    def _parent_weights(self, history: list[TrialRecord], parent: int | None) -> tuple[ParentWeights | None, str | None]:
+        """The parent's trained weights for an estimator that inherits them, or why there are none."""
+        if parent is None or self.weights is None or not self.estimator.inherits_weights:
+            return None, None
+        record = next((r for r in history if r.number == parent), None)
+        state = self.weights.load(record) if record is not None else None
+        if record is None or state is None:
+            return None, f"parent #{parent} has no kept weights: trained from scratch"
+        return ParentWeights(number=record.number, sample=dict(record.arch.sample), state=state), None
 
     def _run_one(self, history: list[TrialRecord]) -> None:
-        trial, arch = self._start_trial(history)
+        trial, arch, parent = self._start_trial(history)
         log = TrialLog(self.tb_root, trial.number) if self.tensorboard else None
+        parent_weights, no_inheritance = self._parent_weights(history, parent)
 
         curve: list[float] = []
         prunes = not isinstance(self.study.pruner, optuna.pruners.NopPruner)
@@ -207,8 +228,11 @@ class SearchRunner:
 
         model, state, reason, metrics, value = None, TrialState.COMPLETE, None, {}, None
         try:
-            evaluation = self.estimator.evaluate(arch, report)
+            evaluation = (self.estimator.evaluate(arch, report, parent=parent_weights) if parent_weights is not None  # type: ignore[call-arg]
+                          else self.estimator.evaluate(arch, report))
             value, metrics, model = float(evaluation.score), {**evaluation.metrics, "curve": curve}, evaluation.model
+            if no_inheritance:
+                metrics["inheritance"] = no_inheritance
             if not math.isfinite(value):
                 state, reason, value = TrialState.FAIL, f"score is {value}", None
         except optuna.TrialPruned as exc:
@@ -220,13 +244,13 @@ class SearchRunner:
         except Exception as exc:  # a failing trial is recorded and the search goes on
             state, reason = TrialState.FAIL, f"{type(exc).__name__}: {exc}"
             metrics = {"traceback": traceback.format_exc(limit=-3)}
-        record = self._tell(trial, state, value, metrics, reason, log)
+        record = self._tell(trial, state, value, metrics, reason, log, model=model)
         if record.value is not None and record.value > self._best_value and model is not None:
             self._best_value = record.value
             self._save_best(record, model)
 
     def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None, metrics: dict[str, Any],
-              reason: str | None, log: TrialLog | None) -> TrialRecord:
+              reason: str | None, log: TrialLog | None, model: Any = None) -> TrialRecord:
         stored = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list))}
         fidelity = self.estimator.fidelity()
         if fidelity and state != TrialState.FAIL:
@@ -234,11 +258,20 @@ class SearchRunner:
         trial.set_user_attr(METRICS_ATTR, stored)
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
+        if self.weights is not None and state == TrialState.COMPLETE and model is not None:
+            self.weights.save(trial, model)  # while the trial runs: a finished trial takes no artifact record
         # the strategy is told below; one storage write instead of study.tell's checks and re-reads
         self.study._storage.set_trial_state_values(trial._trial_id, state, [value] if state == TrialState.COMPLETE else None)
         record = TrialRecord.from_trial(self.study._storage.get_trial(trial._trial_id), self.space)
         self._finished_count += 1
         self.strategy.tell(record)
+        if self.weights is not None:
+            history = history_of(self.study, self.space)
+            self.weights.retain(history, self.strategy.alive(history))
+        if stored.get("preservation_violated"):
+            self.progress.say(f"WARNING trial #{record.number}: the morphism {stored.get('morphism')!r} from #{record.parent} was expected "
+                              f"to preserve the parent's function, but the outputs differ by {stored.get('preservation_error'):.2e} "
+                              f"(relative) on the probe batch.")
         if record.value is not None and (self._best is None or record.value > self._best.value):  # type: ignore[operator]
             self._best = record
         if log is not None:
@@ -256,7 +289,13 @@ class SearchRunner:
         return TrialRecord.from_trial(best, self.space)
 
     def _close(self) -> None:
+        history = history_of(self.study, self.space)
+        lineage = lineage_text(history) if any(r.parent is not None for r in history) else None
+        if lineage is not None:
+            _atomic_write(self.run_dir / "lineage.md", lineage + "\n")
         if self.search_log is not None:
+            if lineage is not None:
+                self.search_log.lineage(lineage)
             self.search_log.close()
         result = self.result()
         _atomic_write(self.run_dir / "leaderboard.md", result.leaderboard() + "\n")

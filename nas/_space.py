@@ -6,6 +6,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,34 @@ from nas._errors import ConfigError, InvalidSampleError
 
 Sample = dict[str, Primitive]
 _KEY_CACHE_SIZE = 200_000
+
+
+@dataclass(frozen=True)
+class Morph:
+    """A child reachable from a parent by a function-preserving network morphism.
+
+    ``kind`` names the morphism (``widen``, ``deepen``, ``widen_kernel``, ``add_op``, ...), ``where`` the
+    part of the network it changes (``layer2``, ``cell.e0_3``); ``child`` is the child's active sample."""
+
+    child: Sample
+    kind: str
+    where: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.where}"
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """A child model built from a parent's trained state (:meth:`SearchSpace.inherit`).
+
+    ``fraction`` is the share of the child's parameter elements that came from the parent. ``morph``
+    is the function-preserving morphism applied, or ``None`` when the child only took the tensors
+    whose structural name and shape match (Real et al. 2017), which changes the function."""
+
+    model: Any
+    fraction: float
+    morph: Morph | None
 
 
 class SearchSpace(ABC):
@@ -34,6 +63,9 @@ class SearchSpace(ABC):
     - :meth:`neighbors` is used by mutation and local search.
     - :meth:`reduced` is called once by a low-fidelity estimator: the same dimensions, keys and text
       form, but :meth:`build` makes a narrower or shallower network.
+    - :meth:`morphs` lists the children a morphism strategy may propose; :meth:`inherit` is called by
+      an estimator that trains a child from its parent's weights. Families override
+      :meth:`morphs` and :meth:`_apply_morph` together.
     """
 
     #: Registry name (the YAML file's stem for declared spaces).
@@ -203,6 +235,34 @@ class SearchSpace(ABC):
             del partial[name]
 
         return walk(0, {})
+
+    # ---- weight inheritance -------------------------------------------------------------------
+    def morphs(self, sample: Mapping[str, Primitive]) -> list[Morph]:
+        """Children of ``sample`` reachable by function-preserving morphisms (default: none)."""
+        return []
+
+    def inherit(self, parent: Mapping[str, Primitive], parent_state: Mapping[str, Any], child: Mapping[str, Primitive],
+                input_shape: Sequence[int], num_classes: int, *, generator: Any = None) -> Inherited:
+        """Build ``child`` starting from the trained ``parent_state`` of ``parent``'s network.
+
+        If ``child`` is one of :meth:`morphs` of ``parent``, the morphism is applied and the child
+        computes the parent's function; otherwise every tensor whose structural name and shape
+        match is copied and the rest keeps its fresh initialisation. ``generator`` (a
+        ``torch.Generator``) draws the random parts of a morphism (Net2Net's replicated units).
+        """
+        from nas.morphisms import inherit_matching
+
+        target = self.active(child)
+        model = self.build(target, input_shape, num_classes)
+        for morph in self.morphs(parent):
+            if self.active(morph.child) == target:
+                fraction = self._apply_morph(morph, self.active(parent), parent_state, model, generator)
+                return Inherited(model=model, fraction=fraction, morph=morph)
+        return Inherited(model=model, fraction=inherit_matching(model, parent_state).fraction, morph=None)
+
+    def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
+        """Fill the freshly built child ``model`` so it computes ``parent``'s function; return the inherited fraction."""
+        raise NotImplementedError(f"space {self.name!r} lists morphs but does not implement `_apply_morph`")
 
     # ---- low fidelity --------------------------------------------------------------------------
     def reduced(self, *, width: float = 1.0, depth: float = 1.0) -> SearchSpace:

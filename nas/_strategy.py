@@ -11,6 +11,21 @@ from nas._records import TrialRecord
 from nas._space import Sample, SearchSpace
 
 
+class Child(dict):  # type: ignore[type-arg]
+    """A sample that :meth:`Strategy.ask` proposes as the child of trial ``parent``.
+
+    It is the sample itself (a ``dict``), so every caller that expects a sample keeps working. The
+    runner records the parent with the trial, and an estimator that inherits weights
+    (``TrainingEstimator``) starts the child from the parent's trained weights."""
+
+    def __init__(self, sample: Sample, *, parent: int) -> None:
+        super().__init__(sample)
+        self.parent = int(parent)
+
+    def __repr__(self) -> str:
+        return f"Child({dict.__repr__(self)}, parent={self.parent})"
+
+
 class Strategy(ABC):
     """Proposes architectures. State is derived from the history, so resume and many workers come free.
 
@@ -22,12 +37,19 @@ class Strategy(ABC):
       including running ones and those of other workers. It returns a valid active sample.
     - :meth:`tell` once when a trial asked by this process has finished (complete, pruned or failed).
       Most strategies need not override it: the next ``ask`` sees the record in its history.
+    - :meth:`alive` after every finished trial when trained weights are kept: the trials whose
+      weights a later ``ask`` may still inherit (e.g. evolution's population); the weight store keeps them.
+
+    A strategy that breeds from trained parents returns :class:`Child` samples from ``ask`` and sets
+    ``inherits_weights = True``, so the runner keeps every completed trial's weights.
 
     Reproducibility: :meth:`rng` gives a generator seeded by ``(seed, len(history))``, so the same seed
     and history give the same next ask, also in a fresh process that resumes the study.
     """
 
     name: str = "strategy"
+    #: Whether ``ask`` proposes :class:`Child` samples meant to start from their parent's weights.
+    inherits_weights: bool = False
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = False) -> None:
         self.space = space
@@ -44,6 +66,10 @@ class Strategy(ABC):
     def is_exhausted(self, history: Sequence[TrialRecord]) -> bool:
         """Whether no new candidate can be proposed. Default: never."""
         return False
+
+    def alive(self, history: Sequence[TrialRecord]) -> set[int]:
+        """Numbers of trials whose weights a later ask may still inherit. Default: none."""
+        return set()
 
     def rng(self, history: Sequence[TrialRecord], *salt: int) -> np.random.Generator:
         """A generator determined by the seed and the history length (and ``salt``)."""

@@ -14,7 +14,7 @@ from nas._records import TrialRecord
 from nas._space import SearchSpace
 
 # Metrics shown as HParams columns (sortable in TensorBoard's HParams table view).
-HPARAM_METRICS = ("val_accuracy", "test_accuracy", "params", "macs", "seconds", "epochs")
+HPARAM_METRICS = ("val_accuracy", "test_accuracy", "params", "macs", "seconds", "epochs", "inherited_fraction", "preservation_error")
 
 
 def _hparam_value(value: Any, numeric: bool) -> Any:
@@ -41,6 +41,8 @@ class TrialLog:
             for name, dim in dims.items()
         }
         hparams["state"] = record.state
+        hparams["parent"] = -1 if record.parent is None else record.parent  # -1: trained from scratch
+        hparams["morphism"] = str(record.metrics.get("morphism", "-"))
         # fidelity columns: compare low- and full-fidelity trials side by side in the HParams view
         hparams.update({f"fidelity.{k}": _hparam_value(v, isinstance(v, (int, float))) for k, v in record.fidelity.items()})
         metrics = {f"hparam/{m}": float(record.metrics[m]) for m in HPARAM_METRICS if m in record.metrics}
@@ -66,6 +68,10 @@ class SearchLog:
             if "test_accuracy" in best.metrics:
                 self.writer.add_scalar("search/best_test_accuracy", best.metrics["test_accuracy"], record.number)
         self.writer.flush()
+
+    def lineage(self, text: str) -> None:
+        """The parent-to-child tree (TensorBoard's text tab, ``search/lineage``)."""
+        self.writer.add_text("search/lineage", text, 0)
 
     def close(self) -> None:
         self.writer.close()

@@ -15,11 +15,14 @@ from torch import nn
 
 from nas._architecture import Architecture
 from nas._errors import ConfigError, TrialFailed, unknown_name_message
-from nas._estimator import Estimator, Evaluation, Report, pruned
+from nas._estimator import Estimator, Evaluation, ParentWeights, Report, pruned
 from nas._space import SearchSpace
 from nas.datasets import DataSplits, as_splits
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+#: Relative output difference above which a morphism that should preserve the function is reported as broken.
+PRESERVATION_TOLERANCE = 1e-4
+PROBE_SIZE = 256
 SCHEDULES = ("cosine", "constant", "step")
 
 
@@ -81,7 +84,18 @@ class TrainingEstimator(Estimator):
     Fidelity knobs (``epochs``, ``data_fraction``, ``width_multiplier``, ``depth_multiplier``,
     ``input_scale``, ``max_seconds``) make the estimate cheaper; :meth:`fidelity` reports them and
     the runner records them with every trial.
+
+    Weight inheritance: given ``parent=`` (a :class:`~nas._estimator.ParentWeights`), the child is built
+    by :meth:`SearchSpace.inherit` from the parent's trained state (a function-preserving morphism
+    where the space has one, else every tensor whose name and shape match) and trained for
+    ``inherited_epochs`` (default ``epochs``) on a fresh cosine schedule, a warm restart. Before
+    training, the parent and the child are run on a probe batch of validation inputs; the relative
+    output difference is recorded as ``preservation_error`` with ``parent``, ``inherited_fraction`` and
+    ``morphism``, and ``preservation_violated`` is set when a morphism should have preserved the
+    function and did not.
     """
+
+    inherits_weights = True
 
     def __init__(
         self,
@@ -105,6 +119,7 @@ class TrainingEstimator(Estimator):
         depth_multiplier: float = 1.0,
         input_scale: float = 1.0,
         eval_batch_size: int = 1024,
+        inherited_epochs: int | None = None,
     ) -> None:
         checks = [
             (epochs >= 1, f"`epochs >= 1` must hold, but got epochs={epochs}."),
@@ -113,6 +128,8 @@ class TrainingEstimator(Estimator):
             (weight_decay >= 0, f"`weight_decay >= 0` must hold, but got weight_decay={weight_decay}."),
             (0 <= label_smoothing < 1, f"`0 <= label_smoothing < 1` must hold, but got label_smoothing={label_smoothing}."),
             (max_seconds is None or max_seconds > 0, f"`max_seconds > 0` (or null) must hold, but got max_seconds={max_seconds}."),
+            (inherited_epochs is None or inherited_epochs >= 1,
+             f"`inherited_epochs >= 1` (or null) must hold, but got inherited_epochs={inherited_epochs}."),
         ]
         for ok, message in checks:
             if not ok:
@@ -131,6 +148,7 @@ class TrainingEstimator(Estimator):
         self.epochs, self.batch_size, self.optimizer, self.lr = epochs, batch_size, optimizer, lr
         self.momentum, self.weight_decay, self.schedule = momentum, weight_decay, schedule
         self.label_smoothing, self.max_seconds, self.eval_batch_size = label_smoothing, max_seconds, eval_batch_size
+        self.inherited_epochs = inherited_epochs
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -183,30 +201,54 @@ class TrainingEstimator(Estimator):
         return correct / len(y)
 
     # ---- the contract --------------------------------------------------------------------------
-    def evaluate(self, arch: Architecture, report: Report) -> Evaluation:
+    def evaluate(self, arch: Architecture, report: Report, parent: ParentWeights | None = None) -> Evaluation:
         torch.manual_seed(arch_seed(self.seed, arch.key))
-        model = self.build_space.build(arch.sample, self.input_shape, self.num_classes).to(self.device)
+        inherited: dict[str, Any] = {}
+        if parent is None:
+            model = self.build_space.build(arch.sample, self.input_shape, self.num_classes)
+        else:
+            model, inherited = self._inherit(arch, parent)
+        model = model.to(self.device)
         params = count_params(model)
         macs = count_macs(model, self.input_shape, self.device)
+        epochs = (self.inherited_epochs or self.epochs) if parent is not None else self.epochs
         try:
-            return self._train(model, report, params, macs)
+            evaluation = self._train(model, report, params, macs, epochs, inherited)
         except torch.cuda.OutOfMemoryError as exc:
             del model
             torch.cuda.empty_cache()
             raise TrialFailed(f"out of memory on {self.device}: {exc}".splitlines()[0]) from exc
+        return evaluation
 
-    def _train(self, model: nn.Module, report: Report, params: int, macs: int) -> Evaluation:
+    def _inherit(self, arch: Architecture, parent: ParentWeights) -> tuple[nn.Module, dict[str, Any]]:
+        """The child built from the parent's state, and what was inherited, measured on a probe batch."""
+        from nas.morphisms import preservation_error
+
+        generator = torch.Generator().manual_seed(arch_seed(self.seed, arch.key))
+        child = self.build_space.inherit(parent.sample, parent.state, arch.sample, self.input_shape, self.num_classes, generator=generator)
+        before = self.build_space.build(parent.sample, self.input_shape, self.num_classes)
+        before.load_state_dict(parent.state)
+        probe = self.data.x_val[:PROBE_SIZE]
+        error = preservation_error(before, child.model, probe)
+        info: dict[str, Any] = {"parent": parent.number, "inherited_fraction": child.fraction, "preservation_error": error,
+                                "morphism": str(child.morph) if child.morph is not None else "inherit by name and shape",
+                                "function_preserving": child.morph is not None}
+        if child.morph is not None and not error <= PRESERVATION_TOLERANCE:
+            info["preservation_violated"] = True
+        return child.model, info
+
+    def _train(self, model: nn.Module, report: Report, params: int, macs: int, epochs: int, inherited: dict[str, Any]) -> Evaluation:
         t = self._tensors
         n = len(t["y_train"])
         steps_per_epoch = max(1, math.ceil(n / self.batch_size))
-        total = steps_per_epoch * self.epochs
+        total = steps_per_epoch * epochs
         optimizer = self._make_optimizer(model)
         needs_scaling = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         scaler = torch.amp.GradScaler("cuda") if needs_scaling else None
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         start = time.perf_counter()
         step, epochs_run, train_loss, val_acc, time_limited = 0, 0, float("nan"), 0.0, False
-        for epoch in range(self.epochs):
+        for epoch in range(epochs):
             model.train()
             order = torch.randperm(n, generator=generator).to(self.device)
             loss_sum = torch.zeros((), device=self.device)
@@ -235,12 +277,12 @@ class TrainingEstimator(Estimator):
             val_acc = self.accuracy(model, t["x_val"], t["y_val"])
             if report(epoch, val_acc, train_loss=train_loss):
                 raise pruned(f"pruned after epoch {epochs_run} at validation accuracy {val_acc:.4f}", params=params, macs=macs,
-                             seconds=time.perf_counter() - start, epochs=epochs_run, train_loss=train_loss)
-            if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds and epochs_run < self.epochs:
+                             seconds=time.perf_counter() - start, epochs=epochs_run, train_loss=train_loss, **inherited)
+            if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds and epochs_run < epochs:
                 time_limited = True  # scored on the epochs it had: a fidelity, recorded with the trial
                 break
         seconds = time.perf_counter() - start
         test_acc = self.accuracy(model, t["x_test"], t["y_test"])
         metrics = {"val_accuracy": val_acc, "test_accuracy": test_acc, "train_loss": train_loss, "params": params,
-                   "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited}
+                   "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited, **inherited}
         return Evaluation(score=val_acc, metrics=metrics, model=model)

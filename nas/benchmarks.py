@@ -97,13 +97,15 @@ def run_in_memory(strategy: Strategy, estimator: Estimator, evaluations: int,
     end = len(history) + evaluations
     never_stop = lambda step, value, **scalars: False  # noqa: E731 - no pruner in memory
     while len(history) < end and not strategy.is_exhausted(history):
-        arch = strategy.space.architecture(strategy.ask(history))
+        proposal = strategy.ask(history)
+        parent = getattr(proposal, "parent", None)  # a nas.Child: recorded, as the runner does (no weights here)
+        arch = strategy.space.architecture(proposal)
         try:
             evaluation = estimator.evaluate(arch, never_stop)
             record = TrialRecord(number=len(history), arch=arch, state="complete", value=float(evaluation.score),
-                                 metrics=evaluation.metrics, cost=evaluation.metrics.get("seconds"))
+                                 metrics=evaluation.metrics, cost=evaluation.metrics.get("seconds"), parent=parent)
         except Exception as exc:  # noqa: BLE001 - recorded like the runner records it
-            record = TrialRecord(number=len(history), arch=arch, state="failed", reason=f"{type(exc).__name__}: {exc}")
+            record = TrialRecord(number=len(history), arch=arch, state="failed", reason=f"{type(exc).__name__}: {exc}", parent=parent)
         strategy.tell(record)
         history.append(record)
     return history

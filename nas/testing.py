@@ -121,11 +121,28 @@ class StrategyContract:
         assert len(study.trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
+def settle_batch_norm(model: nn.Module, input_shape: Sequence[int], *, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm running statistics and an affine far from their initial values (forward
+    passes in train mode on random data, then random scale and shift): the state of a trained
+    network, on which a morphism that forgets the statistics would show."""
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(16, *input_shape, generator=generator) * 2 + 0.5)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=generator) * 0.3)
+    return model.eval()
+
+
 class SpaceContract:
     """Inherit and implement :meth:`make_space` (tiny sizes); ``input_shapes`` lists shapes to build for."""
 
     input_shapes: Sequence[tuple[int, ...]] = ((1, 8, 8),)
     samples = 4
+    morphs_per_sample = 6
 
     def make_space(self) -> SearchSpace:
         raise NotImplementedError
@@ -168,3 +185,19 @@ class SpaceContract:
             n = space.validate(n)
             changed = [k for k in sample if k in n and n[k] != sample[k]]
             assert len(changed) == 1 or set(n) != set(sample)
+
+    def test_morphs_preserve_the_function(self) -> None:
+        """Every listed morph, applied by ``inherit`` to a trained-looking parent, computes the parent's
+        function (relative output difference <= 1e-5 in eval mode on random inputs)."""
+        from nas.morphisms import preservation_error
+
+        space = self.make_space()
+        for shape in self.input_shapes:
+            for n, sample in enumerate(self._samples()):
+                parent = settle_batch_norm(space.build(sample, shape, 10), shape, seed=n)
+                inputs = torch.randn(16, *shape, generator=torch.Generator().manual_seed(n))
+                for morph in space.morphs(sample)[:self.morphs_per_sample]:
+                    child = space.inherit(sample, parent.state_dict(), morph.child, shape, 10, generator=torch.Generator().manual_seed(n))
+                    assert child.morph == morph and 0.0 < child.fraction <= 1.0
+                    error = preservation_error(parent, child.model, inputs)
+                    assert error <= 1e-5, f"{morph} of {space.format(sample)} on {shape}: relative error {error:.2e}"

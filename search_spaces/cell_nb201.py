@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from numbers import Integral
 from typing import Any
 
-from nas import Categorical, ConfigError, InvalidSampleError, SearchSpace
+from nas import Categorical, ConfigError, InvalidSampleError, Morph, SearchSpace
 from nas._dimensions import Dimension, Primitive
 from nas._errors import unknown_name_message
 from nas._space import Sample
@@ -207,6 +207,39 @@ class CellSpace(SearchSpace):
         for j in range(1, self.nodes):
             routes[j] = [route + (str(clean[_dim(i, j)]),) for i in self._sources[j] if clean[_dim(i, j)] != "none" for route in routes[i]]
         return routes[self.nodes - 1]
+
+    # ---- morphisms ----------------------------------------------------------------------------
+    def morphs(self, sample: Mapping[str, Primitive]) -> list[Morph]:
+        """Turn a ``none`` edge into a convolution whose output starts at zero (its batch norm's scale
+        and shift are zero), and widen a ``nor_conv_1x1`` edge to ``nor_conv_3x3`` (the kernel
+        zero-padded); every cell of the network changes alike, since they share one sample."""
+        clean = self.validate(sample)
+        convs = [op for op in self.ops if op.startswith("nor_conv_")]
+        out = []
+        for i, j in self.edges:
+            name = _dim(i, j)
+            if clean[name] == "none":
+                out += [Morph(self.validate({**clean, name: op}), "add_op", f"{name}:{op}") for op in convs]
+            elif clean[name] == "nor_conv_1x1" and "nor_conv_3x3" in self.ops:
+                out.append(Morph(self.validate({**clean, name: "nor_conv_3x3"}), "widen_kernel", name))
+        return out
+
+    def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
+        from nas.morphisms import pad_kernel, parameter_fraction, zero_output_
+        from search_spaces._cell_modules import Cell
+        from search_spaces._morph import put, transplant
+
+        edge = "e" + morph.where.partition(":")[0].removeprefix("cell.e")
+        filled = transplant(model, parent_state)
+        for cell_name, cell in model.named_modules():
+            if not isinstance(cell, Cell):
+                continue
+            if morph.kind == "add_op":
+                zero_output_(cell.edges[edge])
+            else:
+                name = f"{cell_name}.edges.{edge}.1.weight"  # ReLU, Conv, BN: the conv's weight
+                filled |= put(model, {name: pad_kernel(parent_state[name], 3)})
+        return parameter_fraction(model, filled)
 
     def _reduced(self, width: float, depth: float) -> CellSpace:
         """Fewer stem channels (every stage scales with them) and fewer cells per stage; same cells."""

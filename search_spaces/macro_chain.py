@@ -24,19 +24,25 @@ The same sample builds for 2-D ``(C, H, W)`` and 1-D ``(C, L)`` inputs.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from nas import Categorical, ConfigError, SearchSpace
+from nas import Categorical, ConfigError, Morph, SearchSpace
 from nas._dimensions import Dimension, Primitive
+from nas._space import Sample
 from search_spaces import _args
 from search_spaces.ops import OPS, get_op, projection, sets_channels
 
 HEAD_POOLS = ("avg", "max")
 _LAYER_FIELDS = ("op", "width", "skip", "reduce")
+# Morphisms know these ops' modules: Conv-BN-ReLU, and depthwise-pointwise-BN-ReLU.
+_CONVS = ("conv3x3", "conv1x1", "conv5x5", "dil_conv3x3")  # in the order `deepen` prefers them
+_SEP_CONVS = ("sep_conv3x3", "sep_conv5x5")
+_SIGN_KEEPING = ("max_pool3x3", "avg_pool3x3", "identity")  # without a projection, as in this space
+_WIDER_KERNEL = {"conv3x3": "conv5x5", "sep_conv3x3": "sep_conv5x5"}
 
 
 class ChainLayer(nn.Module):
@@ -191,6 +197,84 @@ class MacroChainSpace(SearchSpace):
                 out[k] = self._dims[k].normalize(v)
         return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
+    # ---- morphisms ----------------------------------------------------------------------------
+    def morphs(self, sample: Mapping[str, Primitive]) -> list[Morph]:
+        """Function-preserving children: ``widen`` a conv layer (Net2Wider, when a conv or the head reads
+        it), ``deepen`` by an identity-initialised conv where the tensor is non-negative (after a ReLU),
+        ``widen_kernel`` (3x3 -> 5x5, zero-padded) and ``add_skip`` where the new shortcut is a
+        projection whose batch norm starts at zero. Channel counts are this (possibly reduced) space's,
+        so a shortcut is listed as a projection exactly when the child's build makes one."""
+        s = self.validate(sample)
+        depth = int(s["depth"])  # type: ignore[arg-type]
+        layers = [{f: s[f"layer{i}.{f}"] for f in _LAYER_FIELDS if f"layer{i}.{f}" in s} for i in range(1, depth + 1)]
+        flow = [self.stem_width]  # declared channels entering layer i (0-based) at flow[i], leaving it at flow[i + 1]
+        for layer in layers:
+            flow.append(int(layer["width"]) if sets_channels(str(layer["op"])) else flow[-1])  # type: ignore[arg-type]
+
+        def projects(c_in: int, c_out: int, reduce: Any) -> bool:
+            return bool(reduce) or _args.scaled(c_in, self.width_factor) != _args.scaled(c_out, self.width_factor)
+
+        out: list[Morph] = []
+        for i, layer in enumerate(layers):
+            op, where, nxt = str(layer["op"]), f"layer{i + 1}", layers[i + 1] if i + 1 < depth else None
+            if op in _CONVS + _SEP_CONVS and (nxt is None or nxt["op"] in _CONVS + _SEP_CONVS):
+                for w in (w for w in self.widths if w > flow[i + 1]):
+                    # An identity shortcut can neither copy nor merge channels: a projection must stay one.
+                    if layer["skip"] and projects(flow[i], flow[i + 1], layer["reduce"]) and not projects(flow[i], w, layer["reduce"]):
+                        continue
+                    if nxt is not None and nxt["skip"] and projects(flow[i + 1], flow[i + 2], nxt["reduce"]) \
+                            and not projects(w, flow[i + 2], nxt["reduce"]):
+                        continue
+                    out.append(Morph(self.validate({**s, f"{where}.width": w}), "widen", where))
+            if _WIDER_KERNEL.get(op) in self.ops:
+                out.append(Morph(self.validate({**s, f"{where}.op": _WIDER_KERNEL[op]}), "widen_kernel", where))
+            if not layer["skip"] and True in self.skip and projects(flow[i], flow[i + 1], layer["reduce"]):
+                out.append(Morph(self.validate({**s, f"{where}.skip": True}), "add_skip", where))
+        fill = next((op for op in _CONVS if op in self.ops), None)
+        if fill is not None and self.depth_dim.contains(depth + 1) and False in self.skip and False in self.reduce:
+            non_negative = True  # the stem ends in a ReLU
+            for p in range(depth + 1):  # insert before layers[p]
+                if p > 0:
+                    prev = layers[p - 1]
+                    y = prev["op"] in _CONVS + _SEP_CONVS or (prev["op"] in _SIGN_KEEPING and non_negative)
+                    non_negative = y and (not prev["skip"] or (non_negative and not projects(flow[p - 1], flow[p], prev["reduce"])))
+                if non_negative and flow[p] in self.widths:
+                    new = {"op": fill, "width": flow[p], "skip": False, "reduce": False}
+                    out.append(Morph(self._relayer(s, layers[:p] + [new] + layers[p:]), "deepen", f"layer{p + 1}"))
+        unique: dict[str, Morph] = {}  # two insertion points can give one child (next to an equal conv)
+        for morph in out:
+            unique.setdefault(json.dumps(morph.child, sort_keys=True), morph)
+        return list(unique.values())
+
+    def _relayer(self, sample: Sample, layers: Sequence[Mapping[str, Primitive]]) -> Sample:
+        """``sample`` with its layers replaced by ``layers`` (dicts of the ``_LAYER_FIELDS`` they use)."""
+        out: dict[str, Primitive] = {k: v for k, v in sample.items() if not k.startswith("layer")}
+        out["depth"] = len(layers)
+        for i, layer in enumerate(layers, start=1):
+            out.update({f"layer{i}.{f}": v for f, v in layer.items()})
+        return self.validate(out)
+
+    def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
+        from nas.morphisms import identity_, pad_kernel, parameter_fraction, passthrough_bn_, zero_output_
+        from search_spaces._morph import put, transplant
+
+        k = int(morph.where[len("layer"):]) - 1  # index into model.layers
+        if morph.kind == "deepen":
+            filled = transplant(model, parent_state, _shift_layers(k))
+            identity_(model.layers[k].op[0])
+            passthrough_bn_(model.layers[k].op[1])
+            return parameter_fraction(model, filled)
+        filled = transplant(model, parent_state)
+        layer = model.layers[k]
+        if morph.kind == "widen_kernel":
+            name = f"layers.{k}.op.0.weight"  # the conv, or the depthwise conv of a sep conv
+            filled |= put(model, {name: pad_kernel(parent_state[name], layer.op[0].kernel_size[0])})
+        elif morph.kind == "add_skip":
+            zero_output_(layer.shortcut)
+        else:
+            filled |= _widen(model, parent_state, k, generator)
+        return parameter_fraction(model, filled)
+
     def _reduced(self, width: float, depth: float) -> MacroChainSpace:
         return _args.narrowed(self, width, depth)  # type: ignore[no-any-return]
 
@@ -219,3 +303,60 @@ class MacroChainSpace(SearchSpace):
         hidden = _args.scaled(int(s["head.hidden"]), self.width_factor) if s["head.hidden"] else 0  # type: ignore[arg-type]
         head = make_head(channels, num_classes, hidden=hidden, dropout=float(s.get("head.dropout", 0.0)))  # type: ignore[arg-type]
         return MacroChainNet(stem, layers, pool, head)
+
+
+def _shift_layers(at: int) -> Callable[[str], str]:
+    """State-dict rename for a layer inserted at ``layers[at]``: ``layers.{k}.`` -> ``layers.{k+1}.`` for ``k >= at``."""
+
+    def rename(name: str) -> str:
+        if not name.startswith("layers."):
+            return name
+        _, k, rest = name.split(".", 2)
+        return f"layers.{int(k) + 1}.{rest}" if int(k) >= at else name
+
+    return rename
+
+
+def _widen(model: MacroChainNet, parent_state: Mapping[str, Any], k: int, generator: Any) -> set[str]:
+    """Net2Wider on ``model.layers[k]`` (built wider) and its readers; returns the names inherited.
+
+    The layer's output conv, batch norm and projection shortcut copy rows; its reader (the next layer's
+    conv or sep conv and projection shortcut, or the head's first Linear: global pooling commutes with
+    copying channels) splits the copied inputs. An identity shortcut that the wider build turned into a
+    projection is set to copy (own) or to average the copies back (reader's), with a pass-through batch norm."""
+    from nas.morphisms import merge_weight, passthrough_bn_, replicate_out, select_weight, split_in, wider_mapping
+    from search_spaces._morph import WIDEN_NOISE, put
+
+    ndim = model.stem[0].weight.ndim - 2
+    pre, layer = f"layers.{k}.", model.layers[k]
+    conv, bn = ("op.1", "op.2") if len(layer.op) == 4 else ("op.0", "op.1")  # sep conv: the pointwise conv sets channels
+    old = parent_state[f"{pre}{bn}.running_mean"].shape[0]
+    mapping = wider_mapping(old, layer.op[int(bn[-1])].num_features, generator=generator)
+    rows = [f"{pre}{conv}.weight"] + [f"{pre}{bn}.{t}" for t in ("weight", "bias", "running_mean", "running_var")]
+    fresh: dict[str, torch.Tensor] = {}  # function-preserving but not from the parent
+    if layer.shortcut is not None and f"{pre}shortcut.0.weight" in parent_state:
+        rows += [f"{pre}shortcut.0.weight"] + [f"{pre}shortcut.1.{t}" for t in ("weight", "bias", "running_mean", "running_var")]
+    elif isinstance(layer.shortcut, nn.Sequential):
+        fresh[f"{pre}shortcut.0.weight"] = select_weight(mapping, old, ndim)
+        passthrough_bn_(layer.shortcut[1])
+    tensors = {name: replicate_out(parent_state[name], mapping) for name in rows}
+
+    def split(name: str) -> None:
+        tensors[name] = split_in(parent_state[name], mapping, noise=WIDEN_NOISE, generator=generator)
+
+    if k + 1 < len(model.layers):
+        pre, reader = f"layers.{k + 1}.", model.layers[k + 1]
+        if len(reader.op) == 4:  # sep conv: the depthwise conv copies channels, the pointwise one splits them
+            tensors[f"{pre}op.0.weight"] = replicate_out(parent_state[f"{pre}op.0.weight"], mapping)
+            split(f"{pre}op.1.weight")
+        else:
+            split(f"{pre}op.0.weight")
+        if reader.shortcut is not None and f"{pre}shortcut.0.weight" in parent_state:
+            split(f"{pre}shortcut.0.weight")
+        elif isinstance(reader.shortcut, nn.Sequential):
+            fresh[f"{pre}shortcut.0.weight"] = merge_weight(mapping, old, ndim)
+            passthrough_bn_(reader.shortcut[1])
+    else:
+        split("head.weight" if isinstance(model.head, nn.Linear) else "head.0.weight")
+    put(model, fresh)
+    return put(model, tensors)

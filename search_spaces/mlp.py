@@ -19,8 +19,9 @@ from typing import Any
 
 from torch import nn
 
-from nas import Categorical, ConfigError, SearchSpace
+from nas import Categorical, ConfigError, Morph, SearchSpace
 from nas._dimensions import Dimension, Primitive
+from nas._space import Sample
 from search_spaces import _args
 
 #: Activation name -> module class; spaces name them in YAML.
@@ -70,6 +71,48 @@ class MLPSpace(SearchSpace):
             depth = partial.get("depth")
             return isinstance(depth, int) and depth >= int(name[len("layer"):].partition(".")[0])
         return True
+
+    # ---- morphisms ----------------------------------------------------------------------------
+    def morphs(self, sample: Mapping[str, Primitive]) -> list[Morph]:
+        """Widen a hidden layer to any larger declared width (Net2Wider, any activation); with ReLU,
+        insert after a hidden layer a copy of its width initialised to the identity (Net2Deeper:
+        ReLU is the identity on the non-negative values it follows)."""
+        s = self.validate(sample)
+        depth = int(s["depth"])  # type: ignore[arg-type]
+        out = []
+        for i in range(1, depth + 1):
+            for width in self.widths:
+                if width > int(s[f"layer{i}.width"]):  # type: ignore[arg-type]
+                    out.append(Morph(self.validate({**s, f"layer{i}.width": width}), "widen", f"layer{i}"))
+        if s["activation"] == "relu" and self.depth_dim.contains(depth + 1):
+            for i in range(1, depth + 1):
+                widths = [s[f"layer{k}.width"] for k in range(1, depth + 1)]
+                widths.insert(i, s[f"layer{i}.width"])
+                child = {**s, "depth": depth + 1, **{f"layer{k}.width": w for k, w in enumerate(widths, start=1)}}
+                out.append(Morph(self.validate(child), "deepen", f"layer{i + 1}"))
+        return out
+
+    def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
+        from nas.morphisms import identity_, parameter_fraction, replicate_out, split_in, wider_mapping
+        from search_spaces._morph import WIDEN_NOISE, put, transplant
+
+        linear = 1 + 3 * (int(morph.where[len("layer"):]) - 1)  # index of the morphed Linear in the Sequential
+        if morph.kind == "widen":
+            filled = transplant(model, parent_state)
+            weight = parent_state[f"{linear}.weight"]
+            mapping = wider_mapping(weight.shape[0], model[linear].out_features, generator=generator)
+            filled |= put(model, {f"{linear}.weight": replicate_out(weight, mapping),
+                                  f"{linear}.bias": replicate_out(parent_state[f"{linear}.bias"], mapping),
+                                  f"{linear + 3}.weight": split_in(parent_state[f"{linear + 3}.weight"], mapping, noise=WIDEN_NOISE,
+                                                                   generator=generator)})
+        else:  # deepen: the layers from the new one on move three places down the Sequential
+            def rename(name: str) -> str:
+                index, _, rest = name.partition(".")
+                return f"{int(index) + 3}.{rest}" if int(index) >= linear else name
+
+            filled = transplant(model, parent_state, rename)
+            identity_(model[linear])
+        return parameter_fraction(model, filled)
 
     def _reduced(self, width: float, depth: float) -> MLPSpace:
         return _args.narrowed(self, width, depth)  # type: ignore[no-any-return]

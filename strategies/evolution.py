@@ -8,6 +8,7 @@ import numpy as np
 
 from nas import ConfigError, SearchSpace, Strategy, TrialRecord
 from nas._space import Sample
+from nas._strategy import Child
 
 
 class RegularizedEvolution(Strategy):
@@ -21,6 +22,11 @@ class RegularizedEvolution(Strategy):
     one of two tournament winners. Because everything is read from the history, many workers share
     one population and a resumed search asks exactly what an uninterrupted one would.
 
+    ``inherit_weights`` makes every child a :class:`nas.Child` of its tournament winner: the training
+    estimator starts it from the winner's trained weights (a function-preserving morphism when the
+    mutation is one, else every tensor whose name and shape match, as in Real et al. 2017), and the
+    population's weights are kept until it ages out.
+
     ``skip_duplicates`` redraws (up to ``max_redraws`` times) children whose canonical key was
     already tried, so the evaluation budget is spent on new architectures.
     """
@@ -28,7 +34,7 @@ class RegularizedEvolution(Strategy):
     name = "evolution"
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, population_size: int = 20, tournament_size: int = 5,
-                 crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100) -> None:
+                 crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100, inherit_weights: bool = False) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
         checks = [
             (population_size >= 2, f"`population_size >= 2` must hold, but got {population_size}."),
@@ -36,16 +42,22 @@ class RegularizedEvolution(Strategy):
              f"`1 <= tournament_size <= population_size` must hold, but got tournament_size={tournament_size}, population_size={population_size}."),
             (0.0 <= crossover <= 1.0, f"`0 <= crossover <= 1` must hold, but got {crossover}."),
             (max_redraws >= 0, f"`max_redraws >= 0` must hold, but got {max_redraws}."),
+            (isinstance(inherit_weights, bool), f"`inherit_weights` must be true or false, but got {inherit_weights!r}."),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"strategy 'evolution': {message}")
         self.population_size, self.tournament_size = int(population_size), int(tournament_size)
         self.crossover, self.max_redraws = float(crossover), int(max_redraws)
+        self.inherits_weights = inherit_weights
 
     def population(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The living population: the most recent ``population_size`` completed trials."""
         return [r for r in history if r.state == "complete" and r.value is not None][-self.population_size:]
+
+    def alive(self, history: Sequence[TrialRecord]) -> set[int]:
+        """The population: any member may still win a tournament and pass its weights on."""
+        return {r.number for r in self.population(history)} if self.inherits_weights else set()
 
     def ask(self, history: Sequence[TrialRecord]) -> Sample:
         rng = self.rng(history)
@@ -66,9 +78,11 @@ class RegularizedEvolution(Strategy):
         return max((population[i] for i in sorted(contenders)), key=lambda r: r.value)  # type: ignore[arg-type, return-value]
 
     def _child(self, population: list[TrialRecord], rng: np.random.Generator) -> Sample:
-        parent = self.space.active(self._tournament(population, rng).arch.sample)
+        winner = self._tournament(population, rng)
+        parent = self.space.active(winner.arch.sample)
         if self.crossover > 0 and rng.random() < self.crossover:
             other = self.space.active(self._tournament(population, rng).arch.sample)
             mixed = {name: (other if name in other and rng.random() < 0.5 else parent).get(name, value) for name, value in parent.items()}
             parent = self.space.complete(mixed, rng)
-        return self.space.mutate(parent, rng)
+        child = self.space.mutate(parent, rng)
+        return Child(child, parent=winner.number) if self.inherits_weights else child

@@ -19,6 +19,7 @@ PAST_STARTUP = {
     "gp": ["strategy.n_startup_trials=2"],
     "bo": ["strategy.n_initial=2"],
     "rl": [],
+    "nash": ["strategy.children=2"],  # rounds of two morphed children, trained from their parent's weights
 }
 
 
