@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from nas._architecture import Architecture
 from nas._errors import ConfigError
 from nas._estimator import Estimator, ParentWeights
+from nas._lineage import lineage_text
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._progress import Progress
 from nas._records import KEY_ATTR, METRICS_ATTR, PARENT_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord, history_of
@@ -24,7 +25,6 @@ from nas._results import BEST_DIR, RUN_FILE, SearchResult
 from nas._space import SearchSpace
 from nas._strategy import Strategy
 from nas._tensorboard import SearchLog, TrialLog, arch_text
-from nas._lineage import lineage_text
 from nas._weights import make_weight_store
 
 DB_FILE = "study.db"

@@ -88,7 +88,8 @@ class TrainingEstimator(Estimator):
     Weight inheritance: given ``parent=`` (a :class:`~nas._estimator.ParentWeights`), the child is built
     by :meth:`SearchSpace.inherit` from the parent's trained state (a function-preserving morphism
     where the space has one, else every tensor whose name and shape match) and trained for
-    ``inherited_epochs`` (default ``epochs``) on a fresh cosine schedule, a warm restart. Before
+    ``inherited_epochs`` (default ``epochs``) on a fresh cosine schedule from ``inherited_lr`` (default
+    ``lr``), a warm restart; a lower restart rate keeps more of what the parent learnt. Before
     training, the parent and the child are run on a probe batch of validation inputs; the relative
     output difference is recorded as ``preservation_error`` with ``parent``, ``inherited_fraction`` and
     ``morphism``, and ``preservation_violated`` is set when a morphism should have preserved the
@@ -120,6 +121,7 @@ class TrainingEstimator(Estimator):
         input_scale: float = 1.0,
         eval_batch_size: int = 1024,
         inherited_epochs: int | None = None,
+        inherited_lr: float | None = None,
     ) -> None:
         checks = [
             (epochs >= 1, f"`epochs >= 1` must hold, but got epochs={epochs}."),
@@ -128,6 +130,7 @@ class TrainingEstimator(Estimator):
             (weight_decay >= 0, f"`weight_decay >= 0` must hold, but got weight_decay={weight_decay}."),
             (0 <= label_smoothing < 1, f"`0 <= label_smoothing < 1` must hold, but got label_smoothing={label_smoothing}."),
             (max_seconds is None or max_seconds > 0, f"`max_seconds > 0` (or null) must hold, but got max_seconds={max_seconds}."),
+            (inherited_lr is None or inherited_lr > 0, f"`inherited_lr > 0` (or null) must hold, but got inherited_lr={inherited_lr}."),
             (inherited_epochs is None or inherited_epochs >= 1,
              f"`inherited_epochs >= 1` (or null) must hold, but got inherited_epochs={inherited_epochs}."),
         ]
@@ -148,7 +151,7 @@ class TrainingEstimator(Estimator):
         self.epochs, self.batch_size, self.optimizer, self.lr = epochs, batch_size, optimizer, lr
         self.momentum, self.weight_decay, self.schedule = momentum, weight_decay, schedule
         self.label_smoothing, self.max_seconds, self.eval_batch_size = label_smoothing, max_seconds, eval_batch_size
-        self.inherited_epochs = inherited_epochs
+        self.inherited_epochs, self.inherited_lr = inherited_epochs, inherited_lr
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -171,12 +174,12 @@ class TrainingEstimator(Estimator):
                 "input_scale": self.input_scale, "input_shape": "x".join(map(str, self.input_shape)), "max_seconds": self.max_seconds}
 
     # ---- pieces --------------------------------------------------------------------------------
-    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        params = model.parameters()
+    def _make_optimizer(self, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+        params, lr = model.parameters(), lr or self.lr
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.momentum > 0)
+            return torch.optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.momentum > 0)
         cls = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
-        return cls(params, lr=self.lr, weight_decay=self.weight_decay)
+        return cls(params, lr=lr, weight_decay=self.weight_decay)
 
     def _lr_factor(self, step: int, total: int) -> float:
         if self.schedule == "cosine":
@@ -212,8 +215,9 @@ class TrainingEstimator(Estimator):
         params = count_params(model)
         macs = count_macs(model, self.input_shape, self.device)
         epochs = (self.inherited_epochs or self.epochs) if parent is not None else self.epochs
+        lr = (self.inherited_lr or self.lr) if parent is not None else self.lr
         try:
-            evaluation = self._train(model, report, params, macs, epochs, inherited)
+            evaluation = self._train(model, report, params, macs, epochs, lr, inherited)
         except torch.cuda.OutOfMemoryError as exc:
             del model
             torch.cuda.empty_cache()
@@ -237,12 +241,13 @@ class TrainingEstimator(Estimator):
             info["preservation_violated"] = True
         return child.model, info
 
-    def _train(self, model: nn.Module, report: Report, params: int, macs: int, epochs: int, inherited: dict[str, Any]) -> Evaluation:
+    def _train(self, model: nn.Module, report: Report, params: int, macs: int, epochs: int, lr: float,
+               inherited: dict[str, Any]) -> Evaluation:
         t = self._tensors
         n = len(t["y_train"])
         steps_per_epoch = max(1, math.ceil(n / self.batch_size))
         total = steps_per_epoch * epochs
-        optimizer = self._make_optimizer(model)
+        optimizer = self._make_optimizer(model, lr)
         needs_scaling = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         scaler = torch.amp.GradScaler("cuda") if needs_scaling else None
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
@@ -254,7 +259,7 @@ class TrainingEstimator(Estimator):
             loss_sum = torch.zeros((), device=self.device)
             for i in range(0, n, self.batch_size):
                 for group in optimizer.param_groups:
-                    group["lr"] = self.lr * self._lr_factor(step, total)
+                    group["lr"] = lr * self._lr_factor(step, total)
                 idx = order[i:i + self.batch_size]
                 if len(idx) < 2:  # BatchNorm cannot train on a single example
                     continue

@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
 
 from nas._errors import ConfigError
 from nas._records import WEIGHTS_ATTR, TrialRecord
@@ -61,7 +62,7 @@ class WeightStore:
             path = Path(tmp) / "weights.pt"
             try:
                 download_artifact(artifact_store=self.store, file_path=str(path), artifact_id=record.weights)
-            except Exception:  # removed by another worker's retention, or a store that lost it
+            except (ArtifactNotFound, FileNotFoundError):  # removed by another worker's retention, or lost
                 self._gone.add(record.weights)
                 return None
             return dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -80,8 +81,8 @@ class WeightStore:
             try:
                 self.store.remove(r.weights)  # type: ignore[arg-type]
                 removed.append(r.number)
-            except Exception:  # already removed by another worker
-                pass
+            except (ArtifactNotFound, FileNotFoundError):
+                pass  # already removed by another worker
         return removed
 
     def disk_bytes(self) -> int:

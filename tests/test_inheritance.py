@@ -179,3 +179,9 @@ class TestNash(StrategyContract):
             best = max(history[:round_start], key=lambda t: (scorer(t.arch.sample), -t.number))
             assert r.parent == best.number
             assert any(space.active(m.child) == dict(r.arch.sample) for m in space.morphs(history[r.parent].arch.sample))
+
+
+def test_inheritance_settings_are_checked_before_training():
+    for key, value, rule in (("inherited_lr", 0.0, "`inherited_lr > 0`"), ("inherited_epochs", 0, "`inherited_epochs >= 1`")):
+        with pytest.raises(nas.ConfigError, match=rule):
+            nas.TrainingEstimator(space=nas.get_space("mlp"), dataset=nas.datasets.digits(), **{key: value})

@@ -1,0 +1,232 @@
+"""Weight inheritance through network morphisms, measured. A Hydra app; config in conf/morphism_eval.yaml.
+
+    .venv/bin/python experiments/morphism_eval.py [datasets=[digits]] [search.seeds=[0]]
+
+Part 1, per dataset: parents are trained from scratch; for a few of their function-preserving morphs,
+the child is trained (a) from scratch, as long as its parent was, and (b) from the parent's weights
+for ``inherited_epochs`` on a fresh cosine cycle. Reported: the first epoch at which each reaches the
+parent's final validation accuracy, and their ratio (target: inherited <= 25% of scratch).
+Part 2, per dataset and seed: regularized evolution with ``inherit_weights`` against the same search
+without it. Reported: best validation and test accuracy, and the epochs trained in all (target: same
+accuracy within noise for at most half the epochs).
+Part 3: a 100-trial inheriting search, and what its weight store keeps on disk under the retention rule.
+Writes ``morphism_eval.md``, ``results.json`` and TensorBoard runs (learning curves of each child from
+scratch and inherited, with the parent's accuracy as a line; best accuracy against epochs spent).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+
+import nas
+from nas._config import compose, instantiate
+from nas._estimator import ParentWeights
+
+
+def standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` examples."""
+    return math.sqrt(max(accuracy * (1 - accuracy), 1 / n) / n)
+
+
+def first_reach(curve: list[float], target: float) -> int | None:
+    """The first epoch (1-based) whose validation accuracy is at least ``target``."""
+    return next((e for e, acc in enumerate(curve, 1) if acc >= target), None)
+
+
+def train(estimator: nas.TrainingEstimator, arch: nas.Architecture, parent: ParentWeights | None = None) -> tuple[nas.Evaluation, list[float]]:
+    curve: list[float] = []
+
+    def report(step: int, value: float, **scalars: float) -> bool:
+        curve.append(value)
+        return False
+
+    evaluation = estimator.evaluate(arch, report, parent=parent) if parent else estimator.evaluate(arch, report)
+    return evaluation, curve
+
+
+def children_part(cfg: DictConfig, dataset: str, base: dict[str, Any], tb: Path) -> list[dict[str, Any]]:
+    """Part 1 on one dataset: epochs to the parent's accuracy, from scratch and inherited."""
+    space = nas.get_space(str(cfg.space))
+    data = instantiate(compose([f"dataset={dataset}"]).dataset, kind=f"dataset '{dataset}'")
+    estimator = nas.TrainingEstimator(space=space, dataset=data, **{**base, "epochs": int(cfg.epochs), "inherited_epochs": int(cfg.inherited_epochs),
+                                                                           "inherited_lr": cfg.inherited_lr})
+    rng = np.random.default_rng(int(cfg.children.seed))
+    rows = []
+    for p in range(int(cfg.children.parents)):
+        sample = space.sample(rng)
+        while not space.morphs(sample):  # a parent must have somewhere to grow
+            sample = space.sample(rng)
+        parent_arch = space.architecture(sample)
+        parent_eval, _ = train(estimator, parent_arch)
+        target = parent_eval.score
+        state = {k: v.detach().cpu() for k, v in parent_eval.model.state_dict().items()}
+        by_kind = defaultdict(list)
+        for morph in space.morphs(sample):
+            by_kind[morph.kind].append(morph)
+        kinds = list(by_kind)
+        rng.shuffle(kinds)
+        picked = [by_kind[k][int(rng.integers(len(by_kind[k])))] for k in kinds[:int(cfg.children.morphs_per_parent)]]
+        for c, morph in enumerate(picked):
+            child = space.architecture(morph.child)
+            scratch_eval, scratch = train(estimator, child)
+            inherited_eval, inherited = train(estimator, child, ParentWeights(number=p, sample=dict(parent_arch.sample), state=state))
+            row = {"dataset": dataset, "parent": space.format(parent_arch.sample), "morph": str(morph), "parent_accuracy": target,
+                   "scratch_epochs": first_reach(scratch, target), "inherited_epochs": first_reach(inherited, target),
+                   "scratch_final": scratch_eval.score, "inherited_final": inherited_eval.score,
+                   "preservation_error": inherited_eval.metrics["preservation_error"], "scratch_curve": scratch, "inherited_curve": inherited}
+            # from scratch and never reaching the parent within its epochs: the ratio's denominator is at least epochs + 1
+            denominator = row["scratch_epochs"] or int(cfg.epochs) + 1
+            row["ratio"] = row["inherited_epochs"] / denominator if row["inherited_epochs"] else math.inf
+            rows.append(row)
+            print(f"  {dataset} parent {p} ({target:.4f}) {str(morph):<22} scratch reaches it at epoch {row['scratch_epochs'] or '>' + str(cfg.epochs)}, "
+                  f"inherited at {row['inherited_epochs'] or '>' + str(cfg.inherited_epochs)} (error {row['preservation_error']:.1e})", flush=True)
+            for name, curve in (("scratch", scratch), ("inherited", inherited)):
+                writer = SummaryWriter(str(tb / "children" / dataset / f"parent{p}_{morph.kind}_{morph.where}" / name))
+                for e, acc in enumerate(curve, 1):
+                    writer.add_scalar("val_accuracy", acc, e)
+                    writer.add_scalar("parent_accuracy", target, e)
+                writer.close()
+    return rows
+
+
+def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict[str, Any]]:
+    """Part 2 on one dataset: the same evolution with and without inherited weights, per seed."""
+    rows = []
+    data = instantiate(compose([f"dataset={dataset}"]).dataset, kind=f"dataset '{dataset}'")
+    sizes = {"n_val": len(data.y_val), "n_test": len(data.y_test)}  # what one example is worth, for "within noise"
+    for seed in cfg.search.seeds:
+        for inherit in (False, True):
+            run_dir = out / "search" / f"{dataset}_seed{seed}_{'inherit' if inherit else 'scratch'}"
+            start = time.perf_counter()
+            result = nas.search(space=str(cfg.space), strategy="evolution", dataset=dataset, trials=int(cfg.search.trials),
+                                epochs=int(cfg.epochs), seed=int(seed), out_dir=run_dir, progress=False, tensorboard=False,
+                                overrides=[f"strategy.population_size={cfg.search.population_size}",
+                                           f"strategy.tournament_size={cfg.search.tournament_size}", f"strategy.inherit_weights={inherit}",
+                                           f"estimator.inherited_epochs={cfg.inherited_epochs}",
+                                           f"estimator.inherited_lr={cfg.inherited_lr if cfg.inherited_lr else 'null'}", *base_overrides(cfg)])
+            done = [r for r in result.trials if r.state == "complete"]
+            best = result.best
+            epochs = [int(r.metrics.get("epochs", 0)) for r in result.trials]
+            rows.append({"dataset": dataset, "seed": int(seed), "inherit": inherit, "best_val": best.value,
+                         "best_test": best.metrics.get("test_accuracy"), "epochs": sum(epochs), "completed": len(done),
+                         "seconds": time.perf_counter() - start,
+                         "preserving_children": sum(bool(r.metrics.get("function_preserving")) for r in result.trials),
+                         "children": sum(r.parent is not None for r in result.trials), **sizes})
+            writer = SummaryWriter(str(tb / "search" / dataset / f"seed{seed}" / ("inherit" if inherit else "scratch")))
+            spent, best_so_far = 0, 0.0
+            for r, e in zip(result.trials, epochs):
+                spent += e
+                best_so_far = max(best_so_far, r.value or 0.0)
+                writer.add_scalar("best_val_accuracy_vs_epochs", best_so_far, spent)
+            writer.close()
+            r = rows[-1]
+            print(f"  {dataset} seed {seed} {'inherit' if inherit else 'scratch'}: best val {r['best_val']:.4f} test {r['best_test']:.4f}, "
+                  f"{r['epochs']} epochs, {r['seconds']:.0f} s", flush=True)
+    return rows
+
+
+def base_overrides(cfg: DictConfig) -> list[str]:
+    extra = [f"estimator.{k}={v}" for k, v in OmegaConf.to_container(cfg.estimator, resolve=True).items()]
+    return extra + ([f"estimator.threads={cfg.threads}"] if cfg.threads else [])
+
+
+def retention_part(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Part 3: a 100-trial inheriting search on digits: how much its weight store keeps."""
+    run_dir = out / "retention"
+    result = nas.search(space=str(cfg.space), strategy="evolution", dataset="digits", trials=int(cfg.retention.trials),
+                        epochs=int(cfg.retention.epochs), seed=0, out_dir=run_dir, progress=False, tensorboard=False,
+                        overrides=[f"strategy.population_size={cfg.search.population_size}", "strategy.inherit_weights=true",
+                                   f"strategy.tournament_size={cfg.search.tournament_size}",
+                                   f"estimator.inherited_epochs={cfg.retention.epochs}", f"weights.keep_top={cfg.retention.keep_top}",
+                                   *base_overrides(cfg)])
+    kept = [p for p in (run_dir / "artifacts").iterdir() if p.is_file()]
+    # what keeping every completed trial would take: 4 bytes per float32 parameter and buffer, as saved
+    every = sum(4 * int(r.metrics.get("params", 0)) for r in result.trials if r.state == "complete")
+    return {"trials": len(result.trials), "files_kept": len(kept), "bytes_kept": sum(p.stat().st_size for p in kept),
+            "bytes_if_all_kept_params_only": every, "bound": int(cfg.retention.keep_top) + int(cfg.search.population_size)}
+
+
+def report(children: list[dict[str, Any]], searches: list[dict[str, Any]], retention: dict[str, Any] | None, cfg: DictConfig) -> str:
+    lines = [f"# Weight inheritance through network morphisms: `{cfg.space}`", ""]
+    if children:
+        lines += [f"## Part 1: epochs to reach the parent's accuracy (scratch: {cfg.epochs} epochs; inherited: {cfg.inherited_epochs} "
+                  f"epochs, fresh cosine cycle from lr {cfg.inherited_lr or 'as scratch'})", "",
+                  "| dataset | morph | parent acc | scratch epochs | inherited epochs | ratio | preservation error |", "|---|---|---:|---:|---:|---:|---:|"]
+        for r in children:
+            ratio = f"{100 * r['ratio']:.0f}%" if math.isfinite(r["ratio"]) else "not reached"
+            lines.append(f"| {r['dataset']} | {r['morph']} | {r['parent_accuracy']:.4f} | {r['scratch_epochs'] or '>' + str(cfg.epochs)} | "
+                         f"{r['inherited_epochs'] or '>' + str(cfg.inherited_epochs)} | {ratio} | {r['preservation_error']:.1e} |")
+        lines.append("")
+        for dataset in cfg.datasets:
+            ratios = [r["ratio"] for r in children if r["dataset"] == dataset]
+            if ratios:
+                within = sum(x <= 0.25 for x in ratios)
+                lines.append(f"- {dataset}: median ratio {100 * float(np.median(ratios)):.0f}%; {within} of {len(ratios)} children "
+                             f"reach the parent's accuracy in at most 25% of the scratch epochs.")
+        lines.append("")
+    if searches:
+        lines += ["## Part 2: evolution with and without inherited weights, same seeds", "",
+                  "| dataset | seed | weights | best val | its test | epochs trained | children (preserving) | seconds |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+        for r in searches:
+            lines.append(f"| {r['dataset']} | {r['seed']} | {'inherited' if r['inherit'] else 'scratch'} | {r['best_val']:.4f} | {r['best_test']:.4f} | "
+                         f"{r['epochs']} | {r['children']} ({r['preserving_children']}) | {r['seconds']:.0f} |")
+        lines.append("")
+        for dataset in cfg.datasets:
+            a = [r for r in searches if r["dataset"] == dataset and not r["inherit"]]
+            b = [r for r in searches if r["dataset"] == dataset and r["inherit"]]
+            if a and b:
+                lines.append(f"- {dataset}: inherited {np.mean([r['best_val'] for r in b]):.4f} val / {np.mean([r['best_test'] for r in b]):.4f} test "
+                             f"against {np.mean([r['best_val'] for r in a]):.4f} / {np.mean([r['best_test'] for r in a]):.4f} from scratch "
+                             f"(mean over seeds), for {100 * sum(r['epochs'] for r in b) / sum(r['epochs'] for r in a):.0f}% of the epochs. "
+                             f"Noise: one standard error of an accuracy near {np.mean([r['best_test'] for r in a]):.3f} is "
+                             f"{standard_error(np.mean([r['best_val'] for r in a]), a[0]['n_val']):.4f} on the {a[0]['n_val']} validation and "
+                             f"{standard_error(np.mean([r['best_test'] for r in a]), a[0]['n_test']):.4f} on the {a[0]['n_test']} test examples.")
+        lines.append("")
+    if retention:
+        lines += ["## Part 3: disk kept by a 100-trial run with inheritance", "",
+                  f"{retention['trials']} trials: {retention['files_kept']} weight files kept ({retention['bytes_kept'] / 1e6:.2f} MB; the rule's bound "
+                  f"is keep_top + population = {retention['bound']}), against {retention['bytes_if_all_kept_params_only'] / 1e6:.2f} MB "
+                  "of parameters if every completed trial were kept.", ""]
+    return "\n".join(lines)
+
+
+@hydra.main(config_path="conf", config_name="morphism_eval", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    out = Path(HydraConfig.get().runtime.output_dir)
+    tb = out / "tb"
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    base = {**OmegaConf.to_container(compose([]).estimator, resolve=True), **OmegaConf.to_container(cfg.estimator, resolve=True)}
+    base = {k: v for k, v in base.items() if not k.startswith("_")}
+    if cfg.threads:
+        base["threads"] = int(cfg.threads)
+    start = time.perf_counter()
+    children, searches = [], []
+    for dataset in cfg.datasets:
+        print(f"part 1, {dataset}: children from scratch and inherited", flush=True)
+        children += children_part(cfg, str(dataset), base, tb)
+        print(f"part 2, {dataset}: evolution with and without inherited weights", flush=True)
+        searches += search_part(cfg, str(dataset), out, tb)
+    retention = retention_part(cfg, out) if cfg.retention.trials else None
+    text = report(children, searches, retention, cfg) + f"\nWall time {time.perf_counter() - start:.0f} s.\n"
+    print("\n" + text)
+    (out / "morphism_eval.md").write_text(text)
+    (out / "results.json").write_text(json.dumps({"config": OmegaConf.to_container(cfg, resolve=True), "children": children,
+                                                  "searches": searches, "retention": retention}, indent=2))
+    print(f"Written to {out} (tensorboard --logdir {tb})")
+
+
+if __name__ == "__main__":
+    main()
