@@ -255,11 +255,14 @@ class SearchRunner:
         fidelity = self.estimator.fidelity()
         if fidelity and state != TrialState.FAIL:
             stored["fidelity"] = fidelity
+        if self.weights is not None and state == TrialState.COMPLETE and model is not None:
+            try:
+                self.weights.save(trial, model)  # while the trial runs: a finished trial takes no artifact record
+            except OSError as exc:  # a full or unreachable store costs the children their head start, not the search
+                stored["weights_error"] = f"weights not kept: {exc}"
         trial.set_user_attr(METRICS_ATTR, stored)
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
-        if self.weights is not None and state == TrialState.COMPLETE and model is not None:
-            self.weights.save(trial, model)  # while the trial runs: a finished trial takes no artifact record
         # the strategy is told below; one storage write instead of study.tell's checks and re-reads
         self.study._storage.set_trial_state_values(trial._trial_id, state, [value] if state == TrialState.COMPLETE else None)
         record = TrialRecord.from_trial(self.study._storage.get_trial(trial._trial_id), self.space)

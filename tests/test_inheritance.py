@@ -185,3 +185,14 @@ def test_inheritance_settings_are_checked_before_training():
     for key, value, rule in (("inherited_lr", 0.0, "`inherited_lr > 0`"), ("inherited_epochs", 0, "`inherited_epochs >= 1`")):
         with pytest.raises(nas.ConfigError, match=rule):
             nas.TrainingEstimator(space=nas.get_space("mlp"), dataset=nas.datasets.digits(), **{key: value})
+
+
+def test_a_store_that_cannot_be_written_costs_the_weights_not_the_search(tmp_path, monkeypatch):
+    def full_disk(self, trial, model):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(WeightStore, "save", full_disk)
+    result = nash_search(tmp_path, 2)
+    assert [r.state for r in result.trials] == ["complete", "complete"]
+    assert "No space left on device" in result.trials[0].metrics["weights_error"]
+    assert result.trials[1].metrics["inheritance"] == "parent #0 has no kept weights: trained from scratch"
