@@ -164,6 +164,8 @@ class SearchRunner:
         try:
             while True:
                 history = history_of(self.study, self.space)
+                if self.weights is not None:  # on the history the loop reads anyway: no extra storage round trip
+                    self.weights.retain(history, self.strategy.alive(history))
                 # running trials count too: with many workers, start no more than the budget
                 if sum(r.state != "waiting" for r in history) >= self.trials:
                     break
@@ -268,9 +270,6 @@ class SearchRunner:
         record = TrialRecord.from_trial(self.study._storage.get_trial(trial._trial_id), self.space)
         self._finished_count += 1
         self.strategy.tell(record)
-        if self.weights is not None:
-            history = history_of(self.study, self.space)
-            self.weights.retain(history, self.strategy.alive(history))
         if stored.get("preservation_violated"):
             self.progress.say(f"WARNING trial #{record.number}: the morphism {stored.get('morphism')!r} from #{record.parent} was expected "
                               f"to preserve the parent's function, but the outputs differ by {stored.get('preservation_error'):.2e} "

@@ -217,12 +217,11 @@ class TrainingEstimator(Estimator):
         epochs = (self.inherited_epochs or self.epochs) if parent is not None else self.epochs
         lr = (self.inherited_lr or self.lr) if parent is not None else self.lr
         try:
-            evaluation = self._train(model, report, params, macs, epochs, lr, inherited)
+            return self._train(model, report, params, macs, epochs, lr, inherited)
         except torch.cuda.OutOfMemoryError as exc:
             del model
             torch.cuda.empty_cache()
             raise TrialFailed(f"out of memory on {self.device}: {exc}".splitlines()[0]) from exc
-        return evaluation
 
     def _inherit(self, arch: Architecture, parent: ParentWeights) -> tuple[nn.Module, dict[str, Any]]:
         """The child built from the parent's state, and what was inherited, measured on a probe batch."""

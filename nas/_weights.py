@@ -85,10 +85,6 @@ class WeightStore:
                 pass  # already removed by another worker
         return removed
 
-    def disk_bytes(self) -> int:
-        """Bytes the store holds now."""
-        return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
-
 
 def make_weight_store(spec: Mapping[str, Any] | None, *, run_dir: Path, needed: bool) -> WeightStore | None:
     """The run's weight store from the ``weights`` config (``keep``, ``store``, ``keep_top``), or ``None``.

@@ -16,6 +16,7 @@ from nas._records import TrialRecord
 from nas._weights import WeightStore, make_weight_store
 from nas.testing import StrategyContract, simulate
 from search_spaces.mlp import MLPSpace
+from strategies.evolution import RegularizedEvolution
 from strategies.nash import MorphismHillClimbing
 
 FAST = ["estimator.threads=1", "estimator.batch_size=128"]
@@ -89,6 +90,27 @@ def test_retention_keeps_the_best_and_the_living_and_children_of_removed_parents
     assert store.retain(records, alive=set()) == [records[0].number]  # no longer alive: removed now
 
 
+def test_weights_go_to_the_declared_store_folder(tmp_path):
+    result = nash_search(tmp_path / "run", 2, overrides=[f"weights.store={tmp_path / 'shared_store'}"])
+    kept = {p.name for p in (tmp_path / "shared_store").iterdir() if p.is_file()}
+    assert kept == {r.weights for r in result.trials} and len(kept) == 2
+    assert not (tmp_path / "run" / "artifacts").exists()
+    assert result.trials[1].metrics["preservation_error"] <= 1e-5  # the child found its parent there
+
+
+def test_alive_is_what_the_strategy_may_still_breed_from():
+    space = nas.get_space("mlp")
+    scorer = StrategyContract.scorer(space)
+    evolution = RegularizedEvolution(space, seed=0, population_size=3, tournament_size=2, inherit_weights=True)
+    history = simulate(evolution, 8, scorer)
+    assert evolution.alive(history) == {r.number for r in history[-3:]}  # the 3 most recent completed
+    assert RegularizedEvolution(space, seed=0, population_size=3, tournament_size=2).alive(history) == set()
+    nash = MorphismHillClimbing(space, seed=0, children=3)
+    history = simulate(nash, 8, scorer)
+    best = max(history, key=lambda r: (r.value, -r.number)).number
+    assert nash.alive(history) == {nash.parent(history).number, best}
+
+
 def test_a_missing_parent_is_said_and_the_child_trains_from_scratch(tmp_path):
     nash_search(tmp_path, 1)
     for f in (tmp_path / "artifacts").iterdir():
@@ -118,6 +140,7 @@ def test_a_morph_that_does_not_preserve_the_function_is_reported_loudly(tmp_path
     assert child.metrics["preservation_violated"] is True and child.metrics["preservation_error"] > 1e-2
     out = capsys.readouterr().out
     assert "WARNING trial #1" in out and "expected to preserve the parent's function" in out
+    assert "| from #0 (widen layer1)" in out or "| from #0 (deepen layer" in out  # the progress line names parent and morph
     assert "NOT PRESERVED" in (tmp_path / "lineage.md").read_text()
 
 

@@ -15,6 +15,7 @@ from torch import nn
 import nas
 from nas import Morph
 from nas.morphisms import preservation_error
+from nas.testing import settle_batch_norm
 from search_spaces.macro_chain import MacroChainSpace
 
 TOL = 1e-5
@@ -65,16 +66,7 @@ def parents() -> list[dict[str, Any]]:
 def trained_like(space: MacroChainSpace, sample: dict[str, Any], shape: tuple[int, ...], seed: int) -> nn.Module:
     """A parent whose batch norms have non-trivial running statistics and affine parameters."""
     torch.manual_seed(seed)
-    net = space.build(sample, shape, CLASSES).train()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _ in range(3):
-            net(torch.randn(8, *shape, generator=g) * 2 + 0.5)
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
-    return net.eval()
+    return settle_batch_norm(space.build(sample, shape, CLASSES), shape, seed=seed)
 
 
 def inherited_share(child: nn.Module, parent_state: dict[str, torch.Tensor]) -> float:
