@@ -4,8 +4,11 @@
 
 Part 1, per dataset: parents are trained from scratch; for a few of their function-preserving morphs,
 the child is trained (a) from scratch, as long as its parent was, and (b) from the parent's weights
-for ``inherited_epochs`` on a fresh cosine cycle. Reported: the first epoch at which each reaches the
-parent's final validation accuracy, and their ratio (target: inherited <= 25% of scratch).
+for ``inherited_epochs`` on a fresh cosine cycle. Validation accuracy is measured ``points_per_epoch``
+times per epoch while training. Reported: the epochs (fractional) after which each first reaches the
+parent's final validation accuracy, and their ratio (target: inherited <= 25% of scratch). The child
+starts at the parent's accuracy (the morphism preserves the function); the count starts with its
+first measured point, so the warm restart's early dip counts against it.
 Part 2, per dataset and seed: regularized evolution with ``inherit_weights`` against the same search
 without it. Reported: best validation and test accuracy, and the epochs trained in all (target: same
 accuracy within noise for at most half the epochs).
@@ -32,7 +35,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import nas
 from nas._config import compose, instantiate
-from nas._estimator import ParentWeights
+from nas._estimator import ParentWeights, Report
 
 
 def standard_error(accuracy: float, n: int) -> float:
@@ -40,28 +43,47 @@ def standard_error(accuracy: float, n: int) -> float:
     return math.sqrt(max(accuracy * (1 - accuracy), 1 / n) / n)
 
 
-def first_reach(curve: list[float], target: float) -> int | None:
-    """The first epoch (1-based) whose validation accuracy is at least ``target``."""
-    return next((e for e, acc in enumerate(curve, 1) if acc >= target), None)
+def first_reach(curve: list[tuple[float, float]], target: float) -> float | None:
+    """The first point (epochs trained, fractional) of ``curve`` whose validation accuracy is at least ``target``."""
+    return next((epochs for epochs, acc in curve if acc >= target), None)
 
 
-def train(estimator: nas.TrainingEstimator, arch: nas.Architecture, parent: ParentWeights | None = None) -> tuple[nas.Evaluation, list[float]]:
-    curve: list[float] = []
+class WatchedTraining(nas.TrainingEstimator):
+    """The training estimator, also measuring validation accuracy ``points_per_epoch`` times per epoch,
+    so that "epochs to the parent's accuracy" is not rounded up to whole epochs. Evaluating does not
+    change the training: same batches, same updates."""
 
-    def report(step: int, value: float, **scalars: float) -> bool:
-        curve.append(value)
-        return False
+    def __init__(self, *, points_per_epoch: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.points_per_epoch = points_per_epoch
+        self.curve: list[tuple[float, float]] = []
 
-    evaluation = estimator.evaluate(arch, report, parent=parent) if parent else estimator.evaluate(arch, report)
-    return evaluation, curve
+    def evaluate(self, arch: nas.Architecture, report: Report, parent: ParentWeights | None = None) -> nas.Evaluation:
+        self.curve = []
+        return super().evaluate(arch, report, parent=parent)
+
+    def _after_step(self, model: torch.nn.Module, epochs_done: float) -> None:
+        point = math.floor(epochs_done * self.points_per_epoch + 1e-9) / self.points_per_epoch
+        if point > 0 and (not self.curve or point > self.curve[-1][0]):
+            self.curve.append((point, self.accuracy(model, self._tensors["x_val"], self._tensors["y_val"])))
+            model.train()
+
+
+def reached(epochs: float | None, budget: int) -> str:
+    return f"{epochs:g}" if epochs is not None else f"> {budget}"
+
+
+def train(estimator: WatchedTraining, arch: nas.Architecture, parent: ParentWeights | None = None) -> tuple[nas.Evaluation, list[tuple[float, float]]]:
+    evaluation = estimator.evaluate(arch, lambda step, value, **scalars: False, parent=parent)
+    return evaluation, list(estimator.curve)
 
 
 def children_part(cfg: DictConfig, dataset: str, base: dict[str, Any], tb: Path) -> list[dict[str, Any]]:
     """Part 1 on one dataset: epochs to the parent's accuracy, from scratch and inherited."""
     space = nas.get_space(str(cfg.space))
     data = instantiate(compose([f"dataset={dataset}"]).dataset, kind=f"dataset '{dataset}'")
-    estimator = nas.TrainingEstimator(space=space, dataset=data, **{**base, "epochs": int(cfg.epochs), "inherited_epochs": int(cfg.inherited_epochs),
-                                                                           "inherited_lr": cfg.inherited_lr})
+    estimator = WatchedTraining(space=space, dataset=data, points_per_epoch=int(cfg.children.points_per_epoch),
+                                **{**base, "epochs": int(cfg.epochs), "inherited_epochs": int(cfg.inherited_epochs), "inherited_lr": cfg.inherited_lr})
     rng = np.random.default_rng(int(cfg.children.seed))
     rows = []
     for p in range(int(cfg.children.parents)):
@@ -86,19 +108,28 @@ def children_part(cfg: DictConfig, dataset: str, base: dict[str, Any], tb: Path)
                    "scratch_epochs": first_reach(scratch, target), "inherited_epochs": first_reach(inherited, target),
                    "scratch_final": scratch_eval.score, "inherited_final": inherited_eval.score,
                    "preservation_error": inherited_eval.metrics["preservation_error"], "scratch_curve": scratch, "inherited_curve": inherited}
-            # from scratch and never reaching the parent within its epochs: the ratio's denominator is at least epochs + 1
-            denominator = row["scratch_epochs"] or int(cfg.epochs) + 1
+            # from scratch and never reaching the parent within its epochs: it needs more than `epochs`, so inherited / epochs
+            # is an upper bound on the ratio
+            denominator = row["scratch_epochs"] or int(cfg.epochs)
             row["ratio"] = row["inherited_epochs"] / denominator if row["inherited_epochs"] else math.inf
             rows.append(row)
-            print(f"  {dataset} parent {p} ({target:.4f}) {str(morph):<22} scratch reaches it at epoch {row['scratch_epochs'] or '>' + str(cfg.epochs)}, "
-                  f"inherited at {row['inherited_epochs'] or '>' + str(cfg.inherited_epochs)} (error {row['preservation_error']:.1e})", flush=True)
+            print(f"  {dataset} parent {p} ({target:.4f}) {str(morph):<22} scratch reaches it after {reached(row['scratch_epochs'], cfg.epochs)} epochs, "
+                  f"inherited after {reached(row['inherited_epochs'], cfg.inherited_epochs)} (error {row['preservation_error']:.1e})", flush=True)
             for name, curve in (("scratch", scratch), ("inherited", inherited)):
                 writer = SummaryWriter(str(tb / "children" / dataset / f"parent{p}_{morph.kind}_{morph.where}" / name))
-                for e, acc in enumerate(curve, 1):
-                    writer.add_scalar("val_accuracy", acc, e)
-                    writer.add_scalar("parent_accuracy", target, e)
+                for point, acc in curve:  # TensorBoard steps are integers: the step is the point's number
+                    step = round(point * int(cfg.children.points_per_epoch))
+                    writer.add_scalar("val_accuracy", acc, step)
+                    writer.add_scalar("parent_accuracy", target, step)
                 writer.close()
     return rows
+
+
+VARIANTS = {  # label: (inherit_weights, use the configured morph_mutation)
+    "inherited": (True, True),
+    "scratch": (False, True),         # the same strategy, every child trained from scratch
+    "scratch, plain": (False, False),  # plain evolution (one-dimension mutations only), from scratch
+}
 
 
 def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict[str, Any]]:
@@ -106,25 +137,28 @@ def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict
     rows = []
     data = instantiate(compose([f"dataset={dataset}"]).dataset, kind=f"dataset '{dataset}'")
     sizes = {"n_val": len(data.y_val), "n_test": len(data.y_test)}  # what one example is worth, for "within noise"
+    variants = [v for v in VARIANTS if v != "scratch, plain" or cfg.search.plain_baseline]
     for seed in cfg.search.seeds:
-        for inherit in (False, True):
-            run_dir = out / "search" / f"{dataset}_seed{seed}_{'inherit' if inherit else 'scratch'}"
+        for variant in variants:
+            inherit, morphing = VARIANTS[variant]
+            run_dir = out / "search" / f"{dataset}_seed{seed}_{variant.replace(', ', '_')}"
             start = time.perf_counter()
             result = nas.search(space=str(cfg.space), strategy="evolution", dataset=dataset, trials=int(cfg.search.trials),
                                 epochs=int(cfg.epochs), seed=int(seed), out_dir=run_dir, progress=False, tensorboard=False,
                                 overrides=[f"strategy.population_size={cfg.search.population_size}",
                                            f"strategy.tournament_size={cfg.search.tournament_size}", f"strategy.inherit_weights={inherit}",
+                                           f"strategy.morph_mutation={cfg.search.morph_mutation if morphing else 0.0}",
                                            f"estimator.inherited_epochs={cfg.inherited_epochs}",
                                            f"estimator.inherited_lr={cfg.inherited_lr if cfg.inherited_lr else 'null'}", *base_overrides(cfg)])
             done = [r for r in result.trials if r.state == "complete"]
             best = result.best
             epochs = [int(r.metrics.get("epochs", 0)) for r in result.trials]
-            rows.append({"dataset": dataset, "seed": int(seed), "inherit": inherit, "best_val": best.value,
+            rows.append({"dataset": dataset, "seed": int(seed), "variant": variant, "best_val": best.value,
                          "best_test": best.metrics.get("test_accuracy"), "epochs": sum(epochs), "completed": len(done),
                          "seconds": time.perf_counter() - start,
                          "preserving_children": sum(bool(r.metrics.get("function_preserving")) for r in result.trials),
                          "children": sum(r.parent is not None for r in result.trials), **sizes})
-            writer = SummaryWriter(str(tb / "search" / dataset / f"seed{seed}" / ("inherit" if inherit else "scratch")))
+            writer = SummaryWriter(str(tb / "search" / dataset / f"seed{seed}" / variant.replace(", ", "_")))
             spent, best_so_far = 0, 0.0
             for r, e in zip(result.trials, epochs):
                 spent += e
@@ -132,9 +166,17 @@ def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict
                 writer.add_scalar("best_val_accuracy_vs_epochs", best_so_far, spent)
             writer.close()
             r = rows[-1]
-            print(f"  {dataset} seed {seed} {'inherit' if inherit else 'scratch'}: best val {r['best_val']:.4f} test {r['best_test']:.4f}, "
+            print(f"  {dataset} seed {seed} {variant}: best val {r['best_val']:.4f} test {r['best_test']:.4f}, "
                   f"{r['epochs']} epochs, {r['seconds']:.0f} s", flush=True)
     return rows
+
+
+def paired_difference(inherited: list[dict[str, Any]], scratch: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    """Mean over seeds of inherited minus scratch, and its standard error (seed-to-seed spread)."""
+    by_seed = {r["seed"]: r[key] for r in scratch}
+    diffs = [r[key] - by_seed[r["seed"]] for r in inherited if r["seed"] in by_seed]
+    spread = float(np.std(diffs, ddof=1)) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
+    return float(np.mean(diffs)), spread
 
 
 def base_overrides(cfg: DictConfig) -> list[str]:
@@ -166,8 +208,10 @@ def report(children: list[dict[str, Any]], searches: list[dict[str, Any]], reten
                   "| dataset | morph | parent acc | scratch epochs | inherited epochs | ratio | preservation error |", "|---|---|---:|---:|---:|---:|---:|"]
         for r in children:
             ratio = f"{100 * r['ratio']:.0f}%" if math.isfinite(r["ratio"]) else "not reached"
-            lines.append(f"| {r['dataset']} | {r['morph']} | {r['parent_accuracy']:.4f} | {r['scratch_epochs'] or '>' + str(cfg.epochs)} | "
-                         f"{r['inherited_epochs'] or '>' + str(cfg.inherited_epochs)} | {ratio} | {r['preservation_error']:.1e} |")
+            if math.isfinite(r["ratio"]) and r["scratch_epochs"] is None:
+                ratio = "< " + ratio
+            lines.append(f"| {r['dataset']} | {r['morph']} | {r['parent_accuracy']:.4f} | {reached(r['scratch_epochs'], cfg.epochs)} | "
+                         f"{reached(r['inherited_epochs'], cfg.inherited_epochs)} | {ratio} | {r['preservation_error']:.1e} |")
         lines.append("")
         for dataset in cfg.datasets:
             ratios = [r["ratio"] for r in children if r["dataset"] == dataset]
@@ -177,22 +221,27 @@ def report(children: list[dict[str, Any]], searches: list[dict[str, Any]], reten
                              f"reach the parent's accuracy in at most 25% of the scratch epochs.")
         lines.append("")
     if searches:
-        lines += ["## Part 2: evolution with and without inherited weights, same seeds", "",
-                  "| dataset | seed | weights | best val | its test | epochs trained | children (preserving) | seconds |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+        lines += [f"## Part 2: evolution with and without inherited weights, same seeds (morph_mutation {cfg.search.morph_mutation})", "",
+                  "| dataset | seed | run | best val | its test | epochs trained | children (preserving) | seconds |", "|---|---:|---|---:|---:|---:|---:|---:|"]
         for r in searches:
-            lines.append(f"| {r['dataset']} | {r['seed']} | {'inherited' if r['inherit'] else 'scratch'} | {r['best_val']:.4f} | {r['best_test']:.4f} | "
+            lines.append(f"| {r['dataset']} | {r['seed']} | {r['variant']} | {r['best_val']:.4f} | {r['best_test']:.4f} | "
                          f"{r['epochs']} | {r['children']} ({r['preserving_children']}) | {r['seconds']:.0f} |")
         lines.append("")
         for dataset in cfg.datasets:
-            a = [r for r in searches if r["dataset"] == dataset and not r["inherit"]]
-            b = [r for r in searches if r["dataset"] == dataset and r["inherit"]]
-            if a and b:
-                lines.append(f"- {dataset}: inherited {np.mean([r['best_val'] for r in b]):.4f} val / {np.mean([r['best_test'] for r in b]):.4f} test "
-                             f"against {np.mean([r['best_val'] for r in a]):.4f} / {np.mean([r['best_test'] for r in a]):.4f} from scratch "
-                             f"(mean over seeds), for {100 * sum(r['epochs'] for r in b) / sum(r['epochs'] for r in a):.0f}% of the epochs. "
-                             f"Noise: one standard error of an accuracy near {np.mean([r['best_test'] for r in a]):.3f} is "
-                             f"{standard_error(np.mean([r['best_val'] for r in a]), a[0]['n_val']):.4f} on the {a[0]['n_val']} validation and "
-                             f"{standard_error(np.mean([r['best_test'] for r in a]), a[0]['n_test']):.4f} on the {a[0]['n_test']} test examples.")
+            runs = {v: [r for r in searches if r["dataset"] == dataset and r["variant"] == v] for v in VARIANTS}
+            a, b = runs["scratch"], runs["inherited"]
+            if not (a and b):
+                continue
+            means = "; ".join(f"{v} {np.mean([r['best_val'] for r in rs]):.4f} / {np.mean([r['best_test'] for r in rs]):.4f} "
+                              f"({sum(r['epochs'] for r in rs)} epochs)" for v, rs in runs.items() if rs)
+            dv, sv = paired_difference(b, a, "best_val")
+            dt, st = paired_difference(b, a, "best_test")
+            lines.append(f"- {dataset}, mean best val / its test over {len(b)} seeds: {means}. Inherited minus scratch: "
+                         f"{dv:+.4f} ± {sv:.4f} val, {dt:+.4f} ± {st:.4f} test (± one standard error over seeds), for "
+                         f"{100 * sum(r['epochs'] for r in b) / sum(r['epochs'] for r in a):.0f}% of the epochs. Sampling noise of a single accuracy: a "
+                         f"binomial standard error near {np.mean([r['best_test'] for r in a]):.3f} is "
+                         f"{standard_error(np.mean([r['best_val'] for r in a]), a[0]['n_val']):.4f} on the {a[0]['n_val']} validation and "
+                         f"{standard_error(np.mean([r['best_test'] for r in a]), a[0]['n_test']):.4f} on the {a[0]['n_test']} test examples.")
         lines.append("")
     if retention:
         lines += ["## Part 3: disk kept by a 100-trial run with inheritance", "",

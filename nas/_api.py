@@ -18,10 +18,10 @@ from nas._config import compose, get_space, instantiate, space_from_config, targ
 from nas._errors import ConfigError
 from nas._estimator import Estimator
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
-from nas._records import KEY_ATTR, METRICS_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord
+from nas._records import KEY_ATTR, METRICS_ATTR, PARENT_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord
 from nas._results import SearchResult
 from nas._runner import SearchRunner, open_storage
-from nas._space import SearchSpace
+from nas._space import Inherited, SearchSpace
 from nas._strategy import Strategy
 from nas.datasets import DataSplits, as_splits
 
@@ -163,13 +163,22 @@ def search(
 class Candidate:
     """One asked architecture in the ask/tell interface."""
 
-    def __init__(self, trial: optuna.Trial, arch: Architecture, space: SearchSpace) -> None:
+    def __init__(self, trial: optuna.Trial, arch: Architecture, space: SearchSpace, parent: TrialRecord | None = None) -> None:
         self.trial, self.arch, self.space = trial, arch, space
         self.number = trial.number
+        self.parent = parent  # the trial this candidate was bred from (a strategy that inherits weights), else None
         self.started = time.perf_counter()
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> Any:
         return self.space.build(self.arch.sample, tuple(input_shape), num_classes)
+
+    def inherit(self, parent_state: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> Inherited:
+        """Build this candidate from its parent's trained ``state_dict``: the function-preserving
+        morphism when the candidate is one of the parent's morphs, else every tensor whose name and
+        shape match (see :meth:`SearchSpace.inherit`). Keeping the parent's weights is up to you."""
+        if self.parent is None:
+            raise ValueError(f"candidate #{self.number} has no parent to inherit from; build it with `build`")
+        return self.space.inherit(self.parent.arch.sample, parent_state, self.arch.sample, tuple(input_shape), num_classes)
 
     def report(self, step: int, value: float) -> bool:
         """Forward an intermediate value to the study; returns whether the pruner says stop."""
@@ -195,7 +204,7 @@ class Searcher:
         self.space = get_space(space) if isinstance(space, str) else space
         spec = compose([f"strategy={strategy}"]).strategy if isinstance(strategy, str) else strategy
         self.strategy = make_strategy(spec, self.space, seed)
-        sampler = StrategySampler(self.strategy)
+        sampler = self._sampler = StrategySampler(self.strategy)
         storage_obj = open_storage(storage, Path("."))[1] if storage else None
         self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
                                          direction="maximize", load_if_exists=True)
@@ -212,10 +221,15 @@ class Searcher:
         if self.is_exhausted():
             raise StopIteration(f"strategy '{self.strategy.name}' has no new candidate left")  # type: ignore[union-attr]
         trial = self.study.ask()
+        number = getattr(self._sampler._proposals.get(trial._trial_id), "parent", None)  # a nas.Child names its parent
         arch = self.space.architecture(self.space.suggest(trial))
         trial.set_user_attr(KEY_ATTR, arch.key)
         trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))
-        return Candidate(trial, arch, self.space)
+        parent = None
+        if number is not None:
+            trial.set_user_attr(PARENT_ATTR, int(number))
+            parent = next((r for r in self.history() if r.number == number), None)
+        return Candidate(trial, arch, self.space, parent)
 
     def tell(self, candidate: Candidate, score: float | None = None, *, metrics: Mapping[str, Any] | None = None,
              failed: str | None = None, pruned: bool = False) -> TrialRecord:

@@ -240,6 +240,10 @@ class TrainingEstimator(Estimator):
             info["preservation_violated"] = True
         return child.model, info
 
+    def _after_step(self, model: nn.Module, epochs_done: float) -> None:
+        """Called after every optimizer step with the model (in train mode; leave it so) and the epochs
+        done so far, fractional. Does nothing; a subclass may watch training finer than per epoch."""
+
     def _train(self, model: nn.Module, report: Report, params: int, macs: int, epochs: int, lr: float,
                inherited: dict[str, Any]) -> Evaluation:
         t = self._tensors
@@ -274,6 +278,7 @@ class TrainingEstimator(Estimator):
                     scaler.update()
                 loss_sum += loss.detach() * len(idx)
                 step += 1
+                self._after_step(model, step / steps_per_epoch)
             train_loss = float(loss_sum) / n
             epochs_run = epoch + 1
             if not math.isfinite(train_loss):

@@ -25,7 +25,12 @@ class RegularizedEvolution(Strategy):
     ``inherit_weights`` makes every child a :class:`nas.Child` of its tournament winner: the training
     estimator starts it from the winner's trained weights (a function-preserving morphism when the
     mutation is one, else every tensor whose name and shape match, as in Real et al. 2017), and the
-    population's weights are kept until it ages out.
+    population's weights are kept until it ages out. ``morph_mutation`` is the probability that the
+    mutation is one of the winner's function-preserving morphisms (:meth:`SearchSpace.morphs`: widen,
+    deepen, a wider kernel, a zero-start skip...) rather than a one-dimension change; such a child
+    starts at its parent's accuracy, so a short training from the parent's weights is enough (the
+    morphism-based evolution of Wei et al. 2016 and Elsken et al. 2019). A winner without morphs is
+    mutated as usual.
 
     ``skip_duplicates`` redraws (up to ``max_redraws`` times) children whose canonical key was
     already tried, so the evaluation budget is spent on new architectures.
@@ -34,7 +39,8 @@ class RegularizedEvolution(Strategy):
     name = "evolution"
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, population_size: int = 20, tournament_size: int = 5,
-                 crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100, inherit_weights: bool = False) -> None:
+                 crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100, inherit_weights: bool = False,
+                 morph_mutation: float = 0.0) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
         checks = [
             (population_size >= 2, f"`population_size >= 2` must hold, but got {population_size}."),
@@ -43,6 +49,7 @@ class RegularizedEvolution(Strategy):
             (0.0 <= crossover <= 1.0, f"`0 <= crossover <= 1` must hold, but got {crossover}."),
             (max_redraws >= 0, f"`max_redraws >= 0` must hold, but got {max_redraws}."),
             (isinstance(inherit_weights, bool), f"`inherit_weights` must be true or false, but got {inherit_weights!r}."),
+            (0.0 <= morph_mutation <= 1.0, f"`0 <= morph_mutation <= 1` must hold (the probability of a morphism), but got {morph_mutation}."),
         ]
         for ok, message in checks:
             if not ok:
@@ -50,6 +57,7 @@ class RegularizedEvolution(Strategy):
         self.population_size, self.tournament_size = int(population_size), int(tournament_size)
         self.crossover, self.max_redraws = float(crossover), int(max_redraws)
         self.inherits_weights = inherit_weights
+        self.morph_mutation = float(morph_mutation)
 
     def population(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The living population: the most recent ``population_size`` completed trials."""
@@ -84,5 +92,6 @@ class RegularizedEvolution(Strategy):
             other = self.space.active(self._tournament(population, rng).arch.sample)
             mixed = {name: (other if name in other and rng.random() < 0.5 else parent).get(name, value) for name, value in parent.items()}
             parent = self.space.complete(mixed, rng)
-        child = self.space.mutate(parent, rng)
+        morphs = self.space.morphs(parent) if self.morph_mutation > 0 and rng.random() < self.morph_mutation else []
+        child = morphs[int(rng.integers(len(morphs)))].child if morphs else self.space.mutate(parent, rng)
         return Child(child, parent=winner.number) if self.inherits_weights else child

@@ -77,6 +77,27 @@ def test_time_limit_scores_what_was_trained_and_says_so(digits_splits):
         TrainingEstimator(space=space, dataset=digits_splits, max_seconds=0)
 
 
+class Watched(TrainingEstimator):
+    """Measures validation accuracy after every step, as experiments/morphism_eval.py does."""
+
+    def _after_step(self, model, epochs_done):
+        self.points.append((epochs_done, self.accuracy(model, self._tensors["x_val"], self._tensors["y_val"])))
+        model.train()
+
+
+def test_watching_every_step_sees_the_training_without_changing_it(digits_splits):
+    space = nas.get_space("macro_chain")
+    arch = space.architecture(sample_of(space))
+    plain = TrainingEstimator(space=space, dataset=digits_splits, epochs=2, batch_size=256, threads=1).evaluate(arch, lambda *a, **k: False)
+    watched = Watched(space=space, dataset=digits_splits, epochs=2, batch_size=256, threads=1)
+    watched.points = []
+    result = watched.evaluate(arch, lambda *a, **k: False)
+    steps = -(-len(digits_splits.y_train) // 256)
+    assert [e for e, _ in watched.points] == pytest.approx([(i + 1) / steps for i in range(2 * steps)])
+    assert watched.points[-1][1] == result.score  # the last step's accuracy is the epoch's
+    assert result.score == plain.score and result.metrics["test_accuracy"] == plain.metrics["test_accuracy"]
+
+
 def test_every_knob_is_recorded_with_each_trial_in_tensorboard_and_the_best_model_loads(tmp_path):
     overrides = ["estimator.width_multiplier=0.5", "estimator.data_fraction=0.3", "estimator.input_scale=0.5",
                  "space.cells_per_stage=2", "estimator.depth_multiplier=0.5", "estimator.threads=1"]

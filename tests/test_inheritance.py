@@ -157,6 +157,25 @@ def test_evolution_inherits_weights_from_tournament_winners(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["weights_store"] == str(tmp_path / "artifacts")
 
 
+def test_evolution_morph_mutation_breeds_function_preserving_children_of_the_winner():
+    space = nas.get_space("macro_chain")
+    scorer = StrategyContract.scorer(space)
+    evolution = RegularizedEvolution(space, seed=0, population_size=4, tournament_size=2, inherit_weights=True, morph_mutation=1.0)
+    history = simulate(evolution, 16, scorer)
+    for r in history[4:]:
+        parent = history[r.parent]
+        morph_keys = {space.key(m.child) for m in space.morphs(parent.arch.sample)}
+        assert r.arch.key in morph_keys  # every child is one of its winner's morphisms, not a plain mutation
+    plain = simulate(RegularizedEvolution(space, seed=0, population_size=4, tournament_size=2, inherit_weights=True), 16, scorer)
+    # the default (0) draws exactly what evolution drew before the option existed: no extra random numbers
+    plain_again = simulate(RegularizedEvolution(space, seed=0, population_size=4, tournament_size=2, inherit_weights=True, morph_mutation=0.0),
+                           16, scorer)
+    assert [r.arch.key for r in plain] == [r.arch.key for r in plain_again]
+    assert sum(r.arch.key in {space.key(m.child) for m in space.morphs(plain[r.parent].arch.sample)} for r in plain[4:]) < 12
+    with pytest.raises(nas.ConfigError, match=r"`0 <= morph_mutation <= 1` must hold .* but got 1.5"):
+        RegularizedEvolution(space, seed=0, morph_mutation=1.5)
+
+
 def test_evolution_without_inheritance_keeps_no_weights(tmp_path):
     nas.search(space="mlp", strategy="evolution", dataset="digits", trials=3, epochs=1, seed=0, out_dir=tmp_path, progress=False,
                overrides=["strategy.population_size=2", "strategy.tournament_size=2", *FAST])
@@ -219,3 +238,21 @@ def test_a_store_that_cannot_be_written_costs_the_weights_not_the_search(tmp_pat
     assert [r.state for r in result.trials] == ["complete", "complete"]
     assert "No space left on device" in result.trials[0].metrics["weights_error"]
     assert result.trials[1].metrics["inheritance"] == "parent #0 has no kept weights: trained from scratch"
+
+
+def test_ask_tell_candidates_name_their_parent_and_inherit_its_function():
+    from nas.morphisms import preservation_error
+
+    searcher = nas.Searcher("mlp", "nash", seed=0)
+    first = searcher.ask()
+    assert first.parent is None
+    with pytest.raises(ValueError, match="has no parent"):
+        first.inherit({}, (1, 8, 8), 10)
+    parent_model = first.build((1, 8, 8), 10).eval()
+    searcher.tell(first, 0.5)
+    child = searcher.ask()
+    assert child.parent is not None and child.parent.number == first.number
+    built = child.inherit(parent_model.state_dict(), (1, 8, 8), 10)
+    assert built.morph is not None and preservation_error(parent_model, built.model, torch.randn(16, 1, 8, 8)) <= 1e-5
+    record = searcher.tell(child, 0.6)
+    assert record.parent == first.number  # stored with the trial, as nas.search stores it
