@@ -221,7 +221,7 @@ class Searcher:
         if self.is_exhausted():
             raise StopIteration(f"strategy '{self.strategy.name}' has no new candidate left")  # type: ignore[union-attr]
         trial = self.study.ask()
-        number = getattr(self._sampler._proposals.get(trial._trial_id), "parent", None)  # a nas.Child names its parent
+        number = getattr(self._sampler.proposal(trial._trial_id), "parent", None)  # a nas.Child names its parent
         arch = self.space.architecture(self.space.suggest(trial))
         trial.set_user_attr(KEY_ATTR, arch.key)
         trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))

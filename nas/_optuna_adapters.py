@@ -50,6 +50,10 @@ class StrategySampler(BaseSampler):
         so that opening it as an ``optuna.Trial`` does not read the history and ask again."""
         self._proposals[trial_id] = sample
 
+    def proposal(self, trial_id: int) -> Sample | None:
+        """What the strategy proposed for the trial (a :class:`nas.Child` names its parent), until it ends."""
+        return self._proposals.get(trial_id)
+
     def forget(self, trial_id: int) -> None:
         self._proposals.pop(trial_id, None)
 

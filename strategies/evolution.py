@@ -28,9 +28,8 @@ class RegularizedEvolution(Strategy):
     population's weights are kept until it ages out. ``morph_mutation`` is the probability that the
     mutation is one of the winner's function-preserving morphisms (:meth:`SearchSpace.morphs`: widen,
     deepen, a wider kernel, a zero-start skip...) rather than a one-dimension change; such a child
-    starts at its parent's accuracy, so a short training from the parent's weights is enough (the
-    morphism-based evolution of Wei et al. 2016 and Elsken et al. 2019). A winner without morphs is
-    mutated as usual.
+    starts at its parent's accuracy, so a short training from the parent's weights is enough (as in
+    LEMONADE's morphism mutations, Elsken et al. 2019). A winner without morphs is mutated as usual.
 
     ``skip_duplicates`` redraws (up to ``max_redraws`` times) children whose canonical key was
     already tried, so the evaluation budget is spent on new architectures.
