@@ -35,7 +35,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import nas
 from nas._config import compose, instantiate
-from nas._estimator import ParentWeights, Report
+from nas._estimator import ParentWeights, Report, never_stop
 
 
 def standard_error(accuracy: float, n: int) -> float:
@@ -74,7 +74,7 @@ def reached(epochs: float | None, budget: int) -> str:
 
 
 def train(estimator: WatchedTraining, arch: nas.Architecture, parent: ParentWeights | None = None) -> tuple[nas.Evaluation, list[tuple[float, float]]]:
-    evaluation = estimator.evaluate(arch, lambda step, value, **scalars: False, parent=parent)
+    evaluation = estimator.evaluate(arch, never_stop, parent=parent)
     return evaluation, list(estimator.curve)
 
 
@@ -100,7 +100,7 @@ def children_part(cfg: DictConfig, dataset: str, base: dict[str, Any], tb: Path)
         kinds = list(by_kind)
         rng.shuffle(kinds)
         picked = [by_kind[k][int(rng.integers(len(by_kind[k])))] for k in kinds[:int(cfg.children.morphs_per_parent)]]
-        for c, morph in enumerate(picked):
+        for morph in picked:
             child = space.architecture(morph.child)
             scratch_eval, scratch = train(estimator, child)
             inherited_eval, inherited = train(estimator, child, ParentWeights(number=p, sample=dict(parent_arch.sample), state=state))

@@ -57,12 +57,10 @@ def one_architecture(cfg: dict[str, Any], dataset: str, index: int, sample: dict
 
     torch.set_num_threads(int(cfg["threads"]))
     import nas
+    from nas._estimator import never_stop
 
     train, zero_cost = estimators(cfg, dataset)
     arch = nas.get_space(cfg["space"]).architecture(sample)
-
-    def never_stop(step: int, value: float, **scalars: float) -> bool:
-        return False  # no pruner: every network trains its full budget
 
     proxies = zero_cost.evaluate(arch, never_stop).metrics
     trained = train.evaluate(arch, never_stop).metrics

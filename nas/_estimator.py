@@ -75,6 +75,11 @@ class Estimator(ABC):
         return {}
 
 
+def never_stop(step: int, value: float, **scalars: float) -> bool:
+    """A :data:`Report` for evaluations outside a study (no pruner): every network trains its full budget."""
+    return False
+
+
 def pruned(message: str, **metrics: Any) -> optuna.TrialPruned:
     """A :class:`optuna.TrialPruned` carrying what the trial measured before it stopped (cost, epochs),
     which the runner records with the pruned trial: ``raise pruned("...", seconds=1.2, epochs=3)``."""

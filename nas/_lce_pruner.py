@@ -109,9 +109,7 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
                                                                     default=steps[-1]) + 1
         if steps[-1] + 1 >= horizon:
             return False  # the last step: nothing left to save
-        finals = [t.value for t in complete if t.value is not None]
-        if not finals:
-            return False
+        finals = [t.value for t in complete]  # complete trials of a single-objective study have a value
         best = max(finals) if maximize else min(finals)
         try:
             prediction = predictor.predict([values[s] for s in steps], horizon, epochs=[s + 1 for s in steps])

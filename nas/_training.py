@@ -16,6 +16,7 @@ from torch import nn
 from nas._architecture import Architecture
 from nas._errors import ConfigError, TrialFailed, unknown_name_message
 from nas._estimator import Estimator, Evaluation, ParentWeights, Report, pruned
+from nas._modes import restoring_modes
 from nas._space import SearchSpace
 from nas.datasets import DataSplits, as_splits
 
@@ -58,16 +59,13 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.dev
         total += output.numel() * per_output
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    modes = [(m, m.training) for m in model.modules()]  # each module's own flag: a model may be in mixed mode
-    model.eval()
     try:
-        with torch.no_grad():
+        with restoring_modes(model), torch.no_grad():
+            model.eval()
             model(torch.zeros(1, *input_shape, device=device))
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes:
-            m.training = training
     return int(total)
 
 

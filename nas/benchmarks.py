@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas._errors import ConfigError, unknown_name_message
-from nas._estimator import Estimator
+from nas._estimator import Estimator, never_stop
 from nas._records import TrialRecord
 from nas._space import SearchSpace
 from nas._strategy import Strategy
@@ -95,7 +95,6 @@ def run_in_memory(strategy: Strategy, estimator: Estimator, evaluations: int,
     """
     history = list(history or [])
     end = len(history) + evaluations
-    never_stop = lambda step, value, **scalars: False  # noqa: E731 - no pruner in memory
     while len(history) < end and not strategy.is_exhausted(history):
         proposal = strategy.ask(history)
         parent = getattr(proposal, "parent", None)  # a nas.Child: recorded, as the runner does (no weights here)

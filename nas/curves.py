@@ -33,7 +33,7 @@ from scipy.optimize import leastsq
 from nas._errors import ConfigError, unknown_name_message
 
 __all__ = ["CALIBRATION_FEATURES", "DEFAULT_FAMILIES", "FAMILIES", "Calibration", "CurvePredictor", "Family", "Prediction", "calibrate",
-           "describe", "fit_calibration"]
+           "fit_calibration"]
 
 # Fits run on the curve mapped to z = (sign * y - low) / scale, so every observed prefix spans
 # [0, 1] and bounds can be stated once. The asymptote may lie at most this many observed ranges
@@ -242,7 +242,6 @@ class CurvePredictor:
         if max_evals < 10:
             raise ConfigError(f"`max_evals >= 10` must hold (function evaluations per fit), but got max_evals={max_evals}.")
         self.maximize, self.bounds, self.n_samples, self.max_evals = bool(maximize), bounds, int(n_samples), int(max_evals)
-        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._cache: OrderedDict[bytes, Prediction] = OrderedDict()
         self.cache_size = int(cache_size)
@@ -559,8 +558,3 @@ def calibrate(prediction: Prediction, reference: Sequence[tuple[Prediction, floa
     fitted = fit_calibration(reference, features=features, min_reference=min_reference)
     return prediction if fitted is None else fitted.apply(prediction, seed=seed)
 
-
-def describe(prediction: Prediction) -> dict[str, Any]:
-    """A JSON-ready summary (without the samples)."""
-    return {"mean": prediction.mean, "std": prediction.std, "horizon": prediction.horizon, "points": prediction.points,
-            "weights": dict(prediction.weights), "params": {k: dict(v) for k, v in prediction.params.items()}}

@@ -26,6 +26,7 @@ from scipy import stats
 
 from nas._architecture import Architecture
 from nas._errors import ConfigError, unknown_name_message
+from nas._estimator import never_stop
 from nas._space import SearchSpace
 
 
@@ -193,7 +194,6 @@ def check_fidelities(
     archs = sample_architectures(space_obj, samples, seed=seed)
     scores: dict[str, list[float]] = {name: [] for name in fidelities}
     seconds: dict[str, list[float]] = {name: [] for name in fidelities}
-    never_stop = lambda step, value, **scalars: False  # noqa: E731 - no pruning inside a fidelity check
     for index, arch in enumerate(archs):
         for name, est in built.items():
             start = time.perf_counter()

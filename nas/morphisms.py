@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from nas._errors import ConfigError
+from nas._modes import restoring_modes
 
 __all__ = [
     "Inheritance", "ZeroInitSum", "add_zero_branch", "identity_", "identity_layer", "inherit_matching", "merge_weight",
@@ -437,16 +438,11 @@ def preservation_error(before: nn.Module, after: nn.Module, inputs: torch.Tensor
     """``max|a - b| / max(max|a|, 1e-12)`` between the outputs of ``before`` and ``after`` on ``inputs``.
 
     Both run in eval mode without gradients; every submodule's own training flag is restored."""
-    flags = [(m, m.training) for net in (before, after) for m in net.modules()]
-    try:
+    with restoring_modes(before, after), torch.no_grad():
         before.eval()
         after.eval()
-        with torch.no_grad():
-            a = before(inputs)
-            b = after(inputs)
-    finally:
-        for m, flag in flags:
-            m.training = flag
+        a = before(inputs)
+        b = after(inputs)
     if a.shape != b.shape:
         raise ConfigError(f"`before` and `after` must give outputs of the same shape, but got {tuple(a.shape)} "
                           f"and {tuple(b.shape)}.")

@@ -187,8 +187,9 @@ class SpaceContract:
             assert len(changed) == 1 or set(n) != set(sample)
 
     def test_morphs_preserve_the_function(self) -> None:
-        """Every listed morph, applied by ``inherit`` to a trained-looking parent, computes the parent's
-        function (relative output difference <= 1e-5 in eval mode on random inputs)."""
+        """Listed morphs (one of each kind first, up to ``morphs_per_sample`` per sample), applied by
+        ``inherit`` to a trained-looking parent, compute the parent's function (relative output
+        difference <= 1e-5 in eval mode on random inputs)."""
         from nas.morphisms import preservation_error
 
         space = self.make_space()
@@ -196,7 +197,9 @@ class SpaceContract:
             for n, sample in enumerate(self._samples()):
                 parent = settle_batch_norm(space.build(sample, shape, 10), shape, seed=n)
                 inputs = torch.randn(16, *shape, generator=torch.Generator().manual_seed(n))
-                for morph in space.morphs(sample)[:self.morphs_per_sample]:
+                morphs = space.morphs(sample)
+                first_of_kind = list({m.kind: m for m in reversed(morphs)}.values())  # every kind, then the rest in order
+                for morph in (first_of_kind + [m for m in morphs if m not in first_of_kind])[:self.morphs_per_sample]:
                     child = space.inherit(sample, parent.state_dict(), morph.child, shape, 10, generator=torch.Generator().manual_seed(n))
                     assert child.morph == morph and 0.0 < child.fraction <= 1.0
                     error = preservation_error(parent, child.model, inputs)

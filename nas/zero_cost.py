@@ -56,6 +56,7 @@ from torch import nn
 from nas._architecture import Architecture
 from nas._errors import ConfigError, TrialFailed, unknown_name_message
 from nas._estimator import Estimator, Evaluation, Report
+from nas._modes import restoring_modes
 from nas._space import SearchSpace
 from nas._training import arch_seed, count_macs, count_params, resolve_device
 from nas.datasets import DataSplits, as_splits
@@ -80,16 +81,12 @@ _JACOV_K = 1e-5
 def _measuring(model: nn.Module, *, batch_statistics: bool) -> Iterator[None]:
     """Put the model in the mode a proxy measures in (batch norm on batch statistics or not, dropout
     off) and give every module its own train/eval flag back afterwards, even when the proxy fails."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
+    with restoring_modes(model):
         model.train(batch_statistics)
         for m in model.modules():
             if isinstance(m, _STOCHASTIC):
                 m.eval()
         yield
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 def _weight_names(model: nn.Module) -> list[str]:

@@ -29,7 +29,8 @@ class RegularizedEvolution(Strategy):
     mutation is one of the winner's function-preserving morphisms (:meth:`SearchSpace.morphs`: widen,
     deepen, a wider kernel, a zero-start skip...) rather than a one-dimension change; such a child
     starts at its parent's accuracy, so a short training from the parent's weights is enough (as in
-    LEMONADE's morphism mutations, Elsken et al. 2019). A winner without morphs is mutated as usual.
+    LEMONADE's morphism mutations, Elsken et al. 2019). A winner without morphs is mutated as usual,
+    and so is one whose morphs were all tried already.
 
     ``skip_duplicates`` redraws (up to ``max_redraws`` times) children whose canonical key was
     already tried, so the evaluation budget is spent on new architectures.
@@ -74,7 +75,7 @@ class RegularizedEvolution(Strategy):
         candidate: Sample = {}
         # a child (up to max_redraws + 1 tries while its key was seen), then random samples likewise
         for attempt in range(2 * self.max_redraws + 1):
-            candidate = self._child(population, rng) if breeding and attempt <= self.max_redraws else self.space.sample(rng)
+            candidate = self._child(population, rng, seen) if breeding and attempt <= self.max_redraws else self.space.sample(rng)
             if self.space.key(candidate) not in seen:
                 break
         return candidate
@@ -84,13 +85,16 @@ class RegularizedEvolution(Strategy):
         contenders = rng.choice(len(population), size=size, replace=False)
         return max((population[i] for i in sorted(contenders)), key=lambda r: r.value)  # type: ignore[arg-type, return-value]
 
-    def _child(self, population: list[TrialRecord], rng: np.random.Generator) -> Sample:
+    def _child(self, population: list[TrialRecord], rng: np.random.Generator, seen: set[str]) -> Sample:
         winner = self._tournament(population, rng)
         parent = self.space.active(winner.arch.sample)
-        if self.crossover > 0 and rng.random() < self.crossover:
+        crossed = self.crossover > 0 and rng.random() < self.crossover
+        if crossed:
             other = self.space.active(self._tournament(population, rng).arch.sample)
             mixed = {name: (other if name in other and rng.random() < 0.5 else parent).get(name, value) for name, value in parent.items()}
             parent = self.space.complete(mixed, rng)
-        morphs = self.space.morphs(parent) if self.morph_mutation > 0 and rng.random() < self.morph_mutation else []
+        # a morph of a crossover mix is no morph of the winner it inherits from: those children are mutated
+        morphs = self.space.morphs(parent) if self.morph_mutation > 0 and not crossed and rng.random() < self.morph_mutation else []
+        morphs = [m for m in morphs if self.space.key(m.child) not in seen]  # every morph tried: a plain mutation, not a redraw
         child = morphs[int(rng.integers(len(morphs)))].child if morphs else self.space.mutate(parent, rng)
         return Child(child, parent=winner.number) if self.inherits_weights else child

@@ -63,11 +63,11 @@ class MorphismHillClimbing(Strategy):
         if parent is None:  # the start failed: climb from a random architecture instead
             return self.space.sample(rng)
         seen = self.seen_keys(history) if self.skip_duplicates else set()
-        fresh = [m.child for m in self.space.morphs(parent.arch.sample) if self.space.key(m.child) not in seen]
+        first = self.space.morphs(parent.arch.sample)
+        fresh = [m.child for m in first if self.space.key(m.child) not in seen]
         if fresh:
             return Child(fresh[int(rng.integers(len(fresh)))], parent=parent.number)
-        for _ in range(100):  # every single morph was tried: two in a row
-            first = self.space.morphs(parent.arch.sample)
+        for _ in range(100 if first else 0):  # every single morph was tried: two in a row (none at all: a mutation)
             step = first[int(rng.integers(len(first)))].child
             second = self.space.morphs(step)
             if second:

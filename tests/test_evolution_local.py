@@ -52,9 +52,12 @@ def test_mutate_changes_exactly_one_active_dimension_and_respects_conditions():
     assert depth_changes > 0
 
 
-def test_evolution_children_are_mutations_of_tournament_winners():
+@pytest.mark.parametrize("morph_mutation", [0.0, 1.0])
+def test_evolution_children_are_mutations_of_tournament_winners(morph_mutation):
+    # with morph_mutation 1 too: a child is one of the winner's morphs (one edge changes) or, once those were all
+    # tried, a plain mutation; never a random redraw
     space = nas.get_space("cell_nb201")
-    strategy = RegularizedEvolution(space, seed=0, population_size=10, tournament_size=10)
+    strategy = RegularizedEvolution(space, seed=0, population_size=10, tournament_size=10, morph_mutation=morph_mutation)
     history = simulate(strategy, 10, score=lambda s: sum(v == "nor_conv_3x3" for v in s.values()))
     best = max(history, key=lambda r: r.value)
     for _ in range(5):  # tournament over the whole population: the winner is always the best

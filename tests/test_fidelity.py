@@ -180,7 +180,7 @@ def test_fidelity_check_app_writes_markdown_json_and_tensorboard(tmp_path):
                            "~fidelities", "+fidelities={full:{},one:{epochs:1},narrow:{width_multiplier:0.5}}",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "| fidelity | settings | Kendall tau" in done.stdout and "Recommended" in done.stdout or "keep the reference" in done.stdout
+    assert "| fidelity | settings | Kendall tau" in done.stdout and ("Recommended" in done.stdout or "keep the reference" in done.stdout)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["scores"]) == {"full", "one", "narrow"} and all(len(v) == 4 for v in saved["scores"].values())
     assert (tmp_path / "fidelity_check.md").read_text().startswith("# Fidelity check")

@@ -172,6 +172,10 @@ def test_evolution_morph_mutation_breeds_function_preserving_children_of_the_win
                            16, scorer)
     assert [r.arch.key for r in plain] == [r.arch.key for r in plain_again]
     assert sum(r.arch.key in {space.key(m.child) for m in space.morphs(plain[r.parent].arch.sample)} for r in plain[4:]) < 12
+    # a crossover child is a mix, not its winner: it is never offered as the winner's morph
+    crossed = [simulate(RegularizedEvolution(space, seed=0, population_size=4, tournament_size=2, inherit_weights=True, crossover=1.0,
+                                             morph_mutation=m), 12, scorer) for m in (0.0, 1.0)]
+    assert [r.arch.key for r in crossed[0]] == [r.arch.key for r in crossed[1]]
     with pytest.raises(nas.ConfigError, match=r"`0 <= morph_mutation <= 1` must hold .* but got 1.5"):
         RegularizedEvolution(space, seed=0, morph_mutation=1.5)
 
@@ -256,3 +260,13 @@ def test_ask_tell_candidates_name_their_parent_and_inherit_its_function():
     assert built.morph is not None and preservation_error(parent_model, built.model, torch.randn(16, 1, 8, 8)) <= 1e-5
     record = searcher.tell(child, 0.6)
     assert record.parent == first.number  # stored with the trial, as nas.search stores it
+
+
+def test_nash_mutates_a_parent_that_has_no_morphs_left():
+    # one tanh layer of at most 64 units: the widest network has no morph (no wider width, no ReLU deepen)
+    space = nas.get_space("mlp", activation=["tanh"], widths=[32, 64], depth=[1])
+    nash = MorphismHillClimbing(space, seed=0, children=2)
+    history = simulate(nash, 7, lambda s: float(sum(v for k, v in s.items() if "width" in k)))
+    widest = max(history, key=lambda r: (r.value, -r.number))
+    assert not space.morphs(widest.arch.sample)
+    assert all(r.parent is not None for r in history[1:])  # the climb went on past it, by mutations
