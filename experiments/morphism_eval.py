@@ -83,7 +83,7 @@ def children_part(cfg: DictConfig, dataset: str, base: dict[str, Any], tb: Path)
     space = nas.get_space(str(cfg.space))
     data = instantiate(compose([f"dataset={dataset}"]).dataset, kind=f"dataset '{dataset}'")
     estimator = WatchedTraining(space=space, dataset=data, points_per_epoch=int(cfg.children.points_per_epoch),
-                                **{**base, "epochs": int(cfg.epochs), "inherited_epochs": int(cfg.inherited_epochs), "inherited_lr": cfg.inherited_lr})
+                                **{**base, "epochs": int(cfg.epochs), "inherited_epochs": int(cfg.inherited_epochs), "inherited_lr": cfg.children.inherited_lr})
     rng = np.random.default_rng(int(cfg.children.seed))
     rows = []
     for p in range(int(cfg.children.parents)):
@@ -149,7 +149,7 @@ def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict
                                            f"strategy.tournament_size={cfg.search.tournament_size}", f"strategy.inherit_weights={inherit}",
                                            f"strategy.morph_mutation={cfg.search.morph_mutation if morphing else 0.0}",
                                            f"estimator.inherited_epochs={cfg.inherited_epochs}",
-                                           f"estimator.inherited_lr={cfg.inherited_lr if cfg.inherited_lr else 'null'}", *base_overrides(cfg)])
+                                           f"estimator.inherited_lr={cfg.search.inherited_lr if cfg.search.inherited_lr else 'null'}", *base_overrides(cfg)])
             done = [r for r in result.trials if r.state == "complete"]
             best = result.best
             epochs = [int(r.metrics.get("epochs", 0)) for r in result.trials]
@@ -204,7 +204,7 @@ def report(children: list[dict[str, Any]], searches: list[dict[str, Any]], reten
     lines = [f"# Weight inheritance through network morphisms: `{cfg.space}`", ""]
     if children:
         lines += [f"## Part 1: epochs to reach the parent's accuracy (scratch: {cfg.epochs} epochs; inherited: {cfg.inherited_epochs} "
-                  f"epochs, fresh cosine cycle from lr {cfg.inherited_lr or 'as scratch'})", "",
+                  f"epochs, fresh cosine cycle from lr {cfg.children.inherited_lr or 'as scratch'})", "",
                   "| dataset | morph | parent acc | scratch epochs | inherited epochs | ratio | preservation error |", "|---|---|---:|---:|---:|---:|---:|"]
         for r in children:
             ratio = f"{100 * r['ratio']:.0f}%" if math.isfinite(r["ratio"]) else "not reached"
@@ -221,7 +221,7 @@ def report(children: list[dict[str, Any]], searches: list[dict[str, Any]], reten
                              f"reach the parent's accuracy in at most 25% of the scratch epochs.")
         lines.append("")
     if searches:
-        lines += [f"## Part 2: evolution with and without inherited weights, same seeds (morph_mutation {cfg.search.morph_mutation})", "",
+        lines += [f"## Part 2: evolution with and without inherited weights, same seeds (morph_mutation {cfg.search.morph_mutation}, inherited restart from lr {cfg.search.inherited_lr or 'as scratch'})", "",
                   "| dataset | seed | run | best val | its test | epochs trained | children (preserving) | seconds |", "|---|---:|---|---:|---:|---:|---:|---:|"]
         for r in searches:
             lines.append(f"| {r['dataset']} | {r['seed']} | {r['variant']} | {r['best_val']:.4f} | {r['best_test']:.4f} | "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ REASON_ATTR = "nas:fail_reason"
 PARENT_ATTR = "nas:parent"
 TEXT_ATTR = "nas:arch"
 WEIGHTS_ATTR = "nas:weights"
+WORKER_ATTR = "nas:worker"
 
 _STATES = {
     TrialState.COMPLETE: "complete",
@@ -44,6 +47,7 @@ class TrialRecord:
     parent: int | None = None
     reason: str | None = None
     weights: str | None = None
+    worker: str | None = None  # "host:pid" of the process that ran the trial
 
     @property
     def score(self) -> float | None:
@@ -79,7 +83,28 @@ class TrialRecord:
             parent=attrs.get(PARENT_ATTR),
             reason=attrs.get(REASON_ATTR),
             weights=attrs.get(WEIGHTS_ATTR),
+            worker=attrs.get(WORKER_ATTR),
         )
+
+
+def this_worker() -> str:
+    """What a trial records as its worker: ``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_is_gone(worker: str | None) -> bool:
+    """Whether ``worker`` (``host:pid``) was a process of this machine that no longer runs. A worker
+    on another machine, or one that cannot be told, is taken to be alive."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists but is not ours (EPERM), or cannot be asked
+        return False
+    return False
 
 
 def history_of(study: optuna.Study, space: SearchSpace) -> list[TrialRecord]:

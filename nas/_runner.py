@@ -20,7 +20,8 @@ from nas._estimator import Estimator, ParentWeights
 from nas._lineage import lineage_text
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._progress import Progress
-from nas._records import KEY_ATTR, METRICS_ATTR, PARENT_ATTR, REASON_ATTR, TEXT_ATTR, TrialRecord, history_of
+from nas._records import (KEY_ATTR, METRICS_ATTR, PARENT_ATTR, REASON_ATTR, TEXT_ATTR, WORKER_ATTR, TrialRecord, history_of, this_worker,
+                          worker_is_gone)
 from nas._results import BEST_DIR, RUN_FILE, SearchResult
 from nas._space import SearchSpace
 from nas._strategy import Strategy
@@ -144,10 +145,13 @@ class SearchRunner:
 
     # ---- the loop ------------------------------------------------------------------------------
     def _recover_stale(self) -> None:
-        """Trials left RUNNING by a killed worker of this run's own SQLite file are marked failed."""
-        if self.storage_template != DEFAULT_STORAGE:
-            return  # a shared storage: running trials may belong to live workers
+        """Trials left RUNNING by a killed worker are marked failed: all of them in this run's own
+        SQLite file; in a shared storage, those whose worker was a process of this machine that is gone
+        (the others may belong to live workers)."""
+        own = self.storage_template == DEFAULT_STORAGE
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not own and not worker_is_gone(t.user_attrs.get(WORKER_ATTR)):
+                continue
             self.study._storage.set_trial_user_attr(t._trial_id, REASON_ATTR, "interrupted: the worker stopped before the trial finished")
             self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
@@ -188,7 +192,7 @@ class SearchRunner:
         parent = getattr(proposal, "parent", None)  # a nas.Child names the trial it was bred from
         arch = self.space.architecture(proposal)
         dims = self.space.dimensions()
-        attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample)}
+        attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample), WORKER_ATTR: this_worker()}
         if parent is not None:
             attrs[PARENT_ATTR] = int(parent)
         template = optuna.trial.create_trial(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import optuna
 import pytest
 
 import nas
+from nas._records import worker_is_gone
 from nas.testing import ToySpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,15 +33,18 @@ WORKER = textwrap.dedent("""
             self.calls += 1
             return nas.Evaluation(score=ToySpace.score(arch.sample), model=ToySpace().build(arch.sample, (4,), 2))
 
-    nas.search(space=ToySpace(), estimator=Slow(), trials=5, out_dir=sys.argv[1], progress=False)
+    nas.search(space=ToySpace(), estimator=Slow(), trials=5, out_dir=sys.argv[1], progress=False, storage=sys.argv[2] or None)
 """)
 
 
-def test_killed_worker_keeps_finished_trials_and_resume_marks_the_stale_one(tmp_path):
+@pytest.mark.parametrize("shared", [False, True], ids=["own_sqlite", "shared_storage"])
+def test_killed_worker_keeps_finished_trials_and_resume_marks_the_stale_one(tmp_path, shared):
+    """In a shared storage a running trial may be another live worker's; one whose worker was a
+    process of this machine that is gone is marked failed all the same."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], cwd=ROOT)
-    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    storage = f"sqlite:///{tmp_path / 'shared.db'}" if shared else f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), storage if shared else ""], cwd=ROOT)
     deadline = time.time() + 120
     try:
         while time.time() < deadline:
@@ -57,6 +62,7 @@ def test_killed_worker_keeps_finished_trials_and_resume_marks_the_stale_one(tmp_
         proc.wait()
     killed = nas.load(tmp_path / "run", space=ToySpace())
     assert [r.state for r in killed.trials] == ["complete", "complete", "running"]
+    assert {r.worker for r in killed.trials} == {f"{socket.gethostname()}:{proc.pid}"}
     assert (tmp_path / "run" / "best" / "weights.pt").exists()
 
     class Quick(nas.Estimator):
@@ -65,10 +71,22 @@ def test_killed_worker_keeps_finished_trials_and_resume_marks_the_stale_one(tmp_
         def evaluate(self, arch, report):
             return nas.Evaluation(score=ToySpace.score(arch.sample))
 
-    resumed = nas.search(space=ToySpace(), estimator=Quick(), trials=5, out_dir=tmp_path / "run", progress=False)
+    resumed = nas.search(space=ToySpace(), estimator=Quick(), trials=5, out_dir=tmp_path / "run", progress=False,
+                         storage=storage if shared else None)
     states = [r.state for r in resumed.trials]
     assert states == ["complete", "complete", "failed", "complete", "complete"]
     assert "worker stopped" in resumed.trials[2].reason
+    assert resumed.trials[3].worker == f"{socket.gethostname()}:{os.getpid()}"
+
+
+def test_a_worker_is_gone_only_when_it_was_a_process_of_this_machine_that_ended():
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host = socket.gethostname()
+    assert worker_is_gone(f"{host}:{ended.pid}")
+    assert not worker_is_gone(f"{host}:{os.getpid()}")
+    assert not worker_is_gone(f"another-{host}:{ended.pid}")  # another machine's worker may be alive
+    assert not worker_is_gone(None) and not worker_is_gone("no pid here")
 
 
 @pytest.mark.slow

@@ -4,6 +4,9 @@ artifact store, across runs of one study; NASH hill climbing and evolution with 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import optuna
@@ -155,6 +158,33 @@ def test_evolution_inherits_weights_from_tournament_winners(tmp_path):
         # a mutation that happens to be a morph preserves the function; any other inherits by name and shape
         assert r.metrics["function_preserving"] == (r.metrics["morphism"] != "inherit by name and shape")
     assert json.loads((tmp_path / "run.json").read_text())["weights_store"] == str(tmp_path / "artifacts")
+
+
+TWO_WORKERS = textwrap.dedent("""
+    import sys
+    import nas
+    root, seed = sys.argv[1], int(sys.argv[2])
+    nas.search(space="mlp", strategy="evolution", dataset="digits", trials=16, epochs=2, seed=seed, out_dir=f"{root}/worker{seed}",
+               storage=f"sqlite:///{root}/shared.db", progress=False, tensorboard=False,
+               overrides=["strategy.population_size=3", "strategy.tournament_size=2", "strategy.inherit_weights=true",
+                          "estimator.inherited_epochs=1", f"weights.store={root}/store", "estimator.threads=1", "estimator.batch_size=128"])
+""")
+
+
+@pytest.mark.slow
+def test_two_workers_children_inherit_from_parents_the_other_worker_trained(tmp_path):
+    workers = [subprocess.Popen([sys.executable, "-c", TWO_WORKERS, str(tmp_path), str(seed)]) for seed in (1, 2)]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0]
+    trials = nas.load(tmp_path / "worker1").trials
+    assert 16 <= len(trials) <= 17 and all(r.state == "complete" for r in trials)
+    by_number = {r.number: r for r in trials}
+    assert {r.worker.split(":")[1] for r in trials} == {str(w.pid) for w in workers}  # each trial names the process that ran it
+    crossed = [r for r in trials if r.parent is not None and by_number[r.parent].worker != r.worker]
+    inherited = [r for r in crossed if "inheritance" not in r.metrics and 0 < r.metrics["inherited_fraction"] <= 1]
+    # the parent's weights came through the shared store from the other process
+    assert inherited, [(r.number, r.worker, r.parent, r.metrics.get("inheritance")) for r in crossed]
+    assert all(r.metrics["preservation_error"] <= 1e-5 for r in inherited if r.metrics["function_preserving"])
+    assert len(list((tmp_path / "store").iterdir())) <= 5 + 3  # retention holds across workers: keep_top + population
 
 
 def test_evolution_morph_mutation_breeds_function_preserving_children_of_the_winner():
