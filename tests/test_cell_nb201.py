@@ -240,3 +240,32 @@ def test_yaml_declares_the_space_and_overrides_give_the_benchmark_network() -> N
     benchmark = get_space("cell_nb201", cells_per_stage=5, stem_channels=16)
     model = benchmark.build(cell(*["avg_pool_3x3"] * 6), (3, 32, 32), 10)
     assert sum(p.numel() for p in model.parameters()) == 73_306  # NB201's count for a conv-free cell
+
+
+# ---- morphisms ------------------------------------------------------------------------------------
+def test_morphs_fill_none_edges_with_a_convolution_and_widen_1x1_kernels() -> None:
+    space = tiny()
+    parent = cell("none", "nor_conv_1x1", "nor_conv_3x3", "skip_connect", "avg_pool_3x3", "none")
+    morphs = space.morphs(parent)
+    assert [str(m) for m in morphs] == ["add_op cell.e0_1:nor_conv_1x1", "add_op cell.e0_1:nor_conv_3x3", "widen_kernel cell.e0_2",
+                                        "add_op cell.e2_3:nor_conv_1x1", "add_op cell.e2_3:nor_conv_3x3"]
+    for m in morphs:  # exactly one edge changes
+        assert [e for e in EDGES if m.child[e] != parent[e]] == [m.where.partition(":")[0]]
+    assert space.morphs(cell(*["nor_conv_3x3"] * 6)) == []  # no none edge, no 1x1 kernel: nothing to grow
+    no_3x3 = tiny(ops=["none", "skip_connect", "nor_conv_1x1"])
+    assert [str(m) for m in no_3x3.morphs(cell("none", "nor_conv_1x1", *["skip_connect"] * 4))] == ["add_op cell.e0_1:nor_conv_1x1"]
+
+
+def test_an_added_op_starts_silent_and_a_widened_kernel_keeps_the_parent_weights_in_its_centre() -> None:
+    space = tiny()
+    parent = cell("none", "nor_conv_1x1", "nor_conv_3x3", "skip_connect", "avg_pool_3x3", "none")
+    state = space.build(parent, (1, 8, 8), 10).state_dict()
+    widened = space.inherit(parent, state, {**parent, "cell.e0_2": "nor_conv_3x3"}, (1, 8, 8), 10)
+    assert str(widened.morph) == "widen_kernel cell.e0_2" and widened.fraction == 1.0  # every tensor comes from the parent
+    weights = {k: v for k, v in widened.model.state_dict().items() if k.endswith("edges.e0_2.1.weight")}
+    assert weights and all(w.shape[-2:] == (3, 3) and torch.equal(w[..., 1:2, 1:2], state[k]) and w.abs().sum() == state[k].abs().sum()
+                           for k, w in weights.items())
+    added = space.inherit(parent, state, {**parent, "cell.e0_1": "nor_conv_3x3"}, (1, 8, 8), 10)
+    assert added.morph.kind == "add_op" and 0 < added.fraction < 1
+    norms = {k: v for k, v in added.model.state_dict().items() if ".edges.e0_1.2." in k and k.endswith(("weight", "bias"))}
+    assert norms and all(torch.count_nonzero(v) == 0 for v in norms.values())  # its batch norm's scale and shift start at zero

@@ -84,3 +84,28 @@ def test_build_rejects_bad_arguments(space: MLPSpace) -> None:
         space.build(sample(), (64,), -1)
     with pytest.raises(ConfigError, match="`input_shape` must be a non-empty tuple of positive sizes"):
         space.build(sample(), (), 10)
+
+
+def test_morphs_widen_each_layer_to_every_larger_width_and_deepen_only_after_relu(space: MLPSpace) -> None:
+    gelu = sample(depth=2, **{"layer1.width": 64, "layer2.width": 256})
+    assert [(str(m), m.child["layer1.width"]) for m in space.morphs(gelu)] == [("widen layer1", 128), ("widen layer1", 256)]
+    assert all(space.active(m.child) == space.active({**gelu, "layer1.width": m.child["layer1.width"]}) for m in space.morphs(gelu))
+    relu = {**gelu, "activation": "relu"}
+    deepened = [m for m in space.morphs(relu) if m.kind == "deepen"]
+    # the inserted layer copies the width of the layer it follows; the others move down one place
+    assert [(m.where, m.child["depth"], [m.child[f"layer{i}.width"] for i in (1, 2, 3)]) for m in deepened] == [
+        ("layer2", 3, [64, 64, 256]), ("layer3", 3, [64, 256, 256])]
+    assert not [m for m in space.morphs({**relu, "depth": 3}) if m.kind == "deepen"]  # no room below the deepest allowed
+    widest = sample(depth=1, **{"layer1.width": 256})
+    assert space.morphs(widest) == []  # nothing wider, and gelu is not the identity on what it follows
+
+
+def test_a_child_that_is_no_morph_inherits_by_name_and_shape(space: MLPSpace) -> None:
+    parent = sample(depth=2, **{"layer1.width": 128, "layer2.width": 64})
+    state = space.build(parent, (64,), 10).state_dict()
+    narrower = space.inherit(parent, state, {**parent, "layer1.width": 64}, (64,), 10)
+    assert narrower.morph is None and 0 < narrower.fraction < 1
+    kept = narrower.model.state_dict()
+    same = [name for name in kept if kept[name].shape == state[name].shape and torch.equal(kept[name], state[name])]
+    assert same == ["4.bias", "7.weight", "7.bias"]  # the first layer and the second's weight changed shape
+    assert narrower.fraction == pytest.approx((64 + 10 * 64 + 10) / sum(v.numel() for v in kept.values()))

@@ -17,6 +17,7 @@ import nas
 from nas import Integer, SearchSpace, TableEstimator
 from nas._config import compose, instantiate
 from nas.testing import ToySpace
+from search_spaces.mlp import MLPSpace
 from strategies import SequenceStrategy
 
 EPOCHS = 27
@@ -94,6 +95,29 @@ def test_every_strategy_runs_under_successive_halving_on_table_curves(name, tmp_
     assert sum(states.values()) == 14 and states["pruned"] >= 2 and states["complete"] >= 1, states
     assert all(r.metrics["epochs"] < 8 and len(r.metrics["curve"]) == r.metrics["epochs"] for r in result.trials if r.state == "pruned")
 
+
+
+def test_nash_runs_under_successive_halving_and_breeds_from_its_best_complete_trial(tmp_path):
+    """NASH needs a space with morphs (the toy space has none): the MLP space with a made-up table
+    in which wider and deeper is better."""
+    space = MLPSpace(widths=(16, 32, 64, 128), activation=("relu",))
+
+    def entry(arch):
+        s = arch.sample
+        score = 0.4 + 0.05 * s["depth"] + sum(s[f"layer{i}.width"] for i in range(1, s["depth"] + 1)) / 2000
+        return {"score": score, "curve": [score * (1 - 0.5 ** (t + 1)) for t in range(8)], "seconds": 8.0}
+
+    result = nas.search(space=space, strategy="nash", estimator=TableEstimator(entry, space=space), trials=14, seed=0,
+                        out_dir=tmp_path, progress=False, tensorboard=False, pruner="successive_halving",
+                        overrides=["strategy.children=3"])
+    trials = result.trials
+    states = Counter(r.state for r in trials)
+    assert sum(states.values()) == 14 and states["pruned"] >= 1 and states["complete"] >= 2, states
+    assert trials[0].parent is None and all(r.parent is not None for r in trials[1:])
+    for r in trials[1:]:  # every child is a morph of a complete trial, never of a pruned one
+        parent = trials[r.parent]
+        assert parent.state == "complete" and r.arch.key in {space.key(m.child) for m in space.morphs(parent.arch.sample)}
+    assert result.best.value > trials[0].value  # the climb went somewhere
 
 ASHA_WORKER = textwrap.dedent("""
     import math, sys
