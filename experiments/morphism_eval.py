@@ -10,8 +10,9 @@ parent's final validation accuracy, and their ratio (target: inherited <= 25% of
 starts at the parent's accuracy (the morphism preserves the function); the count starts with its
 first measured point, so the warm restart's early dip counts against it.
 Part 2, per dataset and seed: regularized evolution with ``inherit_weights`` against the same search
-without it. Reported: best validation and test accuracy, and the epochs trained in all (target: same
-accuracy within noise for at most half the epochs).
+without it, and (``search.half_budget``) the inheriting search given as many trials as fit in half
+the from-scratch search's epochs. Reported: best validation and test accuracy, and the epochs trained
+in all (target: same accuracy within noise for at most half the epochs).
 Part 3: a 100-trial inheriting search, and what its weight store keeps on disk under the retention rule.
 Writes ``morphism_eval.md``, ``results.json`` and TensorBoard runs (learning curves of each child from
 scratch and inherited, with the parent's accuracy as a line; best accuracy against epochs spent).
@@ -125,11 +126,21 @@ def children_part(cfg: DictConfig, dataset: str, base: dict[str, Any], tb: Path)
     return rows
 
 
-VARIANTS = {  # label: (inherit_weights, use the configured morph_mutation)
-    "inherited": (True, True),
-    "scratch": (False, True),         # the same strategy, every child trained from scratch
-    "scratch, plain": (False, False),  # plain evolution (one-dimension mutations only), from scratch
+VARIANTS = {  # label: (inherit_weights, use the configured morph_mutation, trials: "search" or "half budget")
+    "inherited": (True, True, "search"),
+    "inherited, half budget": (True, True, "half budget"),  # the epochs inheritance saves spent on more trials
+    "scratch": (False, True, "search"),          # the same strategy, every child trained from scratch
+    "scratch, plain": (False, False, "search"),  # plain evolution (one-dimension mutations only), from scratch
 }
+INHERITED = ("inherited", "inherited, half budget")
+
+
+def half_budget_trials(cfg: DictConfig) -> int:
+    """As many trials as fit in half the from-scratch search's epochs: the first population trains
+    from scratch, every later child for ``inherited_epochs`` from its parent."""
+    population, epochs = int(cfg.search.population_size), int(cfg.epochs)
+    half = int(cfg.search.trials) * epochs / 2
+    return population + max(0, math.floor((half - population * epochs) / int(cfg.inherited_epochs)))
 
 
 def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict[str, Any]]:
@@ -137,13 +148,14 @@ def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict
     rows = []
     data = instantiate(compose([f"dataset={dataset}"]).dataset, kind=f"dataset '{dataset}'")
     sizes = {"n_val": len(data.y_val), "n_test": len(data.y_test)}  # what one example is worth, for "within noise"
-    variants = [v for v in VARIANTS if v != "scratch, plain" or cfg.search.plain_baseline]
+    variants = [v for v in VARIANTS if (v != "scratch, plain" or cfg.search.plain_baseline) and (v != "inherited, half budget" or cfg.search.half_budget)]
     for seed in cfg.search.seeds:
         for variant in variants:
-            inherit, morphing = VARIANTS[variant]
+            inherit, morphing, budget = VARIANTS[variant]
+            trials = half_budget_trials(cfg) if budget == "half budget" else int(cfg.search.trials)
             run_dir = out / "search" / f"{dataset}_seed{seed}_{variant.replace(', ', '_')}"
             start = time.perf_counter()
-            result = nas.search(space=str(cfg.space), strategy="evolution", dataset=dataset, trials=int(cfg.search.trials),
+            result = nas.search(space=str(cfg.space), strategy="evolution", dataset=dataset, trials=trials,
                                 epochs=int(cfg.epochs), seed=int(seed), out_dir=run_dir, progress=False, tensorboard=False,
                                 overrides=[f"strategy.population_size={cfg.search.population_size}",
                                            f"strategy.tournament_size={cfg.search.tournament_size}", f"strategy.inherit_weights={inherit}",
@@ -154,7 +166,7 @@ def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict
             best = result.best
             epochs = [int(r.metrics.get("epochs", 0)) for r in result.trials]
             rows.append({"dataset": dataset, "seed": int(seed), "variant": variant, "best_val": best.value,
-                         "best_test": best.metrics.get("test_accuracy"), "epochs": sum(epochs), "completed": len(done),
+                         "best_test": best.metrics.get("test_accuracy"), "epochs": sum(epochs), "trials": trials, "completed": len(done),
                          "seconds": time.perf_counter() - start,
                          "preserving_children": sum(bool(r.metrics.get("function_preserving")) for r in result.trials),
                          "children": sum(r.parent is not None for r in result.trials), **sizes})
@@ -222,26 +234,30 @@ def report(children: list[dict[str, Any]], searches: list[dict[str, Any]], reten
         lines.append("")
     if searches:
         lines += [f"## Part 2: evolution with and without inherited weights, same seeds (morph_mutation {cfg.search.morph_mutation}, inherited restart from lr {cfg.search.inherited_lr or 'as scratch'})", "",
-                  "| dataset | seed | run | best val | its test | epochs trained | children (preserving) | seconds |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+                  "| dataset | seed | run | trials | best val | its test | epochs trained | children (preserving) | seconds |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in searches:
-            lines.append(f"| {r['dataset']} | {r['seed']} | {r['variant']} | {r['best_val']:.4f} | {r['best_test']:.4f} | "
+            lines.append(f"| {r['dataset']} | {r['seed']} | {r['variant']} | {r['trials']} | {r['best_val']:.4f} | {r['best_test']:.4f} | "
                          f"{r['epochs']} | {r['children']} ({r['preserving_children']}) | {r['seconds']:.0f} |")
         lines.append("")
         for dataset in cfg.datasets:
             runs = {v: [r for r in searches if r["dataset"] == dataset and r["variant"] == v] for v in VARIANTS}
-            a, b = runs["scratch"], runs["inherited"]
-            if not (a and b):
+            a = runs["scratch"]
+            if not a:
                 continue
             means = "; ".join(f"{v} {np.mean([r['best_val'] for r in rs]):.4f} / {np.mean([r['best_test'] for r in rs]):.4f} "
                               f"({sum(r['epochs'] for r in rs)} epochs)" for v, rs in runs.items() if rs)
-            dv, sv = paired_difference(b, a, "best_val")
-            dt, st = paired_difference(b, a, "best_test")
-            lines.append(f"- {dataset}, mean best val / its test over {len(b)} seeds: {means}. Inherited minus scratch: "
-                         f"{dv:+.4f} ± {sv:.4f} val, {dt:+.4f} ± {st:.4f} test (± one standard error over seeds), for "
-                         f"{100 * sum(r['epochs'] for r in b) / sum(r['epochs'] for r in a):.0f}% of the epochs. Sampling noise of a single accuracy: a "
+            lines.append(f"- {dataset}, mean best val / its test over {len(a)} seeds: {means}. Sampling noise of a single accuracy: a "
                          f"binomial standard error near {np.mean([r['best_test'] for r in a]):.3f} is "
                          f"{standard_error(np.mean([r['best_val'] for r in a]), a[0]['n_val']):.4f} on the {a[0]['n_val']} validation and "
                          f"{standard_error(np.mean([r['best_test'] for r in a]), a[0]['n_test']):.4f} on the {a[0]['n_test']} test examples.")
+            for variant in INHERITED:
+                b = runs[variant]
+                if b:
+                    dv, sv = paired_difference(b, a, "best_val")
+                    dt, st = paired_difference(b, a, "best_test")
+                    lines.append(f"  - {variant} ({b[0]['trials']} trials) minus scratch: {dv:+.4f} ± {sv:.4f} val, {dt:+.4f} ± {st:.4f} test "
+                                 f"(± one standard error over seeds), for {100 * sum(r['epochs'] for r in b) / sum(r['epochs'] for r in a):.0f}% "
+                                 "of the epochs.")
         lines.append("")
     if retention:
         lines += ["## Part 3: disk kept by a 100-trial run with inheritance", "",
