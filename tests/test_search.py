@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import optuna
 import pytest
@@ -172,6 +174,7 @@ def test_ask_tell_searcher(tmp_path):
     assert searcher.history()[-1].state == "failed" and searcher.history()[-1].reason == "diverged"
     again = nas.Searcher(ToySpace(), "random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}")
     assert len(again.history()) == 6  # the study persists in the storage
+    assert {r.worker for r in again.history()} == {f"{socket.gethostname()}:{os.getpid()}"}  # who asked each candidate
 
 
 def test_optuna_sampler_instance_runs_through_the_same_loop(tmp_path):
