@@ -18,7 +18,7 @@ from nas._config import compose, get_space, instantiate, space_from_config, targ
 from nas._errors import ConfigError
 from nas._estimator import Estimator
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
-from nas._records import KEY_ATTR, METRICS_ATTR, PARENT_ATTR, REASON_ATTR, TEXT_ATTR, WORKER_ATTR, TrialRecord, this_worker
+from nas._records import KEY_ATTR, METRICS_ATTR, PARENT_ATTR, PROCESS_ATTR, REASON_ATTR, TEXT_ATTR, WORKER_ATTR, TrialRecord, this_process, this_worker
 from nas._results import SearchResult
 from nas._runner import SearchRunner, open_storage
 from nas._space import Inherited, SearchSpace
@@ -226,6 +226,7 @@ class Searcher:
         trial.set_user_attr(KEY_ATTR, arch.key)
         trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))
         trial.set_user_attr(WORKER_ATTR, this_worker())
+        trial.set_user_attr(PROCESS_ATTR, this_process())
         parent = None
         if number is not None:
             trial.set_user_attr(PARENT_ATTR, int(number))

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -24,6 +25,7 @@ PARENT_ATTR = "nas:parent"
 TEXT_ATTR = "nas:arch"
 WEIGHTS_ATTR = "nas:weights"
 WORKER_ATTR = "nas:worker"
+PROCESS_ATTR = "nas:process"  # this_process() of the worker, to tell a reused pid
 
 _STATES = {
     TrialState.COMPLETE: "complete",
@@ -47,7 +49,7 @@ class TrialRecord:
     parent: int | None = None
     reason: str | None = None
     weights: str | None = None
-    worker: str | None = None  # "host:pid" of the process that ran the trial
+    worker: str | None = None  # "host:pid" of the process that ran the trial (asked it, in ask/tell)
 
     @property
     def score(self) -> float | None:
@@ -88,16 +90,30 @@ class TrialRecord:
 
 
 def this_worker() -> str:
-    """What a trial records as its worker: ``host:pid`` of this process."""
+    """What a trial records as its worker: ``host:pid`` of the process that runs it (asks it, in ask/tell)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def worker_is_gone(worker: str | None) -> bool:
-    """Whether ``worker`` (``host:pid``) was a process of this machine that no longer runs. A worker
-    on another machine, or one that cannot be told, is taken to be alive."""
+def this_process() -> dict[str, str]:
+    """What tells this process from a later one that gets the same pid on the same host: its pid
+    namespace (a container) and start time, from Linux's ``/proc``; empty elsewhere."""
+    stat = _proc_stat(os.getpid())
+    return {"pid_namespace": _pid_namespace(), "started": stat[1]} if stat and _pid_namespace() else {}
+
+
+def worker_is_gone(worker: str | None, process: Mapping[str, str] | None = None) -> bool:
+    """Whether ``worker`` (``host:pid``, with :func:`this_process` of it) was a process of this machine
+    that no longer runs: no such pid, a zombie, or the pid now another process's (a later start time).
+    A worker on another host or in another container, or one that cannot be told, is taken to be alive."""
     host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
+    if os.name == "nt" or host != socket.gethostname() or not pid.isdigit():
+        return False  # Windows: os.kill(pid, 0) would send Ctrl+C
+    process = process or {}
+    if process.get("pid_namespace") and process["pid_namespace"] != _pid_namespace():
+        return False  # its pids are not ours to see
+    if process.get("started") and _pid_namespace():
+        stat = _proc_stat(int(pid))
+        return stat is None or stat[0] == "Z" or stat[1] != process["started"]
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -105,6 +121,22 @@ def worker_is_gone(worker: str | None) -> bool:
     except OSError:  # exists but is not ours (EPERM), or cannot be asked
         return False
     return False
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """State and start time (clock ticks since boot) of process ``pid`` from ``/proc``; None if absent."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[0], fields[19]  # fields 3 and 22 of proc(5)
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def history_of(study: optuna.Study, space: SearchSpace) -> list[TrialRecord]:

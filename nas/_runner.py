@@ -20,8 +20,8 @@ from nas._estimator import Estimator, ParentWeights
 from nas._lineage import lineage_text
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._progress import Progress
-from nas._records import (KEY_ATTR, METRICS_ATTR, PARENT_ATTR, REASON_ATTR, TEXT_ATTR, WORKER_ATTR, TrialRecord, history_of, this_worker,
-                          worker_is_gone)
+from nas._records import (KEY_ATTR, METRICS_ATTR, PARENT_ATTR, PROCESS_ATTR, REASON_ATTR, TEXT_ATTR, WORKER_ATTR, TrialRecord, history_of,
+                          this_process, this_worker, worker_is_gone)
 from nas._results import BEST_DIR, RUN_FILE, SearchResult
 from nas._space import SearchSpace
 from nas._strategy import Strategy
@@ -150,7 +150,7 @@ class SearchRunner:
         (the others may belong to live workers)."""
         own = self.storage_template == DEFAULT_STORAGE
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not own and not worker_is_gone(t.user_attrs.get(WORKER_ATTR)):
+            if not own and not worker_is_gone(t.user_attrs.get(WORKER_ATTR), t.user_attrs.get(PROCESS_ATTR)):
                 continue
             self.study._storage.set_trial_user_attr(t._trial_id, REASON_ATTR, "interrupted: the worker stopped before the trial finished")
             self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -192,7 +192,8 @@ class SearchRunner:
         parent = getattr(proposal, "parent", None)  # a nas.Child names the trial it was bred from
         arch = self.space.architecture(proposal)
         dims = self.space.dimensions()
-        attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample), WORKER_ATTR: this_worker()}
+        attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample), WORKER_ATTR: this_worker(),
+                                 PROCESS_ATTR: this_process()}
         if parent is not None:
             attrs[PARENT_ATTR] = int(parent)
         template = optuna.trial.create_trial(

@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 import nas
-from nas._records import worker_is_gone
+from nas._records import PROCESS_ATTR, WORKER_ATTR, this_process, this_worker, worker_is_gone
 from nas.testing import ToySpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +35,13 @@ WORKER = textwrap.dedent("""
 
     nas.search(space=ToySpace(), estimator=Slow(), trials=5, out_dir=sys.argv[1], progress=False, storage=sys.argv[2] or None)
 """)
+
+
+class Quick(nas.Estimator):
+    input_shape, num_classes = (4,), 2
+
+    def evaluate(self, arch, report):
+        return nas.Evaluation(score=ToySpace.score(arch.sample))
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["own_sqlite", "shared_storage"])
@@ -65,28 +72,45 @@ def test_killed_worker_keeps_finished_trials_and_resume_marks_the_stale_one(tmp_
     assert {r.worker for r in killed.trials} == {f"{socket.gethostname()}:{proc.pid}"}
     assert (tmp_path / "run" / "best" / "weights.pt").exists()
 
-    class Quick(nas.Estimator):
-        input_shape, num_classes = (4,), 2
-
-        def evaluate(self, arch, report):
-            return nas.Evaluation(score=ToySpace.score(arch.sample))
-
     resumed = nas.search(space=ToySpace(), estimator=Quick(), trials=5, out_dir=tmp_path / "run", progress=False,
                          storage=storage if shared else None)
     states = [r.state for r in resumed.trials]
     assert states == ["complete", "complete", "failed", "complete", "complete"]
     assert "worker stopped" in resumed.trials[2].reason
-    assert resumed.trials[3].worker == f"{socket.gethostname()}:{os.getpid()}"
+    assert resumed.trials[3].worker == this_worker()
 
 
 def test_a_worker_is_gone_only_when_it_was_a_process_of_this_machine_that_ended():
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    host = socket.gethostname()
-    assert worker_is_gone(f"{host}:{ended.pid}")
-    assert not worker_is_gone(f"{host}:{os.getpid()}")
+    host, me = socket.gethostname(), this_process()
+    assert worker_is_gone(f"{host}:{ended.pid}") and worker_is_gone(f"{host}:{ended.pid}", me)
+    assert not worker_is_gone(this_worker()) and not worker_is_gone(this_worker(), me)
     assert not worker_is_gone(f"another-{host}:{ended.pid}")  # another machine's worker may be alive
     assert not worker_is_gone(None) and not worker_is_gone("no pid here")
+    if me:  # Linux: a pid now another process's, a zombie, another container
+        assert worker_is_gone(this_worker(), {**me, "started": "1"})  # our pid, but a process that started at boot
+        assert not worker_is_gone(f"{host}:{ended.pid}", {**me, "pid_namespace": "pid:[1]"})  # not ours to see
+        zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits and is not reaped until wait()
+        deadline = time.time() + 30
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z" and time.time() < deadline:
+            time.sleep(0.05)
+        started = Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[19]
+        assert worker_is_gone(f"{host}:{zombie.pid}", {**me, "started": started})
+        zombie.wait()
+
+
+def test_a_running_trial_of_a_live_worker_in_a_shared_storage_is_left_alone(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    nas.search(space=ToySpace(), estimator=Quick(), trials=1, out_dir=tmp_path / "a", progress=False, storage=storage)
+    study = optuna.load_study(study_name="nas", storage=storage)
+    done = study.trials[0]
+    elsewhere = {WORKER_ATTR: "another-host:1", PROCESS_ATTR: {}}
+    for attrs in ({WORKER_ATTR: this_worker(), PROCESS_ATTR: this_process()}, elsewhere):  # this process, and another machine's
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=done.params,
+                                                  distributions=done.distributions, user_attrs={**done.user_attrs, **attrs}))
+    resumed = nas.search(space=ToySpace(), estimator=Quick(), trials=4, out_dir=tmp_path / "b", progress=False, storage=storage)
+    assert [r.state for r in resumed.trials] == ["complete", "running", "running", "complete"]
 
 
 @pytest.mark.slow

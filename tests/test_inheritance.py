@@ -161,9 +161,12 @@ def test_evolution_inherits_weights_from_tournament_winners(tmp_path):
 
 
 TWO_WORKERS = textwrap.dedent("""
-    import sys
+    import pathlib, sys, time
     import nas
     root, seed = sys.argv[1], int(sys.argv[2])
+    pathlib.Path(f"{root}/ready{seed}").touch()  # both start together, so that both train parents
+    while not all(pathlib.Path(f"{root}/ready{s}").exists() for s in (1, 2)):
+        time.sleep(0.05)
     nas.search(space="mlp", strategy="evolution", dataset="digits", trials=16, epochs=2, seed=seed, out_dir=f"{root}/worker{seed}",
                storage=f"sqlite:///{root}/shared.db", progress=False, tensorboard=False,
                overrides=["strategy.population_size=3", "strategy.tournament_size=2", "strategy.inherit_weights=true",
@@ -178,7 +181,7 @@ def test_two_workers_children_inherit_from_parents_the_other_worker_trained(tmp_
     trials = nas.load(tmp_path / "worker1").trials
     assert 16 <= len(trials) <= 17 and all(r.state == "complete" for r in trials)
     by_number = {r.number: r for r in trials}
-    assert {r.worker.split(":")[1] for r in trials} == {str(w.pid) for w in workers}  # each trial names the process that ran it
+    assert {r.worker.rpartition(":")[2] for r in trials} == {str(w.pid) for w in workers}  # each trial names the process that ran it
     crossed = [r for r in trials if r.parent is not None and by_number[r.parent].worker != r.worker]
     inherited = [r for r in crossed if "inheritance" not in r.metrics and 0 < r.metrics["inherited_fraction"] <= 1]
     # the parent's weights came through the shared store from the other process

@@ -96,7 +96,6 @@ def test_every_strategy_runs_under_successive_halving_on_table_curves(name, tmp_
     assert all(r.metrics["epochs"] < 8 and len(r.metrics["curve"]) == r.metrics["epochs"] for r in result.trials if r.state == "pruned")
 
 
-
 def test_nash_runs_under_successive_halving_and_breeds_from_its_best_complete_trial(tmp_path):
     """NASH needs a space with morphs (the toy space has none): the MLP space with a made-up table
     in which wider and deeper is better."""
@@ -118,6 +117,7 @@ def test_nash_runs_under_successive_halving_and_breeds_from_its_best_complete_tr
         parent = trials[r.parent]
         assert parent.state == "complete" and r.arch.key in {space.key(m.child) for m in space.morphs(parent.arch.sample)}
     assert result.best.value > trials[0].value  # the climb went somewhere
+
 
 ASHA_WORKER = textwrap.dedent("""
     import math, sys

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 
 import optuna
 import pytest
@@ -12,6 +10,7 @@ import torch
 
 import nas
 from nas import Estimator, Evaluation
+from nas._records import this_worker
 from nas.testing import ToySpace
 from strategies import SequenceStrategy
 
@@ -174,7 +173,7 @@ def test_ask_tell_searcher(tmp_path):
     assert searcher.history()[-1].state == "failed" and searcher.history()[-1].reason == "diverged"
     again = nas.Searcher(ToySpace(), "random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}")
     assert len(again.history()) == 6  # the study persists in the storage
-    assert {r.worker for r in again.history()} == {f"{socket.gethostname()}:{os.getpid()}"}  # who asked each candidate
+    assert {r.worker for r in again.history()} == {this_worker()}  # who asked each candidate
 
 
 def test_optuna_sampler_instance_runs_through_the_same_loop(tmp_path):
