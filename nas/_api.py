@@ -18,7 +18,7 @@ from nas._config import compose, get_space, instantiate, space_from_config, targ
 from nas._errors import ConfigError
 from nas._estimator import Estimator
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
-from nas._records import KEY_ATTR, METRICS_ATTR, PARENT_ATTR, PROCESS_ATTR, REASON_ATTR, TEXT_ATTR, WORKER_ATTR, TrialRecord, this_process, this_worker
+from nas._records import METRICS_ATTR, REASON_ATTR, TrialRecord, trial_attrs
 from nas._results import SearchResult
 from nas._runner import SearchRunner, open_storage
 from nas._space import Inherited, SearchSpace
@@ -223,14 +223,12 @@ class Searcher:
         trial = self.study.ask()
         number = getattr(self._sampler.proposal(trial._trial_id), "parent", None)  # a nas.Child names its parent
         arch = self.space.architecture(self.space.suggest(trial))
-        trial.set_user_attr(KEY_ATTR, arch.key)
-        trial.set_user_attr(TEXT_ATTR, self.space.format(arch.sample))
-        trial.set_user_attr(WORKER_ATTR, this_worker())
-        trial.set_user_attr(PROCESS_ATTR, this_process())
+        for name, value in trial_attrs(self.space, arch, number).items():
+            trial.set_user_attr(name, value)
         parent = None
-        if number is not None:
-            trial.set_user_attr(PARENT_ATTR, int(number))
-            parent = next((r for r in self.history() if r.number == number), None)
+        if number is not None:  # the parent's record alone, not the whole history
+            trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, int(number))
+            parent = TrialRecord.from_trial(self.study._storage.get_trial(trial_id), self.space)
         return Candidate(trial, arch, self.space, parent)
 
     def tell(self, candidate: Candidate, score: float | None = None, *, metrics: Mapping[str, Any] | None = None,

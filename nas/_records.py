@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Mapping
@@ -97,8 +98,22 @@ def this_worker() -> str:
 def this_process() -> dict[str, str]:
     """What tells this process from a later one that gets the same pid on the same host: its pid
     namespace (a container) and start time, from Linux's ``/proc``; empty elsewhere."""
-    stat = _proc_stat(os.getpid())
-    return {"pid_namespace": _pid_namespace(), "started": stat[1]} if stat and _pid_namespace() else {}
+    return dict(_process_identity(os.getpid()))
+
+
+@functools.lru_cache(maxsize=4)  # keyed by pid: a forked child asks afresh
+def _process_identity(pid: int) -> tuple[tuple[str, str], ...]:
+    stat, namespace = _proc_stat(pid), _pid_namespace()
+    return (("pid_namespace", namespace), ("started", stat[1])) if stat and namespace else ()
+
+
+def trial_attrs(space: SearchSpace, arch: Architecture, parent: int | None) -> dict[str, Any]:
+    """The user attributes a new trial is written with: key, text form, worker and parent."""
+    attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: space.format(arch.sample), WORKER_ATTR: this_worker(),
+                             PROCESS_ATTR: this_process()}
+    if parent is not None:
+        attrs[PARENT_ATTR] = int(parent)
+    return attrs
 
 
 def worker_is_gone(worker: str | None, process: Mapping[str, str] | None = None) -> bool:

@@ -20,8 +20,7 @@ from nas._estimator import Estimator, ParentWeights
 from nas._lineage import lineage_text
 from nas._optuna_adapters import SamplerStrategy, StrategySampler
 from nas._progress import Progress
-from nas._records import (KEY_ATTR, METRICS_ATTR, PARENT_ATTR, PROCESS_ATTR, REASON_ATTR, TEXT_ATTR, WORKER_ATTR, TrialRecord, history_of,
-                          this_process, this_worker, worker_is_gone)
+from nas._records import METRICS_ATTR, PROCESS_ATTR, REASON_ATTR, WORKER_ATTR, TrialRecord, history_of, trial_attrs, worker_is_gone
 from nas._results import BEST_DIR, RUN_FILE, SearchResult
 from nas._space import SearchSpace
 from nas._strategy import Strategy
@@ -192,10 +191,7 @@ class SearchRunner:
         parent = getattr(proposal, "parent", None)  # a nas.Child names the trial it was bred from
         arch = self.space.architecture(proposal)
         dims = self.space.dimensions()
-        attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: self.space.format(arch.sample), WORKER_ATTR: this_worker(),
-                                 PROCESS_ATTR: this_process()}
-        if parent is not None:
-            attrs[PARENT_ATTR] = int(parent)
+        attrs = trial_attrs(self.space, arch, parent)
         template = optuna.trial.create_trial(
             state=TrialState.RUNNING, params=dict(arch.sample),
             distributions={name: dims[name].distribution() for name in arch.sample}, user_attrs=attrs,

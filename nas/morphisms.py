@@ -87,11 +87,9 @@ def _in_size(layer: nn.Module) -> int:
     return layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
 
 
-def _conv_ndim(conv: nn.Module) -> int:
-    return 2 if isinstance(conv, nn.Conv2d) else 1
-
-
 # ---- tensor-level helpers ------------------------------------------------------------------------
+
+
 def wider_mapping(old: int, new: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Which old unit each of ``new`` units copies: ``[0, ..., old-1]`` then ``new - old`` uniform draws.
 

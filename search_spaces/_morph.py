@@ -33,3 +33,16 @@ def put(model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> set[str]:
             own[name].copy_(value)
     return set(tensors)
 
+
+
+def shift_from(at: int, *, by: int = 1, prefix: str = "") -> Callable[[str], str]:
+    """State-dict rename for modules inserted at index ``at`` of a sequence named ``prefix``:
+    ``{prefix}{k}.`` -> ``{prefix}{k + by}.`` for ``k >= at``; other names are kept."""
+
+    def rename(name: str) -> str:
+        if not name.startswith(prefix):
+            return name
+        index, _, rest = name[len(prefix):].partition(".")
+        return f"{prefix}{int(index) + by}.{rest}" if index.isdigit() and int(index) >= at else name
+
+    return rename

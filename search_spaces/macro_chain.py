@@ -24,7 +24,7 @@ The same sample builds for 2-D ``(C, H, W)`` and 1-D ``(C, L)`` inputs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -256,11 +256,11 @@ class MacroChainSpace(SearchSpace):
 
     def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
         from nas.morphisms import identity_, pad_kernel, parameter_fraction, passthrough_bn_, zero_output_
-        from search_spaces._morph import put, transplant
+        from search_spaces._morph import put, shift_from, transplant
 
         k = int(morph.where[len("layer"):]) - 1  # index into model.layers
         if morph.kind == "deepen":
-            filled = transplant(model, parent_state, _shift_layers(k))
+            filled = transplant(model, parent_state, shift_from(k, prefix="layers."))
             identity_(model.layers[k].op[0])
             passthrough_bn_(model.layers[k].op[1])
             return parameter_fraction(model, filled)
@@ -303,18 +303,6 @@ class MacroChainSpace(SearchSpace):
         hidden = _args.scaled(int(s["head.hidden"]), self.width_factor) if s["head.hidden"] else 0  # type: ignore[arg-type]
         head = make_head(channels, num_classes, hidden=hidden, dropout=float(s.get("head.dropout", 0.0)))  # type: ignore[arg-type]
         return MacroChainNet(stem, layers, pool, head)
-
-
-def _shift_layers(at: int) -> Callable[[str], str]:
-    """State-dict rename for a layer inserted at ``layers[at]``: ``layers.{k}.`` -> ``layers.{k+1}.`` for ``k >= at``."""
-
-    def rename(name: str) -> str:
-        if not name.startswith("layers."):
-            return name
-        _, k, rest = name.split(".", 2)
-        return f"layers.{int(k) + 1}.{rest}" if int(k) >= at else name
-
-    return rename
 
 
 def _widen(model: MacroChainNet, parent_state: Mapping[str, Any], k: int, generator: Any) -> set[str]:

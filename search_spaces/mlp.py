@@ -94,7 +94,7 @@ class MLPSpace(SearchSpace):
 
     def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
         from nas.morphisms import identity_, parameter_fraction, replicate_out, split_in, wider_mapping
-        from search_spaces._morph import WIDEN_NOISE, put, transplant
+        from search_spaces._morph import WIDEN_NOISE, put, shift_from, transplant
 
         linear = 1 + 3 * (int(morph.where[len("layer"):]) - 1)  # index of the morphed Linear in the Sequential
         if morph.kind == "widen":
@@ -106,11 +106,7 @@ class MLPSpace(SearchSpace):
                                   f"{linear + 3}.weight": split_in(parent_state[f"{linear + 3}.weight"], mapping, noise=WIDEN_NOISE,
                                                                    generator=generator)})
         else:  # deepen: the layers from the new one on move three places down the Sequential
-            def rename(name: str) -> str:
-                index, _, rest = name.partition(".")
-                return f"{int(index) + 3}.{rest}" if int(index) >= linear else name
-
-            filled = transplant(model, parent_state, rename)
+            filled = transplant(model, parent_state, shift_from(linear, by=3))
             identity_(model[linear])
         return parameter_fraction(model, filled)
 

@@ -52,8 +52,7 @@ class MorphismHillClimbing(Strategy):
     def parent(self, history: Sequence[TrialRecord]) -> TrialRecord | None:
         """The parent of the round the next trial belongs to: the best completed trial before the round."""
         round_start = 1 + (len(history) - 1) // self.children * self.children
-        done = [r for r in history[:round_start] if r.state == "complete" and r.value is not None]
-        return max(done, key=lambda r: (r.value, -r.number)) if done else None  # type: ignore[arg-type, return-value]
+        return _best(history[:round_start])
 
     def ask(self, history: Sequence[TrialRecord]) -> Sample:
         if not history:
@@ -78,7 +77,10 @@ class MorphismHillClimbing(Strategy):
 
     def alive(self, history: Sequence[TrialRecord]) -> set[int]:
         """The parent of the coming round and the best trial so far (the next round's parent)."""
-        parent = self.parent(history)
-        done = [r for r in history if r.state == "complete" and r.value is not None]
-        best = max(done, key=lambda r: (r.value, -r.number)) if done else None  # type: ignore[arg-type, return-value]
-        return {r.number for r in (parent, best) if r is not None}
+        return {r.number for r in (self.parent(history), _best(history)) if r is not None}
+
+
+def _best(history: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The best completed trial (the earliest among equals), or None."""
+    done = [r for r in history if r.state == "complete" and r.value is not None]
+    return max(done, key=lambda r: (r.value, -r.number)) if done else None  # type: ignore[arg-type, return-value]

@@ -157,6 +157,11 @@ def test_evolution_inherits_weights_from_tournament_winners(tmp_path):
         assert 0 < r.metrics["inherited_fraction"] <= 1 and "preservation_error" in r.metrics
         # a mutation that happens to be a morph preserves the function; any other inherits by name and shape
         assert r.metrics["function_preserving"] == (r.metrics["morphism"] != "inherit by name and shape")
+        if r.metrics["function_preserving"]:  # a listed morph of its parent, and it did preserve the function
+            parent = trials[r.parent]
+            assert r.metrics["morphism"] in {str(m) for m in result.space.morphs(parent.arch.sample) if m.child == r.arch.sample
+                                             or result.space.key(m.child) == r.arch.key}
+            assert r.metrics["preservation_error"] <= 1e-5
     assert json.loads((tmp_path / "run.json").read_text())["weights_store"] == str(tmp_path / "artifacts")
 
 
