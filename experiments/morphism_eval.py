@@ -170,7 +170,7 @@ def search_part(cfg: DictConfig, dataset: str, out: Path, tb: Path) -> list[dict
             rows.append({"dataset": dataset, "seed": int(seed), "variant": variant, "best_val": best.value,
                          "best_test": best.metrics.get("test_accuracy"), "epochs": sum(epochs), "trials": trials, "completed": len(done),
                          "seconds": time.perf_counter() - start,
-                         "preserving_children": sum(bool(r.metrics.get("function_preserving")) for r in result.trials),
+                         "preserving_children": sum(r.inheritance is not None and r.inheritance.function_preserving for r in result.trials),
                          "children": sum(r.parent is not None for r in result.trials), **sizes})
             writer = SummaryWriter(str(tb / "search" / dataset / f"seed{seed}" / variant.replace(", ", "_")))
             spent, best_so_far = 0, 0.0

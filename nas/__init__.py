@@ -13,20 +13,21 @@ from nas._dimensions import Categorical, Float, Integer
 from nas._errors import ConfigError, InvalidSampleError, NASError, TrialFailed
 from nas._estimator import Estimator, Evaluation
 from nas._lce_pruner import LearningCurvePruner
-from nas._optuna_adapters import SamplerStrategy, StrategySampler
-from nas._records import TrialRecord
 from nas._results import SearchResult, load
 from nas._space import Inherited, Morph, SearchSpace
-from nas._strategy import Child, Strategy
+from nas._strategy import Strategy
+from nas.core.records import Child, Inheritance, Proposal, TrialRecord, TrialState
+from nas.engine.callbacks import Callback
+from nas.store.adapters import SamplerStrategy, StrategySampler
 from nas._table import TableEstimator
 from nas._training import TrainingEstimator
 from nas.datasets import DataSplits
 from nas.zero_cost import ZeroCostEstimator
 
 __all__ = [
-    "Architecture", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
-    "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
-    "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed", "TrialRecord", "ZeroCostEstimator", "available", "get_space",
-    "load", "run_from_config", "search",
+    "Architecture", "Callback", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
+    "Inheritance", "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "Proposal", "SamplerStrategy",
+    "SearchResult", "SearchSpace", "Searcher", "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed",
+    "TrialRecord", "TrialState", "ZeroCostEstimator", "available", "get_space", "load", "run_from_config", "search",
 ]
 __version__ = "0.1.0"

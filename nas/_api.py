@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -11,19 +14,24 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.samplers import BaseSampler
-from optuna.trial import TrialState
 
 from nas._architecture import Architecture
 from nas._config import compose, get_space, instantiate, space_from_config, target_of
 from nas._errors import ConfigError
-from nas._estimator import Estimator
-from nas._optuna_adapters import SamplerStrategy, StrategySampler
-from nas._records import METRICS_ATTR, REASON_ATTR, TrialRecord, trial_attrs
-from nas._results import SearchResult
-from nas._runner import SearchRunner, open_storage
+from nas._estimator import Estimator, Evaluation
+from nas._results import SearchResult, leaderboard
 from nas._space import Inherited, SearchSpace
 from nas._strategy import Strategy
+from nas._weights import check_weight_config, make_weight_store
+from nas.core.records import TrialRecord, TrialState
 from nas.datasets import DataSplits, as_splits
+from nas.engine.callbacks import Callback
+from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
+from nas.engine.progress import ProgressCallback
+from nas.engine.rundir import RUN_FILE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
+from nas.engine.tensorboard import TensorBoardCallback
+from nas.store import DEFAULT_STORAGE, Outcome, RunningTrial, open_store
+from nas.store.adapters import SamplerStrategy
 
 
 def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy:
@@ -78,28 +86,58 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     return space, made_strategy, estimator
 
 
-def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.pruners.BasePruner | None = None, **objects: Any) -> SearchResult:
+def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.pruners.BasePruner | None = None,
+                    callbacks: Sequence[Callback] = (), **objects: Any) -> SearchResult:
     """Run the search ``cfg`` describes (the resolved config of ``nas-search``) in ``run_dir``.
 
-    ``objects`` (space, strategy, estimator, dataset) replace their config; ``pruner`` replaces ``cfg.pruner``.
+    ``objects`` (space, strategy, estimator, dataset) replace their config; ``pruner`` replaces ``cfg.pruner``;
+    ``callbacks`` observe the search besides the built-in ones (progress, TensorBoard, run directory).
     """
     space, strategy, estimator = build_components(cfg, **objects)
+    budget_cfg = cfg.get("budget") or {}
+    budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"))
+    if pruner is None and cfg.get("pruner"):
+        pruner = instantiate(cfg.pruner, kind="pruner")
+    run_dir = Path(run_dir)
     space_cfg = OmegaConf.to_container(cfg.space, resolve=True) if objects.get("space") is None else None
-    budget = cfg.get("budget", {})
-    runner = SearchRunner(
-        space=space, strategy=strategy, estimator=estimator, run_dir=run_dir, trials=int(budget.get("trials", 20)),
-        timeout=budget.get("timeout"), storage=cfg.get("storage"), study_name=cfg.get("study_name", "nas"),
-        pruner=pruner if pruner is not None else (instantiate(cfg.pruner, kind="pruner") if cfg.get("pruner") else None),
-        progress=bool(cfg.get("progress", True)), tensorboard=bool(cfg.get("tensorboard", True)),
-        space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
-        weights=OmegaConf.to_container(cfg.weights, resolve=True) if cfg.get("weights") is not None else None,  # type: ignore[arg-type]
-    )
-    pruner_name = type(runner.study.pruner).__name__.replace("Pruner", "").lower()
-    header = (f"nas: space '{space.name}' ({len(space.dimensions())} dims), strategy '{getattr(strategy, 'name', type(strategy).__name__)}', "
-              f"{estimator.describe()}, {runner.trials} trials" + ("" if pruner_name == "nop" else f", pruner '{pruner_name}'") +
-              f" -> {runner.run_dir}")
-    runner.progress.say(header)
-    return runner.run()
+    weights_cfg = OmegaConf.to_container(cfg.weights, resolve=True) if cfg.get("weights") is not None else None
+    check_weight_config(weights_cfg)  # before the run directory is made
+    run_dir.mkdir(parents=True, exist_ok=True)
+    template, store = open_store(cfg.get("storage"), run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner)
+    weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
+                                needed=strategy.inherits_weights and estimator.inherits_weights)
+    write_run_file(run_dir, space=space, strategy=strategy, estimator=estimator, storage=template, study_name=store.study_name,
+                   space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+                   weights=weights)
+    observers: list[Callback] = [ProgressCallback(enabled=bool(cfg.get("progress", True)))]
+    if cfg.get("tensorboard", True):
+        observers.append(TensorBoardCallback(run_dir / "tb"))
+    observers.append(BestCheckpoint(run_dir))
+    if weights is not None:
+        observers.append(WeightRetention(weights))
+    observers += [RunSummary(run_dir, functools.partial(leaderboard, space)), *callbacks]
+    loop = SearchLoop(space=space, strategy=strategy, estimator=estimator, store=store, budget=budget, callbacks=observers,
+                      weights=weights, run_dir=run_dir, recover_stale="own" if template == DEFAULT_STORAGE else "shared")
+    pruner_name = type(store.pruner).__name__.replace("Pruner", "").lower()
+    limits = ([f"{budget.trials} trials"] if budget.trials is not None else []) + (
+        [f"{budget.timeout:g}s"] if budget.timeout is not None else [])
+    loop.say(f"nas: space '{space.name}' ({len(space.dimensions())} dims), strategy '{strategy.name}', "
+             f"{estimator.describe()}, {' or '.join(limits)}" + ("" if pruner_name == "nop" else f", pruner '{pruner_name}'") +
+             f" -> {run_dir}")
+    loop.run()
+    return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
+                        num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
+
+
+def write_run_file(run_dir: Path, *, space: SearchSpace, strategy: Strategy, estimator: Estimator, storage: str, study_name: str,
+                   space_config: dict[str, Any] | None, config: dict[str, Any] | None, weights: Any) -> None:
+    """``run.json`` (what :func:`nas.load` needs) and ``config.yaml`` (the resolved config)."""
+    meta = {"space": space.name, "study_name": study_name, "storage": storage, "space_config": space_config,
+            "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes, "estimator": estimator.describe(),
+            "strategy": strategy.name, "weights_store": str(weights.root) if weights is not None else None}
+    atomic_write(run_dir / RUN_FILE, json.dumps(meta, indent=2))
+    if config is not None:
+        atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
 
 
 def _group_override(group: str, value: Any, overrides: list[str]) -> Any:
@@ -126,6 +164,7 @@ def search(
     overrides: Sequence[str] = (),
     progress: bool = True,
     tensorboard: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> SearchResult:
     """Run a search and return its :class:`SearchResult`.
 
@@ -134,6 +173,9 @@ def search(
     ``overrides`` takes any further Hydra override, e.g. ``["estimator.lr=0.01"]``. ``pruner`` names a
     ``configs/pruner`` entry (``"successive_halving"``, ``"hyperband"``, ``"median"``, ``"lce"``) or is an
     Optuna pruner object.
+    ``callbacks`` (:class:`nas.Callback`) observe the search besides the built-in ones.
+    ``timeout`` (seconds) stops the search: no trial starts after it, and the running one is cut at
+    its next report and scored on what it has; with ``trials=None`` the time alone is the budget.
     Re-running with the same ``out_dir`` resumes the study.
     """
     ov: list[str] = []
@@ -147,6 +189,8 @@ def search(
         pruner = _group_override("pruner", pruner, ov)
     if trials is not None:
         ov.append(f"budget.trials={trials}")
+    elif timeout is not None:
+        ov.append("budget.trials=null")  # a time-only budget
     if epochs is not None:
         ov.append(f"estimator.epochs={epochs}")
     if timeout is not None:
@@ -157,17 +201,25 @@ def search(
     cfg = compose(ov)
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     objects = {k: v for k, v in objects.items() if v is not None}
-    return run_from_config(cfg, run_dir, pruner=pruner, **objects)
+    return run_from_config(cfg, run_dir, pruner=pruner, callbacks=callbacks, **objects)
+
+
+class _UserEvaluated(Estimator):
+    """The estimator of the ask/tell interface: the user trains and tells the score."""
+
+    def evaluate(self, arch: Architecture, report: Any) -> Evaluation:
+        raise TypeError("nas.Searcher: candidates are evaluated by the caller, who tells the score with Searcher.tell")
 
 
 class Candidate:
     """One asked architecture in the ask/tell interface."""
 
-    def __init__(self, trial: optuna.Trial, arch: Architecture, space: SearchSpace, parent: TrialRecord | None = None) -> None:
-        self.trial, self.arch, self.space = trial, arch, space
+    def __init__(self, trial: RunningTrial, space: SearchSpace, parent: TrialRecord | None, report: Any) -> None:
+        self.trial, self.arch, self.space = trial, trial.arch, space
         self.number = trial.number
         self.parent = parent  # the trial this candidate was bred from (a strategy that inherits weights), else None
         self.started = time.perf_counter()
+        self._report = report
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> Any:
         return self.space.build(self.arch.sample, tuple(input_shape), num_classes)
@@ -181,71 +233,70 @@ class Candidate:
         return self.space.inherit(self.parent.arch.sample, parent_state, self.arch.sample, tuple(input_shape), num_classes)
 
     def report(self, step: int, value: float) -> bool:
-        """Forward an intermediate value to the study; returns whether the pruner says stop."""
-        self.trial.report(value, step)
-        return self.trial.should_prune()
+        """Record an intermediate value with the trial; returns whether the pruner says stop."""
+        return bool(self._report(step, value))
 
     def __repr__(self) -> str:
         return f"Candidate(#{self.number}, {self.arch})"
 
 
 class Searcher:
-    """Ask/tell search for users who run their own training loop.
+    """Ask/tell search for users who run their own training loop: the ask and tell halves of the
+    same search loop :func:`nas.search` runs.
 
     >>> searcher = nas.Searcher("macro_chain", "random", seed=0)
     >>> cand = searcher.ask()
     >>> model = cand.build((1, 8, 8), 10)        # train it your way
     >>> searcher.tell(cand, 0.97, metrics={"test_accuracy": 0.96})
+
+    ``storage`` is an Optuna storage URL (see :func:`nas.search`); ``None`` keeps the study in memory.
     """
 
     def __init__(self, space: str | SearchSpace, strategy: str | Strategy | BaseSampler | Any = "random", *, seed: int | None = 0,
-                 storage: str | None = None, study_name: str = "nas", pruner: optuna.pruners.BasePruner | None = None) -> None:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+                 storage: str | None = None, study_name: str = "nas", pruner: optuna.pruners.BasePruner | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.space = get_space(space) if isinstance(space, str) else space
         spec = compose([f"strategy={strategy}"]).strategy if isinstance(strategy, str) else strategy
         self.strategy = make_strategy(spec, self.space, seed)
-        sampler = self._sampler = StrategySampler(self.strategy)
-        storage_obj = open_storage(storage, Path("."))[1] if storage else None
-        self.study = optuna.create_study(storage=storage_obj, study_name=study_name, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
-                                         direction="maximize", load_if_exists=True)
+        _, self.store = open_store(storage or "memory", run_dir=Path("."), space=self.space, study_name=study_name, pruner=pruner)
+        self._loop = SearchLoop(space=self.space, strategy=self.strategy, estimator=_UserEvaluated(), store=self.store,
+                                callbacks=callbacks)
+        self._loop.open()
+
+    @property
+    def study(self) -> optuna.Study:
+        return self.store.study
 
     def is_exhausted(self) -> bool:
         return self.strategy.is_exhausted(self.history())
 
     def history(self) -> list[TrialRecord]:
-        from nas._records import history_of
-
-        return history_of(self.study, self.space)
+        return self.store.history()
 
     def ask(self) -> Candidate:
-        if self.is_exhausted():
-            raise StopIteration(f"strategy '{self.strategy.name}' has no new candidate left")  # type: ignore[union-attr]
-        trial = self.study.ask()
-        number = getattr(self._sampler.proposal(trial._trial_id), "parent", None)  # a nas.Child names its parent
-        arch = self.space.architecture(self.space.suggest(trial))
-        for name, value in trial_attrs(self.space, arch, number).items():
-            trial.set_user_attr(name, value)
-        parent = None
-        if number is not None:  # the parent's record alone, not the whole history
-            trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, int(number))
-            parent = TrialRecord.from_trial(self.study._storage.get_trial(trial_id), self.space)
-        return Candidate(trial, arch, self.space, parent)
+        history = self.history()
+        if self.strategy.is_exhausted(history):
+            raise StopIteration(f"strategy '{self.strategy.name}' has no new candidate left")
+        trial = self._loop.ask(history)
+        parent = self.store.record(trial.parent) if trial.parent is not None else None  # the parent's record alone
+        return Candidate(trial, self.space, parent, TrialReporter(self._loop, trial))
 
     def tell(self, candidate: Candidate, score: float | None = None, *, metrics: Mapping[str, Any] | None = None,
              failed: str | None = None, pruned: bool = False) -> TrialRecord:
         """Record the outcome: a ``score`` (maximised), or ``failed="reason"``, or ``pruned=True``."""
         metrics = {"seconds": time.perf_counter() - candidate.started, **(metrics or {})}
-        candidate.trial.set_user_attr(METRICS_ATTR, dict(metrics))
+        state, value, reason = TrialState.COMPLETE, score, None
         if failed is not None or (score is None and not pruned):
-            candidate.trial.set_user_attr(REASON_ATTR, failed or "no score given")
-            self.study.tell(candidate.trial, state=TrialState.FAIL)
+            state, value, reason = TrialState.FAILED, None, failed or "no score given"
         elif pruned:
-            self.study.tell(candidate.trial, state=TrialState.PRUNED)
-        else:
-            self.study.tell(candidate.trial, float(score))  # type: ignore[arg-type]
-        return TrialRecord.from_trial(self.study._storage.get_trial(candidate.trial._trial_id), self.space)
+            state, value = TrialState.PRUNED, None
+        elif not math.isfinite(float(score)):  # type: ignore[arg-type]
+            state, value, reason = TrialState.FAILED, None, f"score is {score}"
+        outcome = Outcome(state=state, value=float(value) if value is not None else None, curve=list(candidate.trial.curve),
+                          cost=float(metrics["seconds"]), metrics={k: v for k, v in metrics.items() if storable(v)}, reason=reason)
+        return self._loop.tell(candidate.trial, outcome)
 
     @property
     def best(self) -> TrialRecord | None:
-        done = [r for r in self.history() if r.state == "complete" and r.value is not None]
-        return max(done, key=lambda r: r.value) if done else None  # type: ignore[arg-type, return-value]
+        self.history()
+        return self.store.best()

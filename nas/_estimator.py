@@ -9,13 +9,23 @@ from typing import Any, Protocol
 import optuna
 
 from nas._architecture import Architecture
+from nas.core.records import Inheritance
 
 
 class Report(Protocol):
-    """``report(step, value, **scalars) -> stop``: forwards ``value`` to ``trial.report`` (so pruners
-    work), logs ``scalars`` (e.g. ``train_loss``) for TensorBoard, and returns whether to stop."""
+    """``report(step, value, **scalars) -> stop``: records ``value`` with the trial (so pruners work),
+    logs ``scalars`` (e.g. ``train_loss``) for TensorBoard, and returns whether to stop: the pruner
+    says so, or the search's time budget is spent. In the second case :func:`deadline_passed`
+    is true, and an estimator that can should score the trial on what it has (as a time limit does)
+    instead of raising :func:`pruned`."""
 
     def __call__(self, step: int, value: float, **scalars: float) -> bool: ...
+
+
+def deadline_passed(report: Any) -> bool:
+    """Whether ``report`` (a :data:`Report`) asked to stop because the search's time budget is spent."""
+    check = getattr(report, "deadline_passed", None)
+    return bool(check()) if callable(check) else False
 
 
 @dataclass
@@ -23,12 +33,15 @@ class Evaluation:
     """What an estimator measured for one architecture.
 
     ``score`` is the value the search maximises (validation accuracy for training), never a test
-    metric. ``metrics`` are recorded with the trial; ``model`` (optional) is kept if it is the best.
+    metric. ``metrics`` are what this estimator measured besides (recorded with the trial; a
+    ``seconds`` entry becomes the trial's ``cost``); ``model`` (optional) is kept if it is the best;
+    ``inheritance`` says how the model started from its parent's weights.
     """
 
     score: float
     metrics: dict[str, Any] = field(default_factory=dict)
     model: Any = None
+    inheritance: Inheritance | None = None
 
 
 @dataclass(frozen=True)
@@ -48,9 +61,13 @@ class Estimator(ABC):
     for a child whose parent's weights are kept, and records what it inherited in its metrics.
 
     ``evaluate`` may raise :class:`optuna.TrialPruned` when ``report`` says stop, and
-    :class:`nas.TrialFailed` (or any exception) when no result can be had; the runner records both
-    and the search goes on.
+    :class:`nas.TrialFailed` (or any exception) when no result can be had; the search loop records
+    both and the search goes on.
     """
+
+    #: Whether one evaluation is a lookup or a proxy (milliseconds), not training: TensorBoard then
+    #: logs trials in the search's run instead of one run each (thousands of runs make it crawl).
+    cheap: bool = False
 
     #: Whether the estimator is given the run's dataset (``dataset=``); table estimators are not.
     needs_data: bool = True
@@ -80,9 +97,10 @@ def never_stop(step: int, value: float, **scalars: float) -> bool:
     return False
 
 
-def pruned(message: str, **metrics: Any) -> optuna.TrialPruned:
+def pruned(message: str, *, inheritance: Inheritance | None = None, **metrics: Any) -> optuna.TrialPruned:
     """A :class:`optuna.TrialPruned` carrying what the trial measured before it stopped (cost, epochs),
-    which the runner records with the pruned trial: ``raise pruned("...", seconds=1.2, epochs=3)``."""
+    which the search loop records with the pruned trial: ``raise pruned("...", seconds=1.2, epochs=3)``."""
     exc = optuna.TrialPruned(message)
     exc.metrics = metrics  # type: ignore[attr-defined]
+    exc.inheritance = inheritance  # type: ignore[attr-defined]
     return exc

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
-
 from nas._errors import ConfigError
-from nas._progress import human
-from nas._records import TrialRecord, history_of
 from nas._space import SearchSpace
-
-RUN_FILE = "run.json"
-BEST_DIR = "best"
-
+from nas.core.records import TrialRecord
+from nas.engine.progress import human
+from nas.engine.rundir import BEST_DIR, RUN_FILE
+from nas.store.base import TrialStore
 
 @dataclass
 class SearchResult:
-    """Trials, best candidate and trained weights of one search (one Optuna study)."""
+    """Trials, best candidate and trained weights of one search (one study in its trial store)."""
 
-    study: optuna.Study
+    store: TrialStore
     space: SearchSpace
     run_dir: Path | None = None
     input_shape: tuple[int, ...] = ()
@@ -30,25 +27,40 @@ class SearchResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def study(self) -> Any:
+        """The Optuna study behind the store (``None`` for an in-process :class:`~nas.store.MemoryStore`)."""
+        return getattr(self.store, "study", None)
+
+    @property
     def trials(self) -> list[TrialRecord]:
-        return history_of(self.study, self.space)
+        return self.store.history()
 
     def top(self, k: int = 10) -> list[TrialRecord]:
-        done = [r for r in self.trials if r.state == "complete" and r.value is not None]
+        done = [r for r in self.trials if r.completed]
         return sorted(done, key=lambda r: (-r.value, r.number))[:k]  # type: ignore[operator]
 
     @property
     def best(self) -> TrialRecord | None:
-        top = self.top(1)
-        return top[0] if top else None
+        """The study's best trial (other workers' included); the same one :meth:`best_model` builds."""
+        self.store.history()
+        return self.store.best()
 
     def best_model(self) -> Any:
-        """The best architecture as a ``torch.nn.Module`` with its trained weights."""
+        """The best architecture as a ``torch.nn.Module`` with its trained weights (``best/`` of the run directory).
+
+        Raises when the study's best trial is not the one this run directory kept, e.g. when two run
+        directories share one study and the best trial ran in the other one: it says which to load."""
         import torch
 
         if self.run_dir is None or not (self.run_dir / BEST_DIR / "weights.pt").exists():
             raise FileNotFoundError(f"No trained weights under {self.run_dir}/{BEST_DIR}/weights.pt: no trial has completed yet.")
         saved = json.loads((self.run_dir / BEST_DIR / "arch.json").read_text())
+        best = self.best
+        if best is not None and saved.get("trial") != best.number:
+            raise FileNotFoundError(
+                f"The study's best trial is #{best.number} ({best.value:.4f}, worker {best.worker}), but {self.run_dir}/{BEST_DIR} holds "
+                f"trial #{saved.get('trial')} ({saved.get('score')}): the best trial ran in another run directory sharing this study. "
+                f"Load that one with nas.load(...).")
         fidelity = saved.get("fidelity") or {}  # a low-fidelity run trained a narrower build of the same cell
         space = self.space.reduced(width=fidelity.get("width_multiplier", 1.0), depth=fidelity.get("depth_multiplier", 1.0))
         model = space.build(saved["sample"], tuple(saved["input_shape"]), int(saved["num_classes"]))
@@ -57,28 +69,33 @@ class SearchResult:
 
     def leaderboard(self, k: int = 10) -> str:
         """Markdown table of the top ``k`` candidates; columns follow what the estimator measured."""
-        top = self.top(k)
-        measured = {name for r in top for name in r.metrics}
-        columns = [(title, name, fmt) for title, name, fmt in _COLUMNS if name in measured]
-        if not columns:  # a table estimator: show its own numeric metrics
-            columns = sorted({(n, n, "{:.4f}") for r in top for n, v in r.metrics.items() if isinstance(v, float) and n != "curve"})
-        score = "val acc" if "val_accuracy" in measured else "score"
-        rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + "architecture |",
-                "|---:|---:|---|---:|" + "---:|" * len(columns) + "---|"]
-        for rank, r in enumerate(top, 1):
-            text = self.space.format(r.arch.sample)
-            text = text if len(text) <= 90 else text[:87] + "..."
-            cells = "".join(f"{_cell(r.metrics.get(name), fmt)} | " for _, name, fmt in columns)
-            rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {cells}`{text}` |")
-        states: dict[str, int] = {}
-        for r in self.trials:
-            states[r.state] = states.get(r.state, 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-        return "\n".join(rows) + f"\n\n{len(self.trials)} trials: {summary}."
+        return leaderboard(self.space, self.trials, k)
 
     def __repr__(self) -> str:
         best = self.best
         return f"SearchResult(run_dir={str(self.run_dir)!r}, trials={len(self.trials)}, best={best.value if best else None})"
+
+
+def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) -> str:
+    """Markdown table of the ``k`` best of ``trials``, then a count of every state."""
+    top = sorted((r for r in trials if r.completed), key=lambda r: (-r.value, r.number))[:k]  # type: ignore[operator]
+    measured = {name for r in top for name in r.metrics}
+    columns = [(title, name, fmt) for title, name, fmt in _COLUMNS if name in measured]
+    if not columns:  # a table estimator: show its own numeric metrics
+        columns = sorted({(n, n, "{:.4f}") for r in top for n, v in r.metrics.items() if isinstance(v, float)})
+    score = "val acc" if "val_accuracy" in measured else "score"
+    rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + "architecture |",
+            "|---:|---:|---|---:|" + "---:|" * len(columns) + "---|"]
+    for rank, r in enumerate(top, 1):
+        text = space.format(r.arch.sample)
+        text = text if len(text) <= 90 else text[:87] + "..."
+        cells = "".join(f"{_cell(r.metrics.get(name), fmt)} | " for _, name, fmt in columns)
+        rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {cells}`{text}` |")
+    states: dict[str, int] = {}
+    for r in trials:
+        states[str(r.state)] = states.get(str(r.state), 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    return "\n".join(rows) + f"\n\n{len(trials)} trials: {summary}."
 
 
 #: Leaderboard columns of the training estimator: (title, metric, format).
@@ -95,6 +112,7 @@ def _cell(value: Any, fmt: str) -> str:
 def load(run_dir: str | Path, *, space: SearchSpace | None = None) -> SearchResult:
     """Rebuild the result of a search from its run directory, finished or cut short."""
     from nas._config import space_from_config
+    from nas.store import open_store
 
     run_dir = Path(run_dir)
     meta_file = run_dir / RUN_FILE
@@ -105,7 +123,8 @@ def load(run_dir: str | Path, *, space: SearchSpace | None = None) -> SearchResu
         if meta.get("space_config") is None:
             raise ConfigError(f"The run in {str(run_dir)!r} used a space given as a Python object; pass it: nas.load(run_dir, space=...).")
         space = space_from_config(meta["space_config"])
-    storage = meta["storage"].replace("{run_dir}", str(run_dir.resolve()))
-    study = optuna.load_study(study_name=meta["study_name"], storage=storage)
-    return SearchResult(study=study, space=space, run_dir=run_dir, input_shape=tuple(meta.get("input_shape", ())),
+    if meta.get("storage") == "memory":
+        raise ConfigError(f"The run in {str(run_dir)!r} kept its trials in memory (storage=memory): they ended with its process.")
+    _, store = open_store(meta["storage"], run_dir=run_dir, space=space, study_name=meta["study_name"], create=False)
+    return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(meta.get("input_shape", ())),
                         num_classes=int(meta.get("num_classes", 0)), meta=meta)

@@ -7,23 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nas._records import TrialRecord
 from nas._space import Sample, SearchSpace
+from nas.core.records import Asked, Child, Proposal, TrialRecord
 
-
-class Child(dict):  # type: ignore[type-arg]
-    """A sample that :meth:`Strategy.ask` proposes as the child of trial ``parent``.
-
-    It is the sample itself (a ``dict``), so every caller that expects a sample keeps working. The
-    runner records the parent with the trial, and an estimator that inherits weights
-    (``TrainingEstimator``) starts the child from the parent's trained weights."""
-
-    def __init__(self, sample: Sample, *, parent: int) -> None:
-        super().__init__(sample)
-        self.parent = int(parent)
-
-    def __repr__(self) -> str:
-        return f"Child({dict.__repr__(self)}, parent={self.parent})"
+__all__ = ["Child", "Proposal", "Strategy"]
 
 
 class Strategy(ABC):
@@ -34,21 +21,22 @@ class Strategy(ABC):
 
     - :meth:`is_exhausted` before every new trial; ``True`` ends the search cleanly with a message.
     - :meth:`ask` once per new trial. ``history`` holds every trial of the study so far, oldest first,
-      including running ones and those of other workers. It returns a valid active sample.
+      including running ones and those of other workers. It returns a :class:`Proposal` (or the bare
+      sample, a mapping): a valid active sample, and the parent it was bred from, if any.
     - :meth:`tell` once when a trial asked by this process has finished (complete, pruned or failed).
       Most strategies need not override it: the next ``ask`` sees the record in its history.
     - :meth:`alive` after every finished trial when trained weights are kept: the trials whose
       weights a later ``ask`` may still inherit (e.g. evolution's population); the weight store keeps them.
 
-    A strategy that breeds from trained parents returns :class:`Child` samples from ``ask`` and sets
-    ``inherits_weights = True``, so the runner keeps every completed trial's weights.
+    A strategy that breeds from trained parents returns ``Proposal(sample, parent=n)`` from ``ask`` and
+    sets ``inherits_weights = True``, so the search keeps completed trials' weights.
 
     Reproducibility: :meth:`rng` gives a generator seeded by ``(seed, len(history))``, so the same seed
     and history give the same next ask, also in a fresh process that resumes the study.
     """
 
     name: str = "strategy"
-    #: Whether ``ask`` proposes :class:`Child` samples meant to start from their parent's weights.
+    #: Whether ``ask`` proposes children (``Proposal.parent``) meant to start from their parent's weights.
     inherits_weights: bool = False
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = False) -> None:
@@ -57,8 +45,8 @@ class Strategy(ABC):
         self.skip_duplicates = skip_duplicates
 
     @abstractmethod
-    def ask(self, history: Sequence[TrialRecord]) -> Sample:
-        """Return the next sample to evaluate."""
+    def ask(self, history: Sequence[TrialRecord]) -> Asked:
+        """Return the next sample to evaluate (a :class:`Proposal`, or the sample itself)."""
 
     def tell(self, record: TrialRecord) -> None:
         """Called when a trial this process asked for has finished. Default: nothing to do."""

@@ -35,6 +35,7 @@ class TableEstimator(Estimator):
     """
 
     needs_data = False
+    cheap = True
 
     def __init__(self, table: Table, *, space: SearchSpace | None = None, metric: str = "score",
                  seconds: float | None = None, name: str = "table") -> None:

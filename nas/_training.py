@@ -15,9 +15,10 @@ from torch import nn
 
 from nas._architecture import Architecture
 from nas._errors import ConfigError, TrialFailed, unknown_name_message
-from nas._estimator import Estimator, Evaluation, ParentWeights, Report, pruned
+from nas._estimator import Estimator, Evaluation, ParentWeights, Report, deadline_passed, pruned
 from nas._modes import restoring_modes
 from nas._space import SearchSpace
+from nas.core.records import Inheritance
 from nas.datasets import DataSplits, as_splits
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -89,9 +90,12 @@ class TrainingEstimator(Estimator):
     ``inherited_epochs`` (default ``epochs``) on a fresh cosine schedule from ``inherited_lr`` (default
     ``lr``), a warm restart; a lower restart rate keeps more of what the parent learnt. Before
     training, the parent and the child are run on a probe batch of validation inputs; the relative
-    output difference is recorded as ``preservation_error`` with ``parent``, ``inherited_fraction`` and
-    ``morphism``, and ``preservation_violated`` is set when a morphism should have preserved the
-    function and did not.
+    output difference is recorded in the trial's :class:`~nas.Inheritance` (``preservation_error``,
+    with the ``morphism`` applied and the ``fraction`` inherited), and ``violated`` is set when a
+    morphism should have preserved the function and did not.
+
+    The search's time budget: when ``report`` says stop because it is spent, the running trial is
+    scored on the epochs it had, as ``max_seconds`` does (``time_limited`` in its metrics).
     """
 
     inherits_weights = True
@@ -204,7 +208,7 @@ class TrainingEstimator(Estimator):
     # ---- the contract --------------------------------------------------------------------------
     def evaluate(self, arch: Architecture, report: Report, parent: ParentWeights | None = None) -> Evaluation:
         torch.manual_seed(arch_seed(self.seed, arch.key))
-        inherited: dict[str, Any] = {}
+        inherited: Inheritance | None = None
         if parent is None:
             model = self.build_space.build(arch.sample, self.input_shape, self.num_classes)
         else:
@@ -221,7 +225,7 @@ class TrainingEstimator(Estimator):
             torch.cuda.empty_cache()
             raise TrialFailed(f"out of memory on {self.device}: {exc}".splitlines()[0]) from exc
 
-    def _inherit(self, arch: Architecture, parent: ParentWeights) -> tuple[nn.Module, dict[str, Any]]:
+    def _inherit(self, arch: Architecture, parent: ParentWeights) -> tuple[nn.Module, Inheritance]:
         """The child built from the parent's state, and what was inherited, measured on a probe batch."""
         from nas.morphisms import preservation_error
 
@@ -231,19 +235,16 @@ class TrainingEstimator(Estimator):
         before.load_state_dict(parent.state)
         probe = self.data.x_val[:PROBE_SIZE]
         error = preservation_error(before, child.model, probe)
-        info: dict[str, Any] = {"parent": parent.number, "inherited_fraction": child.fraction, "preservation_error": error,
-                                "morphism": str(child.morph) if child.morph is not None else "inherit by name and shape",
-                                "function_preserving": child.morph is not None}
-        if child.morph is not None and not error <= PRESERVATION_TOLERANCE:
-            info["preservation_violated"] = True
-        return child.model, info
+        morph = str(child.morph) if child.morph is not None else None
+        return child.model, Inheritance(parent=parent.number, morphism=morph, fraction=child.fraction, preservation_error=error,
+                                        violated=child.morph is not None and not error <= PRESERVATION_TOLERANCE)
 
     def _after_step(self, model: nn.Module, epochs_done: float) -> None:
         """Called after every optimizer step with the model (in train mode; leave it so) and the epochs
         done so far, fractional. Does nothing; a subclass may watch training finer than per epoch."""
 
     def _train(self, model: nn.Module, report: Report, params: int, macs: int, epochs: int, lr: float,
-               inherited: dict[str, Any]) -> Evaluation:
+               inherited: Inheritance | None) -> Evaluation:
         t = self._tensors
         n = len(t["y_train"])
         steps_per_epoch = max(1, math.ceil(n / self.batch_size))
@@ -283,13 +284,16 @@ class TrainingEstimator(Estimator):
                 raise TrialFailed(f"training loss became {train_loss} in epoch {epochs_run}")
             val_acc = self.accuracy(model, t["x_val"], t["y_val"])
             if report(epoch, val_acc, train_loss=train_loss):
+                if deadline_passed(report):  # the search's time budget is spent: scored on the epochs it had
+                    time_limited = epochs_run < epochs
+                    break
                 raise pruned(f"pruned after epoch {epochs_run} at validation accuracy {val_acc:.4f}", params=params, macs=macs,
-                             seconds=time.perf_counter() - start, epochs=epochs_run, train_loss=train_loss, **inherited)
+                             seconds=time.perf_counter() - start, epochs=epochs_run, train_loss=train_loss, inheritance=inherited)
             if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds and epochs_run < epochs:
                 time_limited = True  # scored on the epochs it had: a fidelity, recorded with the trial
                 break
         seconds = time.perf_counter() - start
         test_acc = self.accuracy(model, t["x_test"], t["y_test"])
         metrics = {"val_accuracy": val_acc, "test_accuracy": test_acc, "train_loss": train_loss, "params": params,
-                   "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited, **inherited}
-        return Evaluation(score=val_acc, metrics=metrics, model=model)
+                   "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited}
+        return Evaluation(score=val_acc, metrics=metrics, model=model, inheritance=inherited)

@@ -1,7 +1,7 @@
 """Trained weights of trials in Optuna's artifact store, so that a child can inherit them from any worker.
 
-One file per completed trial (its ``state_dict``), uploaded while the trial is still running so the
-artifact's record lands in the trial itself; ``nas:weights`` names the artifact. The store is a
+One file per completed trial (its ``state_dict``), written before the trial is finished; the
+trial's record names the artifact (``TrialRecord.weights``). The store is a
 file-system folder (``artifacts/`` in the run directory by default); point ``weights.store`` at a
 folder every worker can reach to share weights across machines, as the study is shared through its
 storage URL. A retention rule bounds disk use: the ``keep_top`` best trials and every trial the
@@ -10,17 +10,17 @@ strategy may still breed from (:meth:`nas.Strategy.alive`) keep their weights; t
 
 from __future__ import annotations
 
-import tempfile
+import io
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 
 from nas._errors import ConfigError
-from nas._records import WEIGHTS_ATTR, TrialRecord
+from nas.core.records import TrialRecord
 
 KEEP_CHOICES = ("auto", True, False)
 
@@ -40,16 +40,15 @@ class WeightStore:
         self.keep_top = keep_top
         self._gone: set[str] = set()  # artifacts this process removed or found missing
 
-    def save(self, trial: optuna.Trial, model: Any) -> str:
-        """Upload ``model``'s state dict as an artifact of the running ``trial``; returns the artifact id."""
+    def save(self, number: int, model: Any) -> str:
+        """Write ``model``'s state dict (trial ``number``) to the artifact store; returns the artifact id."""
         import torch
 
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        with tempfile.TemporaryDirectory(dir=self.root, prefix=".upload-") as tmp:
-            path = Path(tmp) / f"trial_{trial.number:05d}.pt"
-            torch.save(state, path)
-            artifact_id = upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=trial)
-        trial.set_user_attr(WEIGHTS_ATTR, artifact_id)
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+        buffer.seek(0)
+        artifact_id = f"trial-{number:05d}-{uuid.uuid4().hex[:12]}"
+        self.store.write(artifact_id, buffer)
         return artifact_id
 
     def load(self, record: TrialRecord) -> dict[str, Any] | None:
@@ -58,14 +57,12 @@ class WeightStore:
 
         if not record.weights or record.weights in self._gone:
             return None
-        with tempfile.TemporaryDirectory(dir=self.root, prefix=".download-") as tmp:
-            path = Path(tmp) / "weights.pt"
-            try:
-                download_artifact(artifact_store=self.store, file_path=str(path), artifact_id=record.weights)
-            except (ArtifactNotFound, FileNotFoundError):  # removed by another worker's retention, or lost
-                self._gone.add(record.weights)
-                return None
-            return dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            with self.store.open_reader(record.weights) as reader:
+                return dict(torch.load(io.BytesIO(reader.read()), map_location="cpu", weights_only=True))
+        except (ArtifactNotFound, FileNotFoundError):  # removed by another worker's retention, or lost
+            self._gone.add(record.weights)
+            return None
 
     def retain(self, history: Iterable[TrialRecord], alive: Iterable[int]) -> list[int]:
         """Remove the weights of every trial that is neither among the ``keep_top`` best completed ones
@@ -86,11 +83,8 @@ class WeightStore:
         return removed
 
 
-def make_weight_store(spec: Mapping[str, Any] | None, *, run_dir: Path, needed: bool) -> WeightStore | None:
-    """The run's weight store from the ``weights`` config (``keep``, ``store``, ``keep_top``), or ``None``.
-
-    ``keep: auto`` keeps weights when ``needed`` (a strategy that breeds children from trained parents
-    and an estimator that can start from them)."""
+def check_weight_config(spec: Mapping[str, Any] | None) -> None:
+    """Refuse a malformed ``weights`` config (``keep``, ``store``, ``keep_top``) before anything is written."""
     spec = dict(spec or {})
     unknown = sorted(set(spec) - {"keep", "store", "keep_top"})
     if unknown:
@@ -98,9 +92,21 @@ def make_weight_store(spec: Mapping[str, Any] | None, *, run_dir: Path, needed: 
     keep = spec.get("keep", "auto")
     if keep not in KEEP_CHOICES or (isinstance(keep, int) and not isinstance(keep, bool)):
         raise ConfigError(f"weights: `keep` must be auto, true or false, but got keep={keep!r}.")
+    keep_top = spec.get("keep_top", 5)
+    if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 1:
+        raise ConfigError(f"weights: `keep_top >= 1` must hold (the best trials whose weights are kept), but got keep_top={keep_top!r}.")
+
+
+def make_weight_store(spec: Mapping[str, Any] | None, *, run_dir: Path, needed: bool) -> WeightStore | None:
+    """The run's weight store from the ``weights`` config (``keep``, ``store``, ``keep_top``), or ``None``.
+
+    ``keep: auto`` keeps weights when ``needed`` (a strategy that breeds children from trained parents
+    and an estimator that can start from them)."""
+    check_weight_config(spec)
+    spec = dict(spec or {})
+    keep = spec.get("keep", "auto")
     if keep is False or (keep == "auto" and not needed):
         return None
     store = spec.get("store")
     root = Path(str(store).replace("{run_dir}", str(run_dir))) if store else run_dir / "artifacts"
     return WeightStore(root, keep_top=spec.get("keep_top", 5))
-

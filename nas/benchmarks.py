@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from nas._errors import ConfigError, unknown_name_message
-from nas._estimator import Estimator, never_stop
-from nas._records import TrialRecord
+from nas._estimator import Estimator
+from nas.core.records import TrialRecord
 from nas._space import SearchSpace
 from nas._strategy import Strategy
 from nas._table import TableEstimator
@@ -87,24 +87,19 @@ def _is_nb201_cell_space(space: SearchSpace) -> bool:
 
 def run_in_memory(strategy: Strategy, estimator: Estimator, evaluations: int,
                   history: list[TrialRecord] | None = None) -> list[TrialRecord]:
-    """Ask, evaluate and tell ``evaluations`` more times without a study: for table estimators, where a
-    storage round trip would cost more than the lookup (benchmarks of strategies over many seeds).
+    """Ask, evaluate and tell ``evaluations`` more times on a :class:`~nas.store.MemoryStore`: the same
+    search loop as :func:`nas.search`, without a study, for table estimators where a storage round
+    trip would cost more than the lookup (benchmarks of strategies over many seeds).
 
     Continues ``history`` when given. Failed lookups are recorded as failed trials; stops early if
     the strategy is exhausted.
     """
+    from nas.engine.loop import Budget, SearchLoop
+    from nas.store.memory import MemoryStore
+
     history = list(history or [])
-    end = len(history) + evaluations
-    while len(history) < end and not strategy.is_exhausted(history):
-        proposal = strategy.ask(history)
-        parent = getattr(proposal, "parent", None)  # a nas.Child: recorded, as the runner does (no weights here)
-        arch = strategy.space.architecture(proposal)
-        try:
-            evaluation = estimator.evaluate(arch, never_stop)
-            record = TrialRecord(number=len(history), arch=arch, state="complete", value=float(evaluation.score),
-                                 metrics=evaluation.metrics, cost=evaluation.metrics.get("seconds"), parent=parent)
-        except Exception as exc:  # noqa: BLE001 - recorded like the runner records it
-            record = TrialRecord(number=len(history), arch=arch, state="failed", reason=f"{type(exc).__name__}: {exc}", parent=parent)
-        strategy.tell(record)
-        history.append(record)
-    return history
+    if evaluations < 1:
+        return history
+    loop = SearchLoop(space=strategy.space, strategy=strategy, estimator=estimator, store=MemoryStore(history),
+                      budget=Budget(trials=len(history) + evaluations))
+    return loop.run()

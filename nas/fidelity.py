@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +25,10 @@ from scipy import stats
 
 from nas._architecture import Architecture
 from nas._errors import ConfigError, unknown_name_message
-from nas._estimator import never_stop
 from nas._space import SearchSpace
+from nas.core.records import Proposal
+from nas.engine.loop import SearchLoop
+from nas.store.memory import MemoryStore
 
 
 @dataclass(frozen=True)
@@ -192,17 +193,17 @@ def check_fidelities(
             message = str(exc)
             raise ConfigError(message if message.startswith("fidelity") else f"fidelity '{name}': {message}") from exc
     archs = sample_architectures(space_obj, samples, seed=seed)
+    # One search loop per fidelity, on an in-process store, advanced together: each architecture is
+    # trained at every fidelity before the next one, so machine drift affects every fidelity alike.
+    loops = {name: SearchLoop(space=space_obj, strategy=None, estimator=est, store=MemoryStore()) for name, est in built.items()}
     scores: dict[str, list[float]] = {name: [] for name in fidelities}
     seconds: dict[str, list[float]] = {name: [] for name in fidelities}
     for index, arch in enumerate(archs):
-        for name, est in built.items():
-            start = time.perf_counter()
-            try:
-                evaluation = est.evaluate(arch, never_stop)
-                score, spent = float(evaluation.score), float(evaluation.metrics.get("seconds", time.perf_counter() - start))
-            except Exception as exc:  # noqa: BLE001 - a failing architecture is left out of that fidelity's ranking
-                print(f"  {name} #{index} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                score, spent = math.nan, time.perf_counter() - start
+        for name, loop in loops.items():
+            record = loop.step(proposal=Proposal(arch.sample))
+            if not record.completed:  # a failing architecture is left out of that fidelity's ranking
+                print(f"  {name} #{index} failed: {record.reason}", file=sys.stderr)
+            score, spent = (float(record.value) if record.completed else math.nan), float(record.cost or 0.0)  # type: ignore[arg-type]
             scores[name].append(score)
             seconds[name].append(spent)
             if on_result is not None:

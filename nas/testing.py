@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from nas._dimensions import Categorical, Float, Integer
-from nas._optuna_adapters import StrategySampler
-from nas._records import TrialRecord
+from nas.core.records import TrialRecord, as_proposal
+from nas.store.adapters import StrategySampler
 from nas._space import Sample, SearchSpace
 from nas._strategy import Strategy
 
@@ -98,7 +98,7 @@ class StrategyContract:
         space = self.make_space()
         full = simulate(self.make_strategy(space, 5), self.steps, self.scorer(space))
         resumed = self.make_strategy(space, 5)  # a fresh process: nothing but the history
-        assert resumed.ask(full[:-1]) == dict(full[-1].arch.sample)
+        assert as_proposal(resumed.ask(full[:-1])).sample == dict(full[-1].arch.sample)
 
     def test_exhaustion_is_clean_on_a_finite_space(self) -> None:
         space = ToySpace(max_depth=1, with_float=False)  # 3 architectures

@@ -240,6 +240,8 @@ class ZeroCostEstimator(Estimator):
                    overrides=["estimator.proxy=naswot"])
     """
 
+    cheap = True
+
     def __init__(
         self,
         *,

@@ -8,7 +8,7 @@ import numpy as np
 
 from nas import ConfigError, SearchSpace, Strategy, TrialRecord
 from nas._space import Sample
-from nas._strategy import Child
+from nas.core.records import Proposal
 
 
 class RegularizedEvolution(Strategy):
@@ -22,7 +22,7 @@ class RegularizedEvolution(Strategy):
     one of two tournament winners. Because everything is read from the history, many workers share
     one population and a resumed search asks exactly what an uninterrupted one would.
 
-    ``inherit_weights`` makes every child a :class:`nas.Child` of its tournament winner: the training
+    ``inherit_weights`` makes every child a :class:`nas.Proposal` of its tournament winner: the training
     estimator starts it from the winner's trained weights (a function-preserving morphism when the
     mutation is one, else every tensor whose name and shape match, as in Real et al. 2017), and the
     population's weights are kept until it ages out. ``morph_mutation`` is the probability that the
@@ -67,25 +67,30 @@ class RegularizedEvolution(Strategy):
         """The population: any member may still win a tournament and pass its weights on."""
         return {r.number for r in self.population(history)} if self.inherits_weights else set()
 
-    def ask(self, history: Sequence[TrialRecord]) -> Sample:
+    def ask(self, history: Sequence[TrialRecord]) -> Sample | Proposal:
         rng = self.rng(history)
         population = self.population(history)
         seen = self.seen_keys(history) if self.skip_duplicates else set()
         breeding = len(history) >= self.population_size and bool(population)
         candidate: Sample = {}
+        parent: int | None = None
         # a child (up to max_redraws + 1 tries while its key was seen), then random samples likewise
         for attempt in range(2 * self.max_redraws + 1):
-            candidate = self._child(population, rng, seen) if breeding and attempt <= self.max_redraws else self.space.sample(rng)
+            if breeding and attempt <= self.max_redraws:
+                candidate, parent = self._child(population, rng, seen)
+            else:
+                candidate, parent = self.space.sample(rng), None
             if self.space.key(candidate) not in seen:
                 break
-        return candidate
+        return Proposal(candidate, parent=parent) if self.inherits_weights and parent is not None else candidate
 
     def _tournament(self, population: list[TrialRecord], rng: np.random.Generator) -> TrialRecord:
         size = min(self.tournament_size, len(population))
         contenders = rng.choice(len(population), size=size, replace=False)
         return max((population[i] for i in sorted(contenders)), key=lambda r: r.value)  # type: ignore[arg-type, return-value]
 
-    def _child(self, population: list[TrialRecord], rng: np.random.Generator, seen: set[str]) -> Sample:
+    def _child(self, population: list[TrialRecord], rng: np.random.Generator, seen: set[str]) -> tuple[Sample, int]:
+        """A child of a tournament winner, and the winner's number."""
         winner = self._tournament(population, rng)
         parent = self.space.active(winner.arch.sample)
         crossed = self.crossover > 0 and rng.random() < self.crossover
@@ -97,4 +102,4 @@ class RegularizedEvolution(Strategy):
         morphs = self.space.morphs(parent) if self.morph_mutation > 0 and not crossed and rng.random() < self.morph_mutation else []
         morphs = [m for m in morphs if self.space.key(m.child) not in seen]  # every morph tried: a plain mutation, not a redraw
         child = morphs[int(rng.integers(len(morphs)))].child if morphs else self.space.mutate(parent, rng)
-        return Child(child, parent=winner.number) if self.inherits_weights else child
+        return child, winner.number

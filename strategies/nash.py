@@ -7,7 +7,7 @@ from typing import Any
 
 from nas import ConfigError, SearchSpace, Strategy, TrialRecord
 from nas._space import Sample
-from nas._strategy import Child
+from nas.core.records import Proposal
 
 
 class MorphismHillClimbing(Strategy):
@@ -22,7 +22,7 @@ class MorphismHillClimbing(Strategy):
     function-preserving morphism, so it starts at the parent's accuracy), drawn without
     replacement among the keys not tried yet; when every morph of the parent was tried, the child
     applies two morphs in a row (it then inherits by name and shape). Children are
-    :class:`nas.Child` samples: the training estimator starts them from the parent's weights for
+    :class:`nas.Proposal` samples: the training estimator starts them from the parent's weights for
     ``estimator.inherited_epochs`` on a fresh cosine cycle, which is NASH's SGDR restart.
 
     State is the history: the same seed and history give the same next ask, also after a resume.
@@ -54,7 +54,7 @@ class MorphismHillClimbing(Strategy):
         round_start = 1 + (len(history) - 1) // self.children * self.children
         return _best(history[:round_start])
 
-    def ask(self, history: Sequence[TrialRecord]) -> Sample:
+    def ask(self, history: Sequence[TrialRecord]) -> Sample | Proposal:
         if not history:
             return dict(self.start)
         parent = self.parent(history)
@@ -65,15 +65,15 @@ class MorphismHillClimbing(Strategy):
         first = self.space.morphs(parent.arch.sample)
         fresh = [m.child for m in first if self.space.key(m.child) not in seen]
         if fresh:
-            return Child(fresh[int(rng.integers(len(fresh)))], parent=parent.number)
+            return Proposal(fresh[int(rng.integers(len(fresh)))], parent=parent.number)
         for _ in range(100 if first else 0):  # every single morph was tried: two in a row (none at all: a mutation)
             step = first[int(rng.integers(len(first)))].child
             second = self.space.morphs(step)
             if second:
                 child = second[int(rng.integers(len(second)))].child
                 if self.space.key(child) not in seen:
-                    return Child(child, parent=parent.number)
-        return Child(self.space.mutate(parent.arch.sample, rng), parent=parent.number)
+                    return Proposal(child, parent=parent.number)
+        return Proposal(self.space.mutate(parent.arch.sample, rng), parent=parent.number)
 
     def alive(self, history: Sequence[TrialRecord]) -> set[int]:
         """The parent of the coming round and the best trial so far (the next round's parent)."""

@@ -15,7 +15,8 @@ import optuna
 import pytest
 
 import nas
-from nas._records import PROCESS_ATTR, WORKER_ATTR, this_process, this_worker, worker_is_gone
+from nas.core.workers import this_process, this_worker, worker_is_gone
+from nas.store.optuna_store import PROCESS_ATTR, WORKER_ATTR
 from nas.testing import ToySpace
 
 ROOT = Path(__file__).resolve().parents[1]

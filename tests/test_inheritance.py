@@ -9,13 +9,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import nas
-from nas._records import TrialRecord
+from nas import TrialRecord
+from nas.store import record_from_trial
 from nas._weights import WeightStore, make_weight_store
 from nas.testing import StrategyContract, simulate
 from search_spaces.mlp import MLPSpace
@@ -39,8 +41,8 @@ def test_nash_children_start_from_their_parents_function(tmp_path):
         # round 1 (#1, #2) breeds from #0, round 2 (#3, #4) from the best of #0..#2
         expected = 0 if r.number <= 2 else max(trials[:3], key=lambda t: (t.value, -t.number)).number
         assert r.parent == expected
-        assert r.metrics["function_preserving"] is True and r.metrics["preservation_error"] <= 1e-5
-        assert r.metrics["morphism"].split()[0] in ("widen", "deepen") and 0 < r.metrics["inherited_fraction"] <= 1
+        assert r.inheritance.function_preserving is True and r.inheritance.preservation_error <= 1e-5
+        assert r.inheritance.morphism.split()[0] in ("widen", "deepen") and 0 < r.inheritance.fraction <= 1
         assert r.metrics["epochs"] == 1  # inherited_epochs
     # a function-preserving child starts at its parent's accuracy, so one more epoch keeps it close
     for r in trials[1:]:
@@ -70,21 +72,17 @@ def test_a_child_inherits_from_a_parent_trained_in_an_earlier_session(tmp_path):
     assert first.weights and (tmp_path / "artifacts" / first.weights).is_file()
     result = nash_search(tmp_path, 2)  # session 2, a new process in real use: the parent's weights come from the store
     child = result.trials[1]
-    assert child.parent == 0 and "inheritance" not in child.metrics
-    assert child.metrics["preservation_error"] <= 1e-5
+    assert child.parent == 0 and child.inheritance.note is None and child.inheritance.inherited
+    assert child.inheritance.preservation_error <= 1e-5
 
 
 def test_retention_keeps_the_best_and_the_living_and_children_of_removed_parents_train_from_scratch(tmp_path):
     store = WeightStore(tmp_path / "store", keep_top=2)
     space = nas.get_space("mlp")
     # six finished trials of a study, each with a real weights file
-    records = []
-    study = optuna.create_study(direction="maximize")
-    for value in (0.5, 0.9, 0.7, 0.8, 0.6, 0.4):
-        trial = study.ask()
-        store.save(trial, torch.nn.Linear(2, 2))
-        study.tell(trial, value)
-        records.append(TrialRecord.from_trial(study._storage.get_trial(trial._trial_id), space))
+    arch = space.architecture(space.sample(np.random.default_rng(0)))
+    records = [TrialRecord(number=n, arch=arch, state="complete", value=value, weights=store.save(n, torch.nn.Linear(2, 2)))
+               for n, value in enumerate((0.5, 0.9, 0.7, 0.8, 0.6, 0.4))]
     removed = store.retain(records, alive={records[0].number})
     kept = {r.number for r in records} - set(removed)
     assert kept == {records[0].number, records[1].number, records[3].number}  # alive, best 0.9, second 0.8
@@ -98,7 +96,7 @@ def test_weights_go_to_the_declared_store_folder(tmp_path):
     kept = {p.name for p in (tmp_path / "shared_store").iterdir() if p.is_file()}
     assert kept == {r.weights for r in result.trials} and len(kept) == 2
     assert not (tmp_path / "run" / "artifacts").exists()
-    assert result.trials[1].metrics["preservation_error"] <= 1e-5  # the child found its parent there
+    assert result.trials[1].inheritance.preservation_error <= 1e-5  # the child found its parent there
 
 
 def test_alive_is_what_the_strategy_may_still_breed_from():
@@ -120,7 +118,7 @@ def test_a_missing_parent_is_said_and_the_child_trains_from_scratch(tmp_path):
         f.unlink()
     child = nash_search(tmp_path, 2).trials[1]
     assert child.state == "complete" and child.parent == 0
-    assert child.metrics["inheritance"] == "parent #0 has no kept weights: trained from scratch"
+    assert child.inheritance.note == "parent #0 has no kept weights: trained from scratch" and not child.inheritance.inherited
     assert "preservation_error" not in child.metrics
 
 
@@ -140,7 +138,7 @@ def test_a_morph_that_does_not_preserve_the_function_is_reported_loudly(tmp_path
     result = nas.search(space=space, strategy=MorphismHillClimbing(space, seed=0, children=2), dataset="digits", trials=2, epochs=1,
                         seed=0, out_dir=tmp_path, overrides=FAST)
     child = result.trials[1]
-    assert child.metrics["preservation_violated"] is True and child.metrics["preservation_error"] > 1e-2
+    assert child.inheritance.violated is True and child.inheritance.preservation_error > 1e-2
     out = capsys.readouterr().out
     assert "WARNING trial #1" in out and "expected to preserve the parent's function" in out
     assert "| from #0 (widen layer1)" in out or "| from #0 (deepen layer" in out  # the progress line names parent and morph
@@ -154,14 +152,14 @@ def test_evolution_inherits_weights_from_tournament_winners(tmp_path):
     assert all(r.parent is None for r in trials[:2])
     for r in trials[2:]:
         assert r.parent is not None and r.parent < r.number
-        assert 0 < r.metrics["inherited_fraction"] <= 1 and "preservation_error" in r.metrics
+        assert 0 < r.inheritance.fraction <= 1 and r.inheritance.preservation_error is not None
         # a mutation that happens to be a morph preserves the function; any other inherits by name and shape
-        assert r.metrics["function_preserving"] == (r.metrics["morphism"] != "inherit by name and shape")
-        if r.metrics["function_preserving"]:  # a listed morph of its parent, and it did preserve the function
+        assert r.inheritance.function_preserving == (r.inheritance.morphism is not None)
+        if r.inheritance.function_preserving:  # a listed morph of its parent, and it did preserve the function
             parent = trials[r.parent]
-            assert r.metrics["morphism"] in {str(m) for m in result.space.morphs(parent.arch.sample) if m.child == r.arch.sample
+            assert r.inheritance.morphism in {str(m) for m in result.space.morphs(parent.arch.sample) if m.child == r.arch.sample
                                              or result.space.key(m.child) == r.arch.key}
-            assert r.metrics["preservation_error"] <= 1e-5
+            assert r.inheritance.preservation_error <= 1e-5
     assert json.loads((tmp_path / "run.json").read_text())["weights_store"] == str(tmp_path / "artifacts")
 
 
@@ -188,10 +186,10 @@ def test_two_workers_children_inherit_from_parents_the_other_worker_trained(tmp_
     by_number = {r.number: r for r in trials}
     assert {r.worker.rpartition(":")[2] for r in trials} == {str(w.pid) for w in workers}  # each trial names the process that ran it
     crossed = [r for r in trials if r.parent is not None and by_number[r.parent].worker != r.worker]
-    inherited = [r for r in crossed if "inheritance" not in r.metrics and 0 < r.metrics["inherited_fraction"] <= 1]
+    inherited = [r for r in crossed if r.inheritance.inherited and 0 < r.inheritance.fraction <= 1]
     # the parent's weights came through the shared store from the other process
-    assert inherited, [(r.number, r.worker, r.parent, r.metrics.get("inheritance")) for r in crossed]
-    assert all(r.metrics["preservation_error"] <= 1e-5 for r in inherited if r.metrics["function_preserving"])
+    assert inherited, [(r.number, r.worker, r.parent, r.inheritance) for r in crossed]
+    assert all(r.inheritance.preservation_error <= 1e-5 for r in inherited if r.inheritance.function_preserving)
     assert len(list((tmp_path / "store").iterdir())) <= 5 + 3  # retention holds across workers: keep_top + population
 
 
@@ -279,7 +277,7 @@ def test_a_store_that_cannot_be_written_costs_the_weights_not_the_search(tmp_pat
     result = nash_search(tmp_path, 2)
     assert [r.state for r in result.trials] == ["complete", "complete"]
     assert "No space left on device" in result.trials[0].metrics["weights_error"]
-    assert result.trials[1].metrics["inheritance"] == "parent #0 has no kept weights: trained from scratch"
+    assert result.trials[1].inheritance.note == "parent #0 has no kept weights: trained from scratch"
 
 
 def test_ask_tell_candidates_name_their_parent_and_inherit_its_function():

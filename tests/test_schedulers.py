@@ -93,7 +93,7 @@ def test_every_strategy_runs_under_successive_halving_on_table_curves(name, tmp_
                         out_dir=tmp_path, progress=False, tensorboard=False, pruner=pruner, overrides=knobs)
     states = Counter(r.state for r in result.trials)
     assert sum(states.values()) == 14 and states["pruned"] >= 2 and states["complete"] >= 1, states
-    assert all(r.metrics["epochs"] < 8 and len(r.metrics["curve"]) == r.metrics["epochs"] for r in result.trials if r.state == "pruned")
+    assert all(r.metrics["epochs"] < 8 and len(r.curve) == r.metrics["epochs"] for r in result.trials if r.state == "pruned")
 
 
 def test_nash_runs_under_successive_halving_and_breeds_from_its_best_complete_trial(tmp_path):
@@ -159,7 +159,7 @@ def test_hyperband_prunes_real_training_and_keeps_the_cost_of_pruned_trials(tmp_
 
 
 def test_a_worker_that_loses_the_race_to_create_the_tables_retries(tmp_path, monkeypatch):
-    from nas import _runner
+    from nas.store import optuna_store as _runner
 
     real, calls = optuna.storages.RDBStorage, []
 
@@ -184,8 +184,8 @@ def test_tpe_sees_pruned_trials_with_their_partial_curves():
     strategy = SamplerStrategy(space, optuna.samplers.TPESampler, seed=0)
     sample = space.sample(np.random.default_rng(0))
     arch = Architecture(space="toy", sample=sample, key=space.key(sample))
-    history = [TrialRecord(number=0, arch=arch, state="pruned", metrics={"curve": [0.1, 0.2]}),
-               TrialRecord(number=1, arch=arch, state="complete", value=0.5, metrics={"curve": [0.3, 0.4, 0.5]})]
+    history = [TrialRecord(number=0, arch=arch, state="pruned", curve=(0.1, 0.2)),
+               TrialRecord(number=1, arch=arch, state="complete", value=0.5, curve=(0.3, 0.4, 0.5))]
     pruned, complete = strategy._study_with(history).trials
     assert pruned.intermediate_values == {0: 0.1, 1: 0.2} and pruned.state == optuna.trial.TrialState.PRUNED
     assert complete.intermediate_values == {} and complete.value == 0.5  # a completed trial needs only its value

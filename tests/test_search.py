@@ -10,7 +10,7 @@ import torch
 
 import nas
 from nas import Estimator, Evaluation
-from nas._records import this_worker
+from nas.core.workers import this_worker
 from nas.testing import ToySpace
 from strategies import SequenceStrategy
 
@@ -33,7 +33,7 @@ def test_search_trains_records_and_saves_everything(tmp_path):
     for key in ("val_accuracy", "test_accuracy", "params", "macs", "seconds", "epochs"):
         assert key in best.metrics
     assert best.metrics["epochs"] == 2 and best.metrics["params"] > 0 and best.metrics["macs"] > 0
-    assert len(best.metrics["curve"]) == 2 and best.metrics["curve"][-1] == best.score  # validation curve per epoch
+    assert len(best.curve) == 2 and best.curve[-1] == best.score  # validation curve per epoch
     assert len(best.arch.key) == 16 and best.arch.space == "mlp"
     # run directory: storage, config, best weights loadable with weights_only, leaderboard
     assert (run / "study.db").exists() and (run / "config.yaml").exists() and (run / "leaderboard.md").exists()
@@ -208,5 +208,5 @@ def test_pruned_trial_keeps_the_cost_and_curve_it_spent(tmp_path):
     result = nas.search(space=space, strategy=strategy, estimator=nas.TableEstimator(table, space=space), trials=1,
                         out_dir=tmp_path, progress=False, pruner=pruner)
     (record,) = result.trials
-    assert record.state == "pruned" and record.metrics["curve"] == [0.1]
+    assert record.state == "pruned" and record.curve == (0.1,)
     assert record.metrics["seconds"] == pytest.approx(10.0) and record.cost == pytest.approx(10.0)

@@ -33,7 +33,7 @@ def test_table_estimator_looks_up_records_cost_and_fails_missing_architectures(t
                         out_dir=tmp_path, progress=False)
     a, b, c = result.trials
     assert (a.value, b.value) == (0.2, 0.5) and result.best.number == 1
-    assert b.metrics["curve"] == [0.25, 0.5] and b.cost == 10.0 and b.metrics["epochs"] == 2
+    assert b.curve == (0.25, 0.5) and b.cost == 10.0 and b.metrics["epochs"] == 2
     assert c.state == "failed" and 'l1.op="c"' in c.reason and "not in the table (2 entries)" in c.reason
 
 

@@ -5,25 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from nas._records import TrialRecord
+from nas.core.records import TrialRecord
 
 
 def describe(record: TrialRecord) -> str:
     """One line for a trial: its number, outcome and what it inherited from its parent."""
-    m = record.metrics
-    outcome = f"val {record.value:.4f}" if record.value is not None else record.state
+    outcome = f"val {record.value:.4f}" if record.value is not None else str(record.state)
     parts = [f"#{record.number} {outcome}"]
-    if record.parent is not None:
-        if "morphism" in m:
-            parts.append(str(m["morphism"]))
-        if "inherited_fraction" in m:
-            parts.append(f"inherited {100 * float(m['inherited_fraction']):.0f}%")
-        if "preservation_error" in m:
-            parts.append(f"error {float(m['preservation_error']):.1e}")
-        if m.get("preservation_violated"):
-            parts.append("NOT PRESERVED")
-        if "inheritance" in m:
-            parts.append(str(m["inheritance"]))
+    if record.inheritance is not None:
+        parts.append(record.inheritance.describe())
     return ", ".join(parts)
 
 

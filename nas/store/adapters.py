@@ -13,11 +13,13 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from nas._records import TrialRecord, history_of
 from nas._space import Sample, SearchSpace
 from nas._strategy import Strategy
+from nas.core.records import TrialRecord, as_proposal
+from nas.core.records import TrialState as State
+from nas.store.optuna_store import discard_last_trial, record_from_trial
 
-_STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+_STATE_NAMES = {TrialState.COMPLETE: State.COMPLETE, TrialState.PRUNED: State.PRUNED, TrialState.FAIL: State.FAILED}
 
 
 class StrategySampler(BaseSampler):
@@ -25,13 +27,14 @@ class StrategySampler(BaseSampler):
 
     ``before_trial`` asks the strategy for a whole sample (it sees the study's history, other
     workers' trials included); ``sample_independent`` then hands each suggested parameter its value;
-    ``after_trial`` tells the strategy how the trial ended.
+    ``after_trial`` tells the strategy how the trial ended. Trials are keyed by number (one
+    sampler per study).
     """
 
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
         self.space: SearchSpace = strategy.space
-        self._proposals: dict[int, Sample] = {}
+        self._proposals: dict[int, Sample] = {}  # trial number -> what the strategy proposed
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return {}
@@ -40,25 +43,11 @@ class StrategySampler(BaseSampler):
         return {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial._trial_id in self._proposals:
-            return  # created with its sample already chosen (see `preset`): no second ask
-        history = [r for r in history_of(study, self.space) if r.number != trial.number]
-        self._proposals[trial._trial_id] = self.strategy.ask(history)
-
-    def preset(self, trial_id: int, sample: Sample) -> None:
-        """Record the sample of a trial created with its params (the runner asks the strategy itself),
-        so that opening it as an ``optuna.Trial`` does not read the history and ask again."""
-        self._proposals[trial_id] = sample
-
-    def proposal(self, trial_id: int) -> Sample | None:
-        """What the strategy proposed for the trial (a :class:`nas.Child` names its parent), until it ends."""
-        return self._proposals.get(trial_id)
-
-    def forget(self, trial_id: int) -> None:
-        self._proposals.pop(trial_id, None)
+        history = [record_from_trial(t, self.space) for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        self._proposals[trial.number] = dict(as_proposal(self.strategy.ask(history)).sample)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        proposal = self._proposals.get(trial._trial_id, {})
+        proposal = self._proposals.get(trial.number, {})
         if param_name in proposal:
             return proposal[param_name]
         # The strategy left an active dimension unset (e.g. a user's objective suggests extra
@@ -69,10 +58,10 @@ class StrategySampler(BaseSampler):
         return optuna.samplers.RandomSampler(seed=self.strategy.seed + trial.number).sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
-        if self._proposals.pop(trial._trial_id, None) is None:
+        if self._proposals.pop(trial.number, None) is None:
             return
-        record = TrialRecord.from_trial(trial, self.space)
-        record = dataclasses.replace(record, state=_STATE_NAMES.get(state, state.name.lower()),
+        record = record_from_trial(trial, self.space)
+        record = dataclasses.replace(record, state=_STATE_NAMES.get(state, State.FAILED),
                                      value=values[0] if values and state == TrialState.COMPLETE else None)
         self.strategy.tell(record)
 
@@ -132,10 +121,10 @@ class SamplerStrategy(Strategy):
             state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
             sample = self.space.active(record.arch.sample)
             # a pruned trial keeps its partial curve: TPE ranks pruned trials by how far they got (BOHB-style)
-            curve = record.metrics.get("curve") if state == TrialState.PRUNED else None
+            curve = record.curve if state == TrialState.PRUNED else ()
             new.append(optuna.trial.create_trial(params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state,
                                                  value=record.value if state == TrialState.COMPLETE else None,
-                                                 intermediate_values=dict(enumerate(curve)) if isinstance(curve, list) else None))
+                                                 intermediate_values=dict(enumerate(curve)) if curve else None))
         self._study.add_trials(new)
         self._synced = signature
         return self._study
@@ -146,7 +135,7 @@ class SamplerStrategy(Strategy):
         for attempt in range(self.max_redraws + 1):
             study.sampler = self.sampler_for(history, attempt)
             sample = self.space.suggest(study.ask())
-            if not _discard_last_trial(study):
+            if not discard_last_trial(study):
                 self._study = None  # an Optuna without the storage layout we rely on: rebuild next time
             if self.space.key(sample) not in seen:
                 return sample
@@ -156,19 +145,3 @@ class SamplerStrategy(Strategy):
             if self.space.key(sample) not in seen:
                 break
         return sample
-
-
-def _discard_last_trial(study: optuna.Study) -> bool:
-    """Remove the trial just asked from a private in-memory study, leaving the storage exactly as
-    before the ask (a RUNNING leftover would change what TPE proposes next). Uses the layout of
-    Optuna's InMemoryStorage (pinned in constraints.txt); returns False if that layout is absent."""
-    storage = study._storage
-    try:
-        info = storage._studies[study._study_id]
-        trial = info.trials.pop()
-        del storage._trial_id_to_study_id_and_number[trial._trial_id]
-        storage._max_trial_id -= 1
-    except (AttributeError, KeyError, IndexError):
-        return False
-    study._thread_local.cached_all_trials = None
-    return True

@@ -1,0 +1,1 @@
+"""The core contracts: no torch, no Optuna (see DESIGN.md)."""

@@ -1,0 +1,253 @@
+"""The one search loop: ask -> start -> evaluate (report goes to the trial) -> finish -> tell -> callbacks.
+
+Every way of running a search goes through :class:`SearchLoop`: :func:`nas.search` and
+``nas-search`` (:meth:`SearchLoop.run`), the ask/tell :class:`nas.Searcher` (:meth:`SearchLoop.ask`
+and :meth:`SearchLoop.tell`), the NAS-Bench-201 benchmark and ``nas.testing`` (on a
+:class:`~nas.store.MemoryStore`), and the fidelity check (:meth:`SearchLoop.step`). Read top to
+bottom, like Optuna's ``_run_trial``: ask, call, classify the outcome, tell.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nas._errors import ConfigError
+from nas._estimator import Estimator, Evaluation, ParentWeights
+from nas._space import SearchSpace
+from nas._strategy import Strategy
+from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_proposal
+from nas.core.workers import this_process, this_worker, worker_is_gone
+from nas.engine.callbacks import Callback, CallbackList
+from nas.store.base import Outcome, RunningTrial, TrialStore
+from nas.store.optuna_store import PROCESS_ATTR
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When a search stops: after ``trials`` trials in the study (running ones count, so many workers
+    start no more than the budget; a resumed study counts those already finished), or ``timeout``
+    seconds after this process started searching: no trial starts after it, and the running one is
+    cut at the first report after it and scored on what it has (the training estimator: the epochs
+    it trained, as ``max_seconds`` does). Either may be ``None``; not both."""
+
+    trials: int | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials is not None and (isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1):
+            raise ConfigError(f"`budget.trials >= 1` (or null with a timeout) must hold, but got trials={self.trials!r}.")
+        if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
+                                         or not self.timeout > 0):
+            raise ConfigError(f"`budget.timeout > 0` (seconds, or null) must hold, but got timeout={self.timeout!r}.")
+        if self.trials is None and self.timeout is None:
+            raise ConfigError("`budget` must set `trials` or `timeout` (or both), but both are null: the search would never stop.")
+
+
+class TrialReporter:
+    """The ``report`` an estimator gets for one trial: keeps the curve, tells the callbacks and the
+    store (pruner), and says stop when the pruner does or the search's deadline has passed."""
+
+    def __init__(self, loop: SearchLoop, trial: RunningTrial) -> None:
+        self.loop, self.trial = loop, trial
+        self._deadline_hit = False
+
+    def __call__(self, step: int, value: float, **scalars: float) -> bool:
+        self.trial.curve.append(float(value))
+        self.loop.callbacks.on_report(self.trial, step, float(value), scalars)
+        if self.loop.store.report(self.trial, step, float(value)):
+            return True
+        if self.loop.deadline is not None and time.perf_counter() >= self.loop.deadline:
+            self._deadline_hit = True
+            return True
+        return False
+
+    def deadline_passed(self) -> bool:
+        return self._deadline_hit
+
+
+class SearchLoop:
+    """Runs one search over ``store``. See the module docstring for who calls which method.
+
+    ``strategy`` may be ``None`` when every trial is given its architecture (``step(proposal=...)``,
+    as the fidelity check does)."""
+
+    def __init__(self, *, space: SearchSpace, strategy: Strategy | None, estimator: Estimator, store: TrialStore,
+                 budget: Budget | None = None, callbacks: Iterable[Callback] = (), weights: Any = None,
+                 run_dir: Path | None = None, recover_stale: str | None = None) -> None:
+        self.space, self.strategy, self.estimator, self.store = space, strategy, estimator, store
+        self.budget = budget
+        self.callbacks = CallbackList(callbacks)
+        self.weights, self.run_dir = weights, run_dir
+        self.recover_stale = recover_stale  # None | "own" (every running trial is ours) | "shared"
+        self.worker = this_worker()
+        self.started_at: float | None = None
+        self.deadline: float | None = None
+        self.stop_reason: str | None = None
+        self._open = False
+
+    # ---- the whole search -----------------------------------------------------------------
+    def run(self) -> list[TrialRecord]:
+        """Trials until the budget is spent or the strategy has nothing new; returns the history."""
+        if self.budget is None:
+            raise ConfigError("SearchLoop.run needs a `budget` (trials and/or timeout).")
+        self.open()
+        try:
+            while True:
+                history = self.store.history()
+                self.stop_reason = self._stop_reason(history)
+                if self.stop_reason is not None:
+                    if not self.stop_reason.startswith("Trial budget"):  # the expected end needs no line
+                        self.say(self.stop_reason)
+                    break
+                self.step(history)
+        finally:
+            self.close()
+        return self.store.history()
+
+    def open(self) -> None:
+        """Recover stale trials, start the clock, and call ``on_search_start``."""
+        if self._open:
+            return
+        self._open = True
+        if self.recover_stale is not None:
+            own = self.recover_stale == "own"
+            failed = self.store.fail_stale(lambda worker, process: own or worker_is_gone(worker, process),
+                                           "interrupted: the worker stopped before the trial finished")
+            if failed:
+                self.say(f"Marked {len(failed)} trial(s) left running by a stopped worker as failed: "
+                         + ", ".join(f"#{n}" for n in failed) + ".")
+        self.started_at = time.perf_counter()
+        if self.budget is not None and self.budget.timeout is not None:
+            self.deadline = self.started_at + float(self.budget.timeout)
+        self.callbacks.on_search_start(self)
+
+    def close(self) -> None:
+        """Call ``on_search_end`` (once)."""
+        if not self._open:
+            return
+        self._open = False
+        self.callbacks.on_search_end(self.store.history())
+
+    def _stop_reason(self, history: Sequence[TrialRecord]) -> str | None:
+        assert self.budget is not None
+        started = sum(r.state is not TrialState.WAITING for r in history)
+        if self.budget.trials is not None and started >= self.budget.trials:
+            return f"Trial budget of {self.budget.trials} spent."
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            return f"Time budget of {self.budget.timeout:g}s spent; stopping."
+        if self.strategy is not None and self.strategy.is_exhausted(history):
+            return f"Strategy '{self.strategy.name}' has no new candidate left (space exhausted); stopping cleanly."
+        return None
+
+    def say(self, text: str) -> None:
+        self.callbacks.on_message(text)
+
+    # ---- one trial --------------------------------------------------------------------------
+    def step(self, history: Sequence[TrialRecord] | None = None, *, proposal: Proposal | None = None) -> TrialRecord:
+        """Ask (or take ``proposal``), evaluate and tell one trial."""
+        trial = self.ask(history, proposal=proposal)
+        evaluation, outcome = self.evaluate(trial)
+        return self.tell(trial, outcome, evaluation)
+
+    def ask(self, history: Sequence[TrialRecord] | None = None, *, proposal: Proposal | None = None) -> RunningTrial:
+        """Ask the strategy (unless ``proposal`` is given) and create the trial in the store (RUNNING)."""
+        if proposal is None:
+            if self.strategy is None:
+                raise ValueError("SearchLoop.ask: a loop without a strategy must be given each trial's `proposal`.")
+            history = self.store.history() if history is None else history
+            proposal = as_proposal(self.strategy.ask(history))
+        arch = self.space.architecture(proposal.sample)
+        trial = self.store.start(arch, text=self.space.format(arch.sample), parent=proposal.parent, worker=self.worker,
+                                 attrs={PROCESS_ATTR: this_process()})
+        self.callbacks.on_trial_start(trial)
+        return trial
+
+    def evaluate(self, trial: RunningTrial) -> tuple[Evaluation | None, Outcome]:
+        """Run the estimator on ``trial`` and classify how it ended. Ctrl-C finishes the trial as
+        failed (nothing is left RUNNING) and is raised again."""
+        parent, note = self._parent_weights(trial)
+        report = TrialReporter(self, trial)
+        start = time.perf_counter()
+        try:
+            evaluation = (self.estimator.evaluate(trial.arch, report, parent=parent) if parent is not None  # type: ignore[call-arg]
+                          else self.estimator.evaluate(trial.arch, report))
+        except optuna.TrialPruned as exc:
+            metrics = dict(getattr(exc, "metrics", {}) or {})
+            reason = str(exc) or "pruned"
+            if report.deadline_passed():
+                reason = f"stopped at the search's time budget ({reason})"
+            return None, self._outcome(trial, TrialState.PRUNED, None, metrics, start, reason=reason,
+                                       inheritance=getattr(exc, "inheritance", None), note=note)
+        except KeyboardInterrupt:
+            self.tell(trial, Outcome(state=TrialState.FAILED, reason="interrupted by the user (Ctrl-C)", curve=list(trial.curve),
+                                     cost=time.perf_counter() - start), None)
+            raise
+        except Exception as exc:  # a failing trial is recorded and the search goes on
+            return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
+                                       reason=f"{type(exc).__name__}: {exc}", note=note)
+        value = float(evaluation.score)
+        if not math.isfinite(value):
+            return evaluation, self._outcome(trial, TrialState.FAILED, None, evaluation.metrics, start, reason=f"score is {value}",
+                                             inheritance=evaluation.inheritance, note=note)
+        return evaluation, self._outcome(trial, TrialState.COMPLETE, value, evaluation.metrics, start,
+                                         inheritance=evaluation.inheritance, note=note)
+
+    def _outcome(self, trial: RunningTrial, state: TrialState, value: float | None, metrics: Mapping[str, Any], start: float, *,
+                 reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None) -> Outcome:
+        extras = {k: v for k, v in metrics.items() if k != "curve" and storable(v)}
+        cost = metrics.get("seconds")
+        if inheritance is None and note is not None and trial.parent is not None:
+            inheritance = Inheritance(parent=trial.parent, note=note)
+        return Outcome(state=state, value=value, curve=list(trial.curve),
+                       cost=float(cost) if isinstance(cost, (int, float)) else time.perf_counter() - start,
+                       fidelity=self.estimator.fidelity(), inheritance=inheritance, metrics=extras, reason=reason)
+
+    def tell(self, trial: RunningTrial, outcome: Outcome, evaluation: Evaluation | None = None) -> TrialRecord:
+        """Finish ``trial`` in the store, tell the strategy, then the callbacks."""
+        model = evaluation.model if evaluation is not None else None
+        if self.weights is not None and outcome.state is TrialState.COMPLETE and model is not None:
+            outcome = self._keep_weights(trial, outcome, model)
+        record = self.store.finish(trial, outcome)
+        if self.strategy is not None:
+            self.strategy.tell(record)
+        if record.inheritance is not None and record.inheritance.violated:
+            self.say(f"WARNING trial #{record.number}: the morphism {record.inheritance.morphism!r} from #{record.parent} was expected "
+                     f"to preserve the parent's function, but the outputs differ by {record.inheritance.preservation_error:.2e} "
+                     f"(relative) on the probe batch.")
+        self.callbacks.on_trial_end(record, evaluation)
+        return record
+
+    # ---- weights ----------------------------------------------------------------------------
+    def _keep_weights(self, trial: RunningTrial, outcome: Outcome, model: Any) -> Outcome:
+        from dataclasses import replace
+
+        try:
+            return replace(outcome, weights=self.weights.save(trial.number, model))
+        except OSError as exc:  # a full or unreachable store costs the children their head start, not the search
+            return replace(outcome, metrics={**outcome.metrics, "weights_error": f"weights not kept: {exc}"})
+
+    def _parent_weights(self, trial: RunningTrial) -> tuple[ParentWeights | None, str | None]:
+        """The parent's trained weights for an estimator that inherits them, or why there are none."""
+        if trial.parent is None or self.weights is None or not self.estimator.inherits_weights:
+            return None, None
+        record = self.store.record(trial.parent)
+        state = self.weights.load(record) if record is not None else None
+        if record is None or state is None:
+            return None, f"parent #{trial.parent} has no kept weights: trained from scratch"
+        return ParentWeights(number=record.number, sample=dict(record.arch.sample), state=state), None
+
+
+def storable(value: Any) -> bool:
+    """Metrics kept with a trial are numbers, text, flags and lists of them (tensors, models and
+    nested tables stay out of the stored JSON)."""
+    if isinstance(value, (int, float, str, bool)):
+        return True
+    return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str, bool)) for v in value)

@@ -1,0 +1,74 @@
+"""What a search keeps in its run directory, written by callbacks: the best checkpoint, the
+leaderboard, the lineage, and the retention of trained weights."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from nas.core.records import TrialRecord
+from nas.engine.callbacks import Callback
+from nas.engine.lineage import lineage_text
+
+RUN_FILE = "run.json"
+BEST_DIR = "best"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class BestCheckpoint(Callback):
+    """``best/weights.pt`` and ``best/arch.json`` whenever a finished trial of this process is the
+    study's best (other workers' trials included, :meth:`TrialStore.best`), so the run directory
+    never holds a checkpoint of a trial the study does not rank first at the time."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir) / BEST_DIR
+
+    def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
+        model = getattr(evaluation, "model", None)
+        best = self.search.store.best()
+        if model is None or best is None or best.number != record.number:
+            return
+        import torch
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "weights.pt.tmp"
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        os.replace(tmp, self.dir / "weights.pt")
+        estimator, space = self.search.estimator, self.search.space
+        info = {"trial": record.number, "score": record.value, "space": space.name, "key": record.arch.key,
+                "sample": dict(record.arch.sample), "text": space.format(record.arch.sample), "metrics": dict(record.metrics),
+                "fidelity": estimator.fidelity(), "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes,
+                "untrained": bool(getattr(estimator, "cheap", False) and getattr(estimator, "needs_data", True))}
+        atomic_write(self.dir / "arch.json", json.dumps(info, indent=2))
+
+
+class WeightRetention(Callback):
+    """After each trial, removes kept weights that neither rank among the best nor can still be bred
+    from (:meth:`nas.Strategy.alive`); see :class:`nas._weights.WeightStore`."""
+
+    def __init__(self, weights: Any) -> None:
+        self.weights = weights
+
+    def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
+        history = self.search.store.history()
+        alive = self.search.strategy.alive(history) if self.search.strategy is not None else set()
+        self.weights.retain(history, alive)
+
+
+class RunSummary(Callback):
+    """``leaderboard.md`` (and ``lineage.md`` when trials were bred from parents) when the search ends."""
+
+    def __init__(self, run_dir: str | Path, leaderboard: Any) -> None:
+        self.run_dir, self.leaderboard = Path(run_dir), leaderboard
+
+    def on_search_end(self, history: list[TrialRecord]) -> None:
+        if any(r.parent is not None for r in history):
+            atomic_write(self.run_dir / "lineage.md", lineage_text(history) + "\n")
+        atomic_write(self.run_dir / "leaderboard.md", self.leaderboard(history) + "\n")

@@ -1,0 +1,160 @@
+"""TensorBoard event files, written by a callback.
+
+Layout under ``tb/``:
+
+- ``search``: one run for the whole search: each trial's score and the best so far against the
+  trial number, the best's test accuracy, the lineage text.
+- ``trial_NNNN``: one run per trained trial: its curves (``val/accuracy``, ``train/loss``, ...),
+  its HParams row (every dimension, state, parent, morphism, fidelity) and its architecture text.
+
+Estimators marked ``cheap`` (table lookups, zero-cost proxies) take milliseconds a trial, and a
+run per trial would make a 5,000-trial search crawl in TensorBoard; their trials are logged in
+``search`` only, and the ``top_k`` best get their ``trial_NNNN`` run (HParams) when the search ends.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+from nas._architecture import Architecture
+from nas._space import SearchSpace
+from nas.core.records import TrialRecord
+from nas.engine.callbacks import Callback
+from nas.engine.lineage import lineage_text
+from nas.store.base import RunningTrial
+
+if TYPE_CHECKING:
+    from nas.engine.loop import SearchLoop
+
+# Metrics shown as HParams columns (sortable in TensorBoard's HParams table view).
+HPARAM_METRICS = ("val_accuracy", "test_accuracy", "params", "macs", "epochs")
+_FLUSH_SECONDS = 1.0
+
+
+def _hparam_value(value: Any, numeric: bool) -> Any:
+    if value is None:
+        return math.nan if numeric else "inactive"
+    return value if isinstance(value, (int, float, str, bool)) else str(value)
+
+
+class TrialLog:
+    """The TensorBoard run of one trial (``tb/trial_NNNN``)."""
+
+    def __init__(self, root: Path, number: int) -> None:
+        self.writer = SummaryWriter(str(root / f"trial_{number:04d}"))
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
+
+    def finish(self, space: SearchSpace, record: TrialRecord, text: str) -> None:
+        dims = space.dimensions()
+        hparams = {
+            name: _hparam_value(record.arch.sample.get(name), not hasattr(dim, "choices") or
+                                all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in getattr(dim, "choices", ())))
+            for name, dim in dims.items()
+        }
+        hparams["state"] = str(record.state)
+        hparams["parent"] = -1 if record.parent is None else record.parent  # -1: trained from scratch
+        inh = record.inheritance
+        hparams["morphism"] = (inh.morphism or "inherit by name and shape") if inh is not None and inh.inherited else "-"
+        # fidelity columns: compare low- and full-fidelity trials side by side in the HParams view
+        hparams.update({f"fidelity.{k}": _hparam_value(v, isinstance(v, (int, float))) for k, v in record.fidelity.items()})
+        metrics = {f"hparam/{m}": float(record.metrics[m]) for m in HPARAM_METRICS if m in record.metrics}
+        if record.value is not None and "hparam/val_accuracy" not in metrics:
+            metrics["hparam/score"] = float(record.value)
+        if record.cost is not None:
+            metrics["hparam/seconds"] = float(record.cost)
+        if inh is not None and inh.fraction is not None:
+            metrics["hparam/inherited_fraction"] = float(inh.fraction)
+        if inh is not None and inh.preservation_error is not None:
+            metrics["hparam/preservation_error"] = float(inh.preservation_error)
+        if not metrics:
+            metrics = {"hparam/val_accuracy": math.nan}
+        self.writer.add_text("architecture", text, 0)
+        self.writer.add_hparams(hparams, metrics, run_name=".")
+        self.writer.close()
+
+
+def arch_text(space: SearchSpace, arch: Architecture, record: TrialRecord | None = None) -> str:
+    """Markdown summary of an architecture for TensorBoard's text tab."""
+    lines = [f"**{space.name}** key `{arch.key}`", "", f"`{space.format(arch.sample)}`", "", "| dimension | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in arch.sample.items()]
+    if record is not None:
+        lines += ["", f"state: {record.state}" + (f" ({record.reason})" if record.reason else "")]
+        if record.cost is not None:
+            lines.append(f"- cost: {record.cost:.2f} s")
+        if record.inheritance is not None:
+            lines.append(f"- from #{record.inheritance.parent}: {record.inheritance.describe()}")
+        lines += [f"- {k}: {v}" for k, v in record.metrics.items()]
+    return "\n".join(lines)
+
+
+class TensorBoardCallback(Callback):
+    """Writes the layout above under ``root``. ``per_trial``: a run per trial (``None``: unless the
+    estimator is cheap); ``top_k``: how many of the best get a run at the end when not per trial."""
+
+    def __init__(self, root: str | Path, *, per_trial: bool | None = None, top_k: int = 20) -> None:
+        self.root = Path(root)
+        self.per_trial_setting, self.top_k = per_trial, top_k
+        self.per_trial = True
+        self.writer: SummaryWriter | None = None
+        self.logs: dict[int, TrialLog] = {}
+        self._flushed = 0.0
+
+    def on_search_start(self, search: SearchLoop) -> None:
+        super().on_search_start(search)
+        self.per_trial = (not search.estimator.cheap) if self.per_trial_setting is None else bool(self.per_trial_setting)
+        self.writer = SummaryWriter(str(self.root / "search"))
+
+    def on_trial_start(self, trial: RunningTrial) -> None:
+        if self.per_trial:
+            self.logs[trial.number] = TrialLog(self.root, trial.number)
+
+    def on_report(self, trial: RunningTrial, step: int, value: float, scalars: Mapping[str, float]) -> None:
+        log = self.logs.get(trial.number)
+        if log is not None:
+            log.scalars(step, {"val/accuracy": value, **{f"train/{k}" if "loss" in k else k: v for k, v in scalars.items()}})
+
+    def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
+        log = self.logs.pop(record.number, None)
+        if log is not None:
+            log.finish(self.search.space, record, arch_text(self.search.space, record.arch, record))
+        assert self.writer is not None
+        if record.value is not None:
+            self.writer.add_scalar("search/trial_val_accuracy", record.value, record.number)
+        best = self.search.store.best()
+        if best is not None and best.value is not None:
+            self.writer.add_scalar("search/best_val_accuracy", best.value, record.number)
+            if "test_accuracy" in best.metrics:
+                self.writer.add_scalar("search/best_test_accuracy", best.metrics["test_accuracy"], record.number)
+        now = time.perf_counter()
+        if now - self._flushed > _FLUSH_SECONDS:  # live in TensorBoard without a file write per lookup
+            self.writer.flush()
+            self._flushed = now
+
+    def on_search_end(self, history: list[TrialRecord]) -> None:
+        for number, log in list(self.logs.items()):  # trials cut by an error still close their run
+            log.writer.close()
+            del self.logs[number]
+        if self.writer is None:
+            return
+        if any(r.parent is not None for r in history):
+            self.writer.add_text("search/lineage", lineage_text(history), 0)
+        if not self.per_trial:
+            self._top_runs(history)
+        self.writer.close()
+        self.writer = None
+
+    def _top_runs(self, history: list[TrialRecord]) -> None:
+        """A ``trial_NNNN`` run for each of the ``top_k`` best trials, so the HParams view has them."""
+        done = sorted((r for r in history if r.completed), key=lambda r: (-r.value, r.number))  # type: ignore[operator]
+        for record in done[:self.top_k]:
+            if not (self.root / f"trial_{record.number:04d}").exists():
+                TrialLog(self.root, record.number).finish(self.search.space, record, arch_text(self.search.space, record.arch, record))

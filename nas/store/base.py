@@ -1,0 +1,131 @@
+"""The trial store contract: where trials are created, reported to, finished and read back.
+
+The search loop (:mod:`nas.engine.loop`) talks to a :class:`TrialStore` and to nothing else for
+persistence. Two implementations share the contract: :class:`~nas.store.optuna_store.OptunaStore`
+(any Optuna storage: SQLite, journal file, PostgreSQL or another RDB URL, Optuna's in-memory
+storage) and :class:`~nas.store.memory.MemoryStore` (plain Python, for benchmarks and contract tests).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas._architecture import Architecture
+from nas.core.records import Inheritance, TrialRecord, TrialState, better
+
+
+@dataclass
+class RunningTrial:
+    """A trial the store has started and not yet finished: the loop's handle on it."""
+
+    number: int
+    arch: Architecture
+    parent: int | None = None
+    worker: str | None = None
+    ref: Any = None  # the store's own identifier of the trial
+    started: float = field(default_factory=time.perf_counter)
+    curve: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial ended, as the loop hands it to :meth:`TrialStore.finish`."""
+
+    state: TrialState
+    value: float | None = None
+    curve: Sequence[float] = ()
+    cost: float | None = None
+    fidelity: Mapping[str, Any] = field(default_factory=dict)
+    inheritance: Inheritance | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    weights: str | None = None
+
+
+class TrialStore(ABC):
+    """Creates, reports to, finishes and reads trials of one study.
+
+    - :meth:`start` creates a RUNNING trial holding the architecture, its key and text form, the
+      worker and the parent, in one write.
+    - :meth:`report` records an intermediate value and answers whether the pruner says stop
+      (only stores with a pruner write anything).
+    - :meth:`finish` ends the trial in one or two writes and returns its :class:`TrialRecord`.
+    - :meth:`history` returns every trial, oldest first, reading only what changed since the last
+      call (other workers' trials included); finished records are built once and kept.
+    - :meth:`best` is the one best trial of the study (:func:`nas.core.records.better`).
+    """
+
+    #: Whether :meth:`report` consults a pruner (else the curve is stored once, at finish).
+    prunes: bool = False
+    #: A short description for messages ("sqlite:///runs/x/study.db", "memory").
+    description: str = "store"
+
+    def __init__(self) -> None:
+        self._records: list[TrialRecord | None] = []   # by trial number
+        self._settled = 0                              # trials [0, _settled) are finished and kept
+        self._best: TrialRecord | None = None
+        self._count: dict[TrialState, int] = {}
+
+    # ---- what implementations provide -------------------------------------------------------
+    @abstractmethod
+    def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None,
+              attrs: Mapping[str, Any] | None = None) -> RunningTrial:
+        """Create a RUNNING trial for ``arch``."""
+
+    @abstractmethod
+    def finish(self, trial: RunningTrial, outcome: Outcome) -> TrialRecord:
+        """End ``trial`` with ``outcome`` and return its record."""
+
+    @abstractmethod
+    def _refresh(self) -> None:
+        """Read what changed in the backend since the last call and :meth:`_put` each changed record."""
+
+    def report(self, trial: RunningTrial, step: int, value: float) -> bool:
+        """Record an intermediate value; whether the pruner says stop. Default: no pruner."""
+        return False
+
+    def fail_stale(self, is_stale: Callable[[str | None, Mapping[str, str] | None], bool], reason: str) -> list[int]:
+        """Mark FAILED, with ``reason``, every RUNNING trial whose worker ``is_stale(worker, process)``
+        says is gone (``process`` as the worker recorded it, see :mod:`nas.core.workers`); their numbers."""
+        return []
+
+    # ---- shared bookkeeping -----------------------------------------------------------------
+    def _put(self, record: TrialRecord) -> None:
+        """Keep ``record`` (a new trial, or a new state of one already kept)."""
+        while len(self._records) <= record.number:
+            self._records.append(None)
+        old = self._records[record.number]
+        if old is not None:
+            self._count[old.state] -= 1
+        self._records[record.number] = record
+        self._count[record.state] = self._count.get(record.state, 0) + 1
+        if better(record, self._best):
+            self._best = record
+        while self._settled < len(self._records) and (r := self._records[self._settled]) is not None and r.finished:
+            self._settled += 1
+
+    def history(self) -> list[TrialRecord]:
+        """Every trial of the study, oldest first, running ones included."""
+        self._refresh()
+        return [r for r in self._records if r is not None]
+
+    def count(self, *states: TrialState) -> int:
+        """How many trials are in any of ``states`` (as of the last read)."""
+        return sum(self._count.get(s, 0) for s in states)
+
+    def record(self, number: int) -> TrialRecord | None:
+        """The trial numbered ``number`` as last read, or ``None``."""
+        if number >= len(self._records) or self._records[number] is None or not self._records[number].finished:  # type: ignore[union-attr]
+            self._refresh()
+        return self._records[number] if 0 <= number < len(self._records) else None
+
+    def best(self) -> TrialRecord | None:
+        """The best completed trial of the study, other workers' included (as of the last read)."""
+        return self._best
+
+    def close(self) -> None:
+        """Release connections. Default: nothing to release."""
