@@ -4,8 +4,13 @@
         def make_strategy(self, space, seed):
             return MyStrategy(space, seed=seed)
 
-and inherits the checks: valid samples, same seed same sequence, clean exhaustion, resume gives the
-same next candidate, and the Optuna sampler round trip.
+and inherits the checks: valid samples, several distinct architectures (not one constant answer), same
+seed same sequence, different seeds differ, clean exhaustion, resume gives the same next candidate, and
+the Optuna sampler round trip. A strategy that is deterministic by design (an unshuffled grid, a replayed
+list) sets ``seed_independent = True`` in its test class, with a comment saying why, and skips only
+"different seeds differ". A space's test class inherits :class:`SpaceContract` the same way.
+
+Each check is proven by a deliberately broken plugin that it rejects (``tests/test_contracts_bite.py``).
 """
 
 from __future__ import annotations
@@ -69,6 +74,10 @@ class StrategyContract:
     """Inherit and implement :meth:`make_strategy`. Override :meth:`make_space` for other spaces."""
 
     steps = 12
+    #: ``True`` for a strategy that is deterministic by design (an unshuffled grid, a replayed list of
+    #: samples): its sequence does not depend on the seed, so :meth:`test_different_seeds_differ` is
+    #: skipped. Every other check still runs. Say why in a comment where a test class sets it.
+    seed_independent: bool = False
 
     def make_strategy(self, space: SearchSpace, seed: int) -> Strategy:
         raise NotImplementedError
@@ -87,6 +96,34 @@ class StrategyContract:
         space = self.make_space()
         for record in simulate(self.make_strategy(space, 0), self.steps, self.scorer(space)):
             assert space.validate(record.arch.sample) == dict(record.arch.sample)
+
+    def test_proposes_several_architectures(self) -> None:
+        """Over ``steps`` asks, the candidates hold at least ``max(2, asks // 4)`` distinct architectures
+        (canonical keys), so a strategy whose ``ask`` keeps returning one architecture, or cycles through
+        two, fails. On the toy space every strategy of the project proposes a new architecture on nearly every ask."""
+        space = self.make_space()
+        history = simulate(self.make_strategy(space, 0), self.steps, self.scorer(space))
+        distinct = {r.arch.key: r.arch.sample for r in history}
+        needed = max(2, len(history) // 4)
+        assert len(distinct) >= needed, (
+            f"{len(history)} asks on space '{space.name}' must propose at least {needed} distinct architectures, but got "
+            f"{len(distinct)}: {[space.format(s) for s in distinct.values()]!r}.")
+
+    def test_different_seeds_differ(self) -> None:
+        """The ``steps``-ask sequences of seeds 0, 1 and 2 are not all identical: a strategy that ignores
+        its seed fails. Skipped when :attr:`seed_independent` is set."""
+        if self.seed_independent:
+            import pytest  # only here: nas.testing is importable without pytest
+
+            pytest.skip(f"{type(self).__name__}.seed_independent is set: the strategy is deterministic by design")
+        space = self.make_space()
+        seeds = (0, 1, 2)
+        sequences = [[r.arch.sample for r in simulate(self.make_strategy(space, seed), self.steps, self.scorer(space))]
+                     for seed in seeds]
+        first = space.format(sequences[0][0]) if sequences[0] else "nothing"
+        assert any(s != sequences[0] for s in sequences[1:]), (
+            f"The sequences of seeds {seeds} must not all be identical (the strategy must use its seed), but each seed "
+            f"proposed the same {len(sequences[0])} candidates, starting with {first!r}.")
 
     def test_same_seed_same_sequence(self) -> None:
         space = self.make_space()
@@ -162,10 +199,30 @@ class SpaceContract:
             assert space.parse(space.format(arch.sample)) == dict(arch.sample)
 
     def test_key_ignores_inactive_values_and_is_stable(self) -> None:
+        """Each random sample, and the all-defaults one (``complete({})``: usually the most inactive
+        dimensions), with a value drawn from every inactive dimension added: the key and the canonical
+        form are unchanged, and ``validate`` and ``active`` drop the added values. Keys have 16 hex
+        digits and do not depend on the order of the sample's items."""
         space = self.make_space()
-        for sample in self._samples():
-            assert space.key(sample) == space.key(dict(space.active(sample)))
-            assert len(space.key(sample)) == 16
+        dims = space.dimensions()
+        rng = np.random.default_rng(1)
+        for sample in [*self._samples(), space.complete({})]:
+            active = space.active(sample)
+            assert space.key(sample) == space.key(dict(active))
+            assert len(space.key(sample)) == 16 and set(space.key(sample)) <= set("0123456789abcdef")
+            padded = {name: active[name] if name in active else dim.sample(rng) for name, dim in dims.items()}
+            added = {name: value for name, value in padded.items() if name not in active}
+            what = f"{space.format(sample)} with inactive values {added!r} added"
+            assert space.key(padded) == space.key(sample), (
+                f"`key` must ignore inactive dimensions, but {what} has key {space.key(padded)} instead of {space.key(sample)}.")
+            assert space.canonical(padded) == space.canonical(sample), (
+                f"`canonical` must ignore inactive dimensions, but {what} gives {space.canonical(padded)!r} "
+                f"instead of {space.canonical(sample)!r}.")
+            assert space.active(padded) == active, f"`active` must drop inactive dimensions, but {what} gives {space.active(padded)!r}."
+            assert space.validate(padded) == space.validate(sample), (
+                f"`validate` must drop inactive dimensions, but {what} gives {space.validate(padded)!r}.")
+            shuffled = dict(reversed(list(padded.items())))
+            assert space.key(shuffled) == space.key(sample), f"`key` must not depend on the order of items, but {what} reversed differs."
 
     def test_build_forward_shape(self) -> None:
         space = self.make_space()
@@ -184,7 +241,9 @@ class SpaceContract:
         for n in neighbors[:20]:
             n = space.validate(n)
             changed = [k for k in sample if k in n and n[k] != sample[k]]
-            assert len(changed) == 1 or set(n) != set(sample)
+            # exactly one dimension active in both changes; others may only turn active (filled) or inactive (dropped)
+            assert len(changed) == 1, (f"a neighbor must change exactly one active dimension, but {space.format(n)} of "
+                                       f"{space.format(sample)} changes {changed!r}.")
 
     def test_morphs_preserve_the_function(self) -> None:
         """Listed morphs (one of each kind first, up to ``morphs_per_sample`` per sample), applied by

@@ -118,7 +118,7 @@ def test_every_knob_is_recorded_with_each_trial_in_tensorboard_and_the_best_mode
 
 
 # ---- the fidelity check ------------------------------------------------------------------------
-from nas.fidelity import FidelityReport, check_fidelities, rank_agreement  # noqa: E402
+from nas.fidelity import Agreement, FidelityReport, check_fidelities, rank_agreement  # noqa: E402
 
 
 def test_rank_agreement_measures_order_with_intervals_and_drops_failed_pairs():
@@ -180,8 +180,14 @@ def test_fidelity_check_app_writes_markdown_json_and_tensorboard(tmp_path):
                            "~fidelities", "+fidelities={full:{},one:{epochs:1},narrow:{width_multiplier:0.5}}",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "| fidelity | settings | Kendall tau" in done.stdout and ("Recommended" in done.stdout or "keep the reference" in done.stdout)
+    assert "| fidelity | settings | Kendall tau" in done.stdout
     saved = json.loads((tmp_path / "results.json").read_text())
+    # which fidelity wins depends on the training and the timings: the verdict printed is the one the saved results give
+    measured = FidelityReport(reference="full", threshold=saved["config"]["threshold"], architectures=[], scores=saved["scores"],
+                              seconds=saved["seconds"], settings={}, agreement={k: Agreement(**v) for k, v in saved["agreement"].items()},
+                              conservative=saved["config"]["conservative"])
+    assert measured.recommended == saved["recommended"] and f"\n{measured.verdict()}\n" in done.stdout
+    assert (tmp_path / "fidelity_check.md").read_text().endswith(f"\n{measured.verdict()}\n")
     assert set(saved["scores"]) == {"full", "one", "narrow"} and all(len(v) == 4 for v in saved["scores"].values())
     assert (tmp_path / "fidelity_check.md").read_text().startswith("# Fidelity check")
     assert {p.name for p in (tmp_path / "tb").iterdir()} == {"full", "one", "narrow"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import optuna
 import pytest
 
@@ -23,6 +24,8 @@ class TestRandomSkipDuplicates(StrategyContract):
 
 
 class TestGrid(StrategyContract):
+    seed_independent = True  # unshuffled, it walks space.grid() in its fixed order: the seed is not used
+
     def make_strategy(self, space, seed):
         return GridSearch(space, seed=seed)
 
@@ -30,6 +33,15 @@ class TestGrid(StrategyContract):
 class TestShuffledGrid(StrategyContract):
     def make_strategy(self, space, seed):
         return GridSearch(space, seed=seed, shuffle=True)
+
+
+class TestSequence(StrategyContract):
+    seed_independent = True  # it replays the given samples in order: the seed is not used
+
+    def make_strategy(self, space, seed):
+        # a dozen random samples (fixed, whatever the seed), then the whole grid, so that it ends exhausted on a finite space
+        rng = np.random.default_rng(7)
+        return SequenceStrategy(space, samples=[space.sample(rng) for _ in range(self.steps)] + list(space.grid()), seed=seed)
 
 
 class TestTPEAsStrategy(StrategyContract):
