@@ -17,7 +17,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import nas
 from nas import TrialRecord
-from nas.store import record_from_trial
 from nas._weights import WeightStore, make_weight_store
 from nas.testing import StrategyContract, simulate
 from search_spaces.mlp import MLPSpace
