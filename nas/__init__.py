@@ -20,12 +20,12 @@ from nas._space import Inherited, Morph, SearchSpace
 from nas._strategy import Child, Strategy
 from nas._table import TableEstimator
 from nas._training import TrainingEstimator
-from nas.datasets import DataSplits
+from nas.datasets import DataSplits, Preprocessing
 from nas.zero_cost import ZeroCostEstimator
 
 __all__ = [
     "Architecture", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
-    "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
+    "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "Preprocessing", "SamplerStrategy", "SearchResult", "SearchSpace", "Searcher",
     "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed", "TrialRecord", "ZeroCostEstimator", "available", "get_space",
     "load", "run_from_config", "search",
 ]

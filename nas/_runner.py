@@ -128,6 +128,9 @@ class SearchRunner:
 
         best_dir = self.run_dir / BEST_DIR
         best_dir.mkdir(exist_ok=True)
+        from nas.datasets import save_preprocessing
+
+        save_preprocessing(self.estimator, best_dir)  # raw inputs -> network input, for best_model() and predict()
         tmp = best_dir / "weights.pt.tmp"
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
         os.replace(tmp, best_dir / "weights.pt")
