@@ -21,12 +21,12 @@ from nas.engine.callbacks import Callback
 from nas.store.adapters import SamplerStrategy, StrategySampler
 from nas._table import TableEstimator
 from nas._training import TrainingEstimator
-from nas.datasets import DataSplits
+from nas.datasets import DataSplits, Preprocessing
 from nas.zero_cost import ZeroCostEstimator
 
 __all__ = [
     "Architecture", "Callback", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
-    "Inheritance", "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "Proposal", "SamplerStrategy",
+    "Inheritance", "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "Preprocessing", "Proposal", "SamplerStrategy",
     "SearchResult", "SearchSpace", "Searcher", "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed",
     "TrialRecord", "TrialState", "ZeroCostEstimator", "available", "get_space", "load", "run_from_config", "search",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 from nas._errors import ConfigError
 from nas._space import SearchSpace
 from nas.core.records import TrialRecord
+from nas.datasets import Preprocessing, load_preprocessing
 from nas.engine.progress import human
 from nas.engine.rundir import BEST_DIR, RUN_FILE
 from nas.store.base import TrialStore
@@ -45,11 +46,32 @@ class SearchResult:
         self.store.history()
         return self.store.best()
 
-    def best_model(self) -> Any:
-        """The best architecture as a ``torch.nn.Module`` with its trained weights (``best/`` of the run directory).
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """What turns raw inputs (the arrays given to the dataset loader) into the network's input,
+        from ``best/preprocessing.json``; identity where the run directory has none (no best trial
+        yet, an estimator without data, or a run written before preprocessing was saved)."""
+        if self.run_dir is None:
+            return Preprocessing()
+        return load_preprocessing(self.run_dir / BEST_DIR)
+
+    def best_model(self, *, preprocess: bool = True) -> Any:
+        """The best architecture as a ``torch.nn.Module`` with its trained weights, in ``eval()`` mode.
+
+        It takes **raw inputs**, the arrays as given to the dataset loader (e.g. an ``.npz`` file's
+        ``x_test``, unstandardised, ``(N, H, W)`` or ``(N, 1, H, W)``; digits' 0..16 pixel values;
+        full-size inputs even when the search trained on downscaled ones): an ``nn.Sequential`` of
+        ``preprocess`` (:meth:`Preprocessing.module`) and ``net``, the trained network. Its
+        ``state_dict`` keys are the network's prefixed with ``net.``.
+
+        ``preprocess=False`` returns the bare network, which expects inputs already preprocessed as
+        in training (what ``best_model()`` returned before). A run directory written before the
+        preprocessing was saved has no ``best/preprocessing.json``: it loads with identity
+        preprocessing, so its model also expects preprocessed inputs, as it always did.
 
         Raises when the study's best trial is not the one this run directory kept, e.g. when two run
-        directories share one study and the best trial ran in the other one: it says which to load."""
+        directories share one study and the best trial ran in the other one: it says which to load.
+        """
         import torch
 
         if self.run_dir is None or not (self.run_dir / BEST_DIR / "weights.pt").exists():
@@ -65,7 +87,28 @@ class SearchResult:
         space = self.space.reduced(width=fidelity.get("width_multiplier", 1.0), depth=fidelity.get("depth_multiplier", 1.0))
         model = space.build(saved["sample"], tuple(saved["input_shape"]), int(saved["num_classes"]))
         model.load_state_dict(torch.load(self.run_dir / BEST_DIR / "weights.pt", weights_only=True))
-        return model.eval()
+        if not preprocess:
+            return model.eval()
+        from collections import OrderedDict
+
+        return torch.nn.Sequential(OrderedDict(preprocess=self.preprocessing.module(), net=model)).eval()
+
+    def predict(self, x: Any, *, batch_size: int = 1024) -> Any:
+        """Predicted class indices of the best model for raw inputs ``x`` (a numpy array or a tensor,
+        ``(N, *raw_shape)`` as given to the dataset loader): int64 numpy for numpy input, a tensor on
+        ``x``'s device for a tensor. Loads the model on every call; for many calls keep ``best_model()``."""
+        import numpy as np
+        import torch
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size >= 1` must hold, but got batch_size={batch_size!r}.")
+        is_tensor = isinstance(x, torch.Tensor)
+        inputs = x if is_tensor else torch.from_numpy(np.ascontiguousarray(x))
+        model = self.best_model().to(inputs.device)
+        with torch.no_grad():
+            labels = [model(inputs[i:i + batch_size]).argmax(1) for i in range(0, len(inputs), batch_size)]
+        out = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=inputs.device)
+        return out if is_tensor else out.cpu().numpy()
 
     def leaderboard(self, k: int = 10) -> str:
         """Markdown table of the top ``k`` candidates; columns follow what the estimator measured."""

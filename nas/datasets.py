@@ -2,25 +2,60 @@
 
 Every loader returns :class:`DataSplits`: train / validation / test tensors. Selection uses the
 validation split only; the test split is evaluated and reported, never used to choose.
+
+Each :class:`DataSplits` carries its :class:`Preprocessing`, the steps from the raw arrays to those
+tensors (the loaders build the tensors by applying it), and the runner keeps it with the best
+model (:func:`save_preprocessing`), so the exported model takes raw inputs:
+
+- ``digits``: raw ``load_digits().images`` ``(N, 8, 8)``, values 0..16: add a channel axis, divide by
+  16, standardise with the training split's mean and std (one of each for all pixels).
+- ``mnist1d``: raw signals ``(N, 40)``: add a channel axis, standardise (global).
+- ``npz``: the file's arrays; ``(N, H, H)`` images get a channel axis; standardised (global) unless
+  ``standardize=False`` (``standardize="feature"``: one mean and std per input position).
+- a mapping of arrays (from a user callable) and :func:`from_arrays`: standardised (global) by default.
+- a ``DataSplits`` built by hand: ``preprocessing`` as given, identity by default.
+- the training estimator's ``input_scale`` appends a ``Downscale`` step (:meth:`DataSplits.downscaled`);
+  ``data_fraction`` (:meth:`DataSplits.train_subset`) changes nothing: the statistics stay those of
+  the whole training split.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from nas._errors import ConfigError
+from nas._preprocessing import (
+    PREPROCESSING_FILE,
+    AddChannelAxis,
+    Divide,
+    Downscale,
+    Preprocessing,
+    PreprocessingModule,
+    Standardize,
+    Step,
+)
+
+__all__ = [
+    "NPZ_KEYS", "PREPROCESSING_FILE", "AddChannelAxis", "DataSplits", "Divide", "Downscale", "HasData", "Preprocessing",
+    "PreprocessingModule", "Standardize", "Step", "as_splits", "cache_dir", "digits", "from_arrays", "load_preprocessing",
+    "mnist1d", "npz", "save_preprocessing",
+]
 
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Tensors for one classification task; ``x_*`` are float32 ``(N, *input_shape)``, ``y_*`` int64."""
+    """Tensors for one classification task; ``x_*`` are float32 ``(N, *input_shape)``, ``y_*`` int64.
+
+    ``preprocessing`` is what turns the user's raw arrays into ``x_*`` (identity unless given); where
+    its raw shape is known it must lead to ``input_shape``.
+    """
 
     name: str
     x_train: torch.Tensor
@@ -30,6 +65,16 @@ class DataSplits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.preprocessing, Preprocessing):
+            raise ConfigError(f"dataset '{self.name}': `preprocessing` must be a nas.datasets.Preprocessing, "
+                              f"but got {type(self.preprocessing).__name__}.")
+        out = self.preprocessing.output_shape
+        if out is not None and out != self.input_shape:
+            raise ConfigError(f"dataset '{self.name}': the preprocessing must lead to the input shape {self.input_shape}, "
+                              f"but it maps raw {self.preprocessing.raw_shape} to {out}.")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -61,9 +106,14 @@ class DataSplits:
         if not 1 <= len(spatial) <= 2:
             raise ConfigError(f"estimator: `input_scale` needs inputs of shape (C, L) or (C, H, W), but dataset "
                               f"'{self.name}' has input shape {self.input_shape}; keep input_scale=1.")
-        size = tuple(max(1, round(d * scale)) for d in spatial)
-        pool = torch.nn.functional.adaptive_avg_pool1d if len(size) == 1 else torch.nn.functional.adaptive_avg_pool2d
-        return replace(self, **{k: pool(getattr(self, k), size) for k in ("x_train", "x_val", "x_test")})
+        step = Downscale(tuple(max(1, round(d * scale)) for d in spatial))
+        pool = step.module()
+        before = self.preprocessing
+        if before.raw_shape is None and before.is_identity:  # hand-built splits: the raw inputs are these
+            before = replace(before, raw_shape=self.input_shape)
+        with torch.no_grad():
+            x = {k: pool(getattr(self, k)) for k in ("x_train", "x_val", "x_test")}
+        return replace(self, x_train=x["x_train"], x_val=x["x_val"], x_test=x["x_test"], preprocessing=before.then(step))
 
     def __repr__(self) -> str:
         return (f"DataSplits({self.name!r}, input_shape={self.input_shape}, classes={self.num_classes}, "
@@ -94,15 +144,30 @@ def from_arrays(
     y_val: np.ndarray | None = None,
     val_fraction: float = 0.15,
     split_seed: int = 0,
-    standardize: bool = True,
+    standardize: bool | str = True,
+    transform: Sequence[Step] = (),
 ) -> DataSplits:
-    """Build splits from arrays; without ``x_val`` a stratified validation split is carved from train."""
+    """Build splits from raw arrays; without ``x_val`` a stratified validation split is carved from train.
+
+    ``transform`` steps (e.g. ``[AddChannelAxis()]``) are applied first; then ``standardize``:
+    ``True``/``"global"`` subtracts the training split's mean and divides by its std (one of each
+    over all values), ``"feature"`` one per input position, ``False``/``"none"`` neither. The result's
+    ``preprocessing`` records all of it, from these raw arrays on.
+    """
+    modes = {True: "global", False: "none", "global": "global", "feature": "feature", "none": "none"}
+    if not isinstance(standardize, (bool, str)) or standardize not in modes:
+        raise ConfigError(f"dataset '{name}': `standardize` must be true, false, 'global', 'feature' or 'none', but got {standardize!r}.")
+    mode = modes[standardize]
     x_train, x_test = np.asarray(x_train, dtype=np.float32), np.asarray(x_test, dtype=np.float32)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     _check_xy(name, "train", x_train, y_train)
     _check_xy(name, "test", x_test, y_test)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise ConfigError(f"dataset '{name}': `x_train` and `x_test` must have the same example shape, but got {x_train.shape[1:]} and {x_test.shape[1:]}.")
+    try:
+        pre = Preprocessing(steps=tuple(transform), raw_shape=tuple(x_train.shape[1:]))
+    except ConfigError as exc:
+        raise ConfigError(f"dataset '{name}': {exc}") from exc
     if x_val is None:
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"dataset '{name}': `0 < val_fraction < 1` must hold, but got val_fraction={val_fraction}.")
@@ -115,30 +180,44 @@ def from_arrays(
     else:
         x_val, y_val = np.asarray(x_val, dtype=np.float32), np.asarray(y_val)
         _check_xy(name, "val", x_val, y_val)
+        if x_val.shape[1:] != x_train.shape[1:]:
+            raise ConfigError(f"dataset '{name}': `x_train` and `x_val` must have the same example shape, but got {x_train.shape[1:]} and {x_val.shape[1:]}.")
     num_classes = int(max(y_train.max(), y_val.max(), y_test.max())) + 1
-    if standardize:
-        mean, std = float(x_train.mean()), float(x_train.std()) or 1.0
-        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+    # The tensors are made by applying the recorded preprocessing itself: what is saved is what the network saw.
+    x_train, x_val, x_test = (pre(a) for a in (x_train, x_val, x_test))
+    if mode != "none":
+        if mode == "global":
+            stats = Standardize(mean=(float(x_train.mean()),), std=(float(x_train.std()) or 1.0,))
+        else:
+            std = x_train.std(axis=0)
+            stats = Standardize(mean=tuple(x_train.mean(axis=0).ravel().tolist()), std=tuple(np.where(std > 0, std, 1.0).ravel().tolist()),
+                                shape=tuple(x_train.shape[1:]))
+        standardized = Preprocessing(steps=(stats,))
+        x_train, x_val, x_test = (standardized(a) for a in (x_train, x_val, x_test))
+        pre = pre.then(stats)
 
     def t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
 
     return DataSplits(name, t(x_train, torch.float32), t(y_train, torch.int64), t(x_val, torch.float32),
-                      t(y_val, torch.int64), t(x_test, torch.float32), t(y_test, torch.int64), num_classes)
+                      t(y_val, torch.int64), t(x_test, torch.float32), t(y_test, torch.int64), num_classes, preprocessing=pre)
 
 
 def digits(*, val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 0) -> DataSplits:
-    """scikit-learn's 1,797 8x8 handwritten digits as (1, 8, 8) images, stratified train/val/test."""
+    """scikit-learn's 1,797 8x8 handwritten digits as (1, 8, 8) images, stratified train/val/test.
+
+    Raw inputs are ``load_digits().images`` (``(N, 8, 8)``, values 0..16): a channel axis is added,
+    values are divided by 16 and standardised (the training split's mean and std)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"dataset 'digits': `0 < test_fraction < 1` must hold, but got test_fraction={test_fraction}.")
     data = load_digits()
-    x = data.images.astype(np.float32)[:, None, :, :] / 16.0
     x_train, x_test, y_train, y_test = train_test_split(
-        x, data.target, test_size=test_fraction, random_state=split_seed, stratify=data.target)
-    return from_arrays("digits", x_train, y_train, x_test, y_test, val_fraction=val_fraction, split_seed=split_seed)
+        data.images.astype(np.float32), data.target, test_size=test_fraction, random_state=split_seed, stratify=data.target)
+    return from_arrays("digits", x_train, y_train, x_test, y_test, val_fraction=val_fraction, split_seed=split_seed,
+                       transform=(AddChannelAxis(), Divide(16.0)))
 
 
 def cache_dir() -> Path:
@@ -151,7 +230,8 @@ def mnist1d(*, val_fraction: float = 0.1, split_seed: int = 0, seed: int | None 
     """mnist1d (4,000 train / 1,000 test signals of length 40), generated locally and cached.
 
     Uses ``mnist1d.data.make_dataset(get_dataset_args())``, which synthesises the data; it never
-    downloads. ``seed`` overrides the generator's default seed.
+    downloads. ``seed`` overrides the generator's default seed. Raw inputs are the ``(N, 40)``
+    signals: a channel axis is added and values are standardised (the training split's mean and std).
     """
     path = cache_dir() / f"mnist1d{'' if seed is None else f'-seed{seed}'}.npz"
     if not path.exists():
@@ -166,18 +246,21 @@ def mnist1d(*, val_fraction: float = 0.1, split_seed: int = 0, seed: int | None 
         np.savez(tmp, x_train=raw["x"], y_train=raw["y"], x_test=raw["x_test"], y_test=raw["y_test"])
         os.replace(tmp, path)
     with np.load(path) as d:
-        return from_arrays("mnist1d", d["x_train"][:, None, :], d["y_train"], d["x_test"][:, None, :], d["y_test"],
-                           val_fraction=val_fraction, split_seed=split_seed)
+        return from_arrays("mnist1d", d["x_train"], d["y_train"], d["x_test"], d["y_test"],
+                           val_fraction=val_fraction, split_seed=split_seed, transform=(AddChannelAxis(),))
 
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardize: bool = True) -> DataSplits:
+def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardize: bool | str = True) -> DataSplits:
     """A user file holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` (optionally ``x_val``, ``y_val``).
 
-    Images should be ``(N, C, H, W)`` (``(N, H, W)`` gets a channel axis), signals ``(N, C, L)``,
-    vectors ``(N, D)``.
+    Images should be ``(N, C, H, W)`` (square ``(N, H, H)`` gets a channel axis), signals ``(N, C, L)``,
+    vectors ``(N, D)``. Inputs are standardised by default: minus the training split's mean, divided
+    by its std, one of each over all values; ``standardize=False`` keeps them as they are,
+    ``"feature"`` uses one mean and std per input position (see :func:`from_arrays`). The splits'
+    ``preprocessing`` records these steps, so the searched model takes the file's raw arrays.
     """
     file = Path(str(path)).expanduser()
     if not file.is_file():
@@ -187,12 +270,11 @@ def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardi
         if missing:
             raise ConfigError(f"dataset 'npz': the file must hold arrays {list(NPZ_KEYS)}, but {str(file)!r} lacks {missing} (it has {sorted(d.files)}).")
         arrays = {k: d[k] for k in d.files}
-    for k in ("x_train", "x_test", "x_val"):
-        if k in arrays and arrays[k].ndim == 3 and arrays[k].shape[1] == arrays[k].shape[2]:
-            arrays[k] = arrays[k][:, None]
+    x = arrays["x_train"]
+    square_images = x.ndim == 3 and x.shape[1] == x.shape[2]
     return from_arrays(file.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                       x_val=arrays.get("x_val"), y_val=arrays.get("y_val"),
-                       val_fraction=val_fraction, split_seed=split_seed, standardize=standardize)
+                       x_val=arrays.get("x_val"), y_val=arrays.get("y_val"), val_fraction=val_fraction, split_seed=split_seed,
+                       standardize=standardize, transform=(AddChannelAxis(),) if square_images else ())
 
 
 def as_splits(obj: Any, *, name: str = "custom") -> DataSplits:
@@ -206,3 +288,37 @@ def as_splits(obj: Any, *, name: str = "custom") -> DataSplits:
         extra = {k: obj[k] for k in ("x_val", "y_val") if k in obj}
         return from_arrays(name, *(np.asarray(obj[k]) for k in NPZ_KEYS), **extra)
     raise ConfigError(f"dataset '{name}': a dataset callable must return DataSplits or a mapping of arrays, but got {type(obj).__name__}.")
+
+
+@runtime_checkable
+class HasData(Protocol):
+    """An estimator that trains or scores on a dataset (the training and zero-cost estimators)."""
+
+    data: DataSplits
+
+
+def save_preprocessing(estimator: object, best_dir: str | Path) -> Path | None:
+    """Write the estimator's preprocessing to ``best_dir/preprocessing.json``, next to the best weights.
+
+    The runner calls it whenever it saves the best trial. An estimator without a dataset (a table
+    lookup) saves nothing, and a file an earlier estimator left there is removed: no file means
+    identity when the run is loaded. Returns the path written, or None.
+    """
+    path = Path(best_dir) / PREPROCESSING_FILE
+    data = estimator.data if isinstance(estimator, HasData) else None
+    if not isinstance(data, DataSplits):
+        path.unlink(missing_ok=True)
+        return None
+    return data.preprocessing.save(path)
+
+
+def load_preprocessing(best_dir: str | Path) -> Preprocessing:
+    """The preprocessing saved in ``best_dir``; identity when there is none (an estimator without
+    data, or a run directory written before preprocessing was saved)."""
+    path = Path(best_dir) / PREPROCESSING_FILE
+    if not path.exists():
+        return Preprocessing()
+    try:
+        return Preprocessing.load(path)
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f"`{path}` must hold a preprocessing written by nas, but reading it failed: {exc}") from exc

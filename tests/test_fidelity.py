@@ -107,8 +107,9 @@ def test_every_knob_is_recorded_with_each_trial_in_tensorboard_and_the_best_mode
         assert (f["width_multiplier"], f["depth_multiplier"], f["data_fraction"], f["input_scale"], f["epochs"]) == (0.5, 0.5, 0.3, 0.5, 1)
         assert f["input_shape"] == "1x4x4" and f["train_examples"] == pytest.approx(0.3 * 1149, abs=10)
     assert json.loads((tmp_path / "best" / "arch.json").read_text())["fidelity"]["width_multiplier"] == 0.5
-    model = nas.load(tmp_path).best_model()  # rebuilt narrow and shallow, so the saved weights fit
+    model = nas.load(tmp_path).best_model(preprocess=False)  # rebuilt narrow and shallow, so the saved weights fit
     assert model(torch.zeros(3, 1, 4, 4)).shape == (3, 10)
+    assert nas.load(tmp_path).best_model()(torch.zeros(3, 8, 8)).shape == (3, 10)  # raw digits: downscaled in front
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "tb" / "trial_0000"))

@@ -40,8 +40,9 @@ def test_search_trains_records_and_saves_everything(tmp_path):
     state = torch.load(run / "best" / "weights.pt", weights_only=True)
     saved = json.loads((run / "best" / "arch.json").read_text())
     assert saved["key"] == best.arch.key and saved["score"] == pytest.approx(best.score)
-    model = result.best_model()
+    model = result.best_model(preprocess=False)  # the bare network: inputs preprocessed as in training
     assert set(model.state_dict()) == set(state)
+    assert set(result.best_model().state_dict()) == {f"net.{k}" for k in state}  # raw inputs: preprocessing in front
     # the saved model reproduces the recorded test accuracy
     from nas.datasets import digits
 

@@ -37,7 +37,10 @@ class BestCheckpoint(Callback):
             return
         import torch
 
+        from nas.datasets import save_preprocessing
+
         self.dir.mkdir(parents=True, exist_ok=True)
+        save_preprocessing(self.search.estimator, self.dir)  # raw inputs -> network input, for best_model() and predict()
         tmp = self.dir / "weights.pt.tmp"
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
         os.replace(tmp, self.dir / "weights.pt")
