@@ -16,7 +16,7 @@ import pytest
 
 import nas
 from nas.core.workers import this_process, this_worker, worker_is_gone
-from nas.store.optuna_store import PROCESS_ATTR, WORKER_ATTR
+from nas.store.optuna_store import TRIAL_ATTR
 from nas.testing import ToySpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,10 +106,11 @@ def test_a_running_trial_of_a_live_worker_in_a_shared_storage_is_left_alone(tmp_
     nas.search(space=ToySpace(), estimator=Quick(), trials=1, out_dir=tmp_path / "a", progress=False, storage=storage)
     study = optuna.load_study(study_name="nas", storage=storage)
     done = study.trials[0]
-    elsewhere = {WORKER_ATTR: "another-host:1", PROCESS_ATTR: {}}
-    for attrs in ({WORKER_ATTR: this_worker(), PROCESS_ATTR: this_process()}, elsewhere):  # this process, and another machine's
+    info = done.user_attrs[TRIAL_ATTR]
+    elsewhere = {**info, "worker": "another-host:1", "process": {}}
+    for attrs in ({**info, "worker": this_worker(), "process": this_process()}, elsewhere):  # this process, and another machine's
         study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=done.params,
-                                                  distributions=done.distributions, user_attrs={**done.user_attrs, **attrs}))
+                                                  distributions=done.distributions, user_attrs={TRIAL_ATTR: attrs}))
     resumed = nas.search(space=ToySpace(), estimator=Quick(), trials=4, out_dir=tmp_path / "b", progress=False, storage=storage)
     assert [r.state for r in resumed.trials] == ["complete", "running", "running", "complete"]
 

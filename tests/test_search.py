@@ -53,7 +53,7 @@ def test_search_trains_records_and_saves_everything(tmp_path):
     # the Optuna study holds the params, key and metrics
     study = optuna.load_study(study_name="nas", storage=f"sqlite:///{run / 'study.db'}")
     assert len(study.trials) == 3
-    assert study.best_trial.user_attrs["nas:key"] == best.arch.key
+    assert study.best_trial.user_attrs["nas:trial"]["key"] == best.arch.key
 
 
 def test_load_rebuilds_the_same_result(tmp_path):

@@ -27,7 +27,6 @@ from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_
 from nas.core.workers import this_process, this_worker, worker_is_gone
 from nas.engine.callbacks import Callback, CallbackList
 from nas.store.base import Outcome, RunningTrial, TrialStore
-from nas.store.optuna_store import PROCESS_ATTR
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ class SearchLoop:
         self.open()
         try:
             while True:
-                history = self.store.history()
+                history = self.store.history(fresh=False)
                 self.stop_reason = self._stop_reason(history)
                 if self.stop_reason is not None:
                     if not self.stop_reason.startswith("Trial budget"):  # the expected end needs no line
@@ -162,11 +161,11 @@ class SearchLoop:
         if proposal is None:
             if self.strategy is None:
                 raise ValueError("SearchLoop.ask: a loop without a strategy must be given each trial's `proposal`.")
-            history = self.store.history() if history is None else history
+            history = self.store.history(fresh=False) if history is None else history
             proposal = as_proposal(self.strategy.ask(history))
         arch = self.space.architecture(proposal.sample)
         trial = self.store.start(arch, text=self.space.format(arch.sample), parent=proposal.parent, worker=self.worker,
-                                 attrs={PROCESS_ATTR: this_process()})
+                                 process=this_process())
         self.callbacks.on_trial_start(trial)
         return trial
 

@@ -73,8 +73,9 @@ class TrialStore(ABC):
     # ---- what implementations provide -------------------------------------------------------
     @abstractmethod
     def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None,
-              attrs: Mapping[str, Any] | None = None) -> RunningTrial:
-        """Create a RUNNING trial for ``arch``."""
+              process: Mapping[str, str] | None = None) -> RunningTrial:
+        """Create a RUNNING trial for ``arch`` (``text``: its text form; ``worker`` and ``process``:
+        who runs it, see :mod:`nas.core.workers`)."""
 
     @abstractmethod
     def finish(self, trial: RunningTrial, outcome: Outcome) -> TrialRecord:
@@ -108,10 +109,17 @@ class TrialStore(ABC):
         while self._settled < len(self._records) and (r := self._records[self._settled]) is not None and r.finished:
             self._settled += 1
 
-    def history(self) -> list[TrialRecord]:
-        """Every trial of the study, oldest first, running ones included."""
-        self._refresh()
+    def history(self, *, fresh: bool = True) -> list[TrialRecord]:
+        """Every trial of the study, oldest first, running ones included. This process's own trials
+        are always there; ``fresh=False`` lets a store skip re-reading other workers' trials while a
+        read would cost more than a tenth of the time since the last one (the search loop's reads)."""
+        if fresh or self._stale():
+            self._refresh()
         return [r for r in self._records if r is not None]
+
+    def _stale(self) -> bool:
+        """Whether a ``fresh=False`` read should read the backend. Default: always."""
+        return True
 
     def count(self, *states: TrialState) -> int:
         """How many trials are in any of ``states`` (as of the last read)."""

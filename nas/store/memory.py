@@ -8,7 +8,6 @@ and there is no pruner (pass an Optuna pruner with ``storage="memory"`` to :func
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from nas._architecture import Architecture
 from nas.core.records import TrialRecord, TrialState
@@ -28,7 +27,7 @@ class MemoryStore(TrialStore):
             self._put(record)
 
     def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None,
-              attrs: Mapping[str, Any] | None = None) -> RunningTrial:
+              process: Mapping[str, str] | None = None) -> RunningTrial:
         number = len(self._records)
         self._put(TrialRecord(number=number, arch=arch, state=TrialState.RUNNING, parent=parent, worker=worker))
         return RunningTrial(number=number, arch=arch, parent=parent, worker=worker)

@@ -20,6 +20,7 @@ pinned and the oldest supported Optuna):
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,17 +36,13 @@ from nas._errors import ConfigError
 from nas.core.records import Inheritance, TrialRecord, TrialState
 from nas.store.base import Outcome, RunningTrial, TrialStore
 
-# User-attribute names under which a trial keeps what Optuna's params do not.
-KEY_ATTR = "nas:key"
-TEXT_ATTR = "nas:arch"
-PARENT_ATTR = "nas:parent"
-WORKER_ATTR = "nas:worker"
-PROCESS_ATTR = "nas:process"
-RESULT_ATTR = "nas:result"       # {curve, cost, fidelity, inheritance, metrics, reason, weights}, written once at finish
+# Two user attributes per trial keep what Optuna's params do not; each is one write (an attribute
+# costs a query and a flush on an RDB storage, so one per field would double a trial's cost).
+TRIAL_ATTR = "nas:trial"         # {key, text, worker, process, parent}: written with the trial
+RESULT_ATTR = "nas:result"       # {curve, cost, fidelity, inheritance, metrics, reason, weights}: written once at finish
 # Written by nas before the trial lifecycle was one module; still read, so old run directories load.
-LEGACY_METRICS_ATTR = "nas:metrics"
-LEGACY_REASON_ATTR = "nas:fail_reason"
-LEGACY_WEIGHTS_ATTR = "nas:weights"
+LEGACY_KEY_ATTR, LEGACY_PARENT_ATTR, LEGACY_WORKER_ATTR, LEGACY_PROCESS_ATTR = "nas:key", "nas:parent", "nas:worker", "nas:process"
+LEGACY_METRICS_ATTR, LEGACY_REASON_ATTR, LEGACY_WEIGHTS_ATTR = "nas:metrics", "nas:fail_reason", "nas:weights"
 
 DB_FILE = "study.db"
 DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
@@ -153,19 +150,18 @@ class OptunaStore(TrialStore):
         self._unfinished: set[int] = set()      # storage ids of trials read as unfinished
         self._last_finished = -1                # highest storage id read as finished
         self._process: dict[int, Any] = {}      # trial number -> the worker's process identity, while running
+        self._last_read, self._read_seconds = -math.inf, 0.0
         self._dims = space.dimensions()
 
     # ---- writing ----------------------------------------------------------------------------
     def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None,
-              attrs: Mapping[str, Any] | None = None) -> RunningTrial:
-        user_attrs: dict[str, Any] = {KEY_ATTR: arch.key, TEXT_ATTR: text, **(attrs or {})}
-        if worker is not None:
-            user_attrs[WORKER_ATTR] = worker
+              process: Mapping[str, str] | None = None) -> RunningTrial:
+        info: dict[str, Any] = {"key": arch.key, "text": text, "worker": worker, "process": dict(process or {})}
         if parent is not None:
-            user_attrs[PARENT_ATTR] = int(parent)
+            info["parent"] = int(parent)
         template = optuna.trial.create_trial(
             state=OptunaState.RUNNING, params=dict(arch.sample),
-            distributions={name: self._dims[name].distribution() for name in arch.sample}, user_attrs=user_attrs)
+            distributions={name: self._dims[name].distribution() for name in arch.sample}, user_attrs={TRIAL_ATTR: info})
         trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
         number = self.storage.get_trial_number_from_id(trial_id)
         self._ids[number] = trial_id
@@ -213,6 +209,16 @@ class OptunaStore(TrialStore):
 
     # ---- reading ----------------------------------------------------------------------------
     def _refresh(self) -> None:
+        start = time.perf_counter()
+        self._read()
+        self._last_read, self._read_seconds = time.perf_counter(), time.perf_counter() - start
+
+    def _stale(self) -> bool:
+        # A read that can be skipped is skipped while reading would take over a tenth of the time
+        # since the last one: one query for a lookup-fast search of one worker, every time for training.
+        return time.perf_counter() - self._last_read >= 10 * self._read_seconds
+
+    def _read(self) -> None:
         for trial in self._changed_trials():
             trial_id = trial._trial_id
             self._ids[trial.number] = trial_id
@@ -221,7 +227,7 @@ class OptunaStore(TrialStore):
                 self._last_finished = max(self._last_finished, trial_id)
             else:
                 self._unfinished.add(trial_id)
-                self._process[trial.number] = trial.user_attrs.get(PROCESS_ATTR)
+                self._process[trial.number] = _trial_info(trial.user_attrs).get("process")
             self._put(record_from_trial(trial, self.space))
 
     def _changed_trials(self) -> list[FrozenTrial]:
@@ -260,7 +266,8 @@ def record_from_trial(trial: FrozenTrial, space: Any) -> TrialRecord:
     dims = space.dimensions()
     sample = {name: trial.params[name] for name in dims if name in trial.params}
     attrs = trial.user_attrs
-    arch = Architecture(space=space.name, sample=sample, key=attrs.get(KEY_ATTR, ""))
+    info = _trial_info(attrs)
+    arch = Architecture(space=space.name, sample=sample, key=info.get("key", ""))
     state = _FROM_OPTUNA.get(trial.state, TrialState.FAILED)
     bundle = attrs.get(RESULT_ATTR)
     if bundle is None and LEGACY_METRICS_ATTR in attrs:
@@ -273,9 +280,18 @@ def record_from_trial(trial: FrozenTrial, space: Any) -> TrialRecord:
     inheritance = bundle.get("inheritance")
     return TrialRecord(
         number=trial.number, arch=arch, state=state, value=trial.value if state is TrialState.COMPLETE else None,
-        metrics=dict(bundle.get("metrics", {})), cost=cost, parent=attrs.get(PARENT_ATTR), reason=bundle.get("reason"),
-        weights=bundle.get("weights"), worker=attrs.get(WORKER_ATTR), curve=tuple(float(v) for v in curve),
+        metrics=dict(bundle.get("metrics", {})), cost=cost, parent=info.get("parent"), reason=bundle.get("reason"),
+        weights=bundle.get("weights"), worker=info.get("worker"), curve=tuple(float(v) for v in curve),
         fidelity=dict(bundle.get("fidelity") or {}), inheritance=Inheritance.from_dict(inheritance) if inheritance else None)
+
+
+def _trial_info(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a trial was started with (key, text, worker, process, parent), in either layout."""
+    info = attrs.get(TRIAL_ATTR)
+    if info is not None:
+        return info
+    return {"key": attrs.get(LEGACY_KEY_ATTR, ""), "worker": attrs.get(LEGACY_WORKER_ATTR), "process": attrs.get(LEGACY_PROCESS_ATTR),
+            "parent": attrs.get(LEGACY_PARENT_ATTR)}
 
 
 def _legacy_bundle(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -285,7 +301,7 @@ def _legacy_bundle(attrs: Mapping[str, Any]) -> dict[str, Any]:
                               "fidelity": metrics.pop("fidelity", {}), "reason": attrs.get(LEGACY_REASON_ATTR),
                               "weights": attrs.get(LEGACY_WEIGHTS_ATTR)}
     legacy = {k: metrics.pop(k) for k in _LEGACY_INHERITANCE if k in metrics}
-    parent = legacy.get("parent", attrs.get(PARENT_ATTR))
+    parent = legacy.get("parent", attrs.get(LEGACY_PARENT_ATTR))
     if parent is not None:
         bundle["inheritance"] = {"parent": parent, "morphism": legacy.get("morphism") if legacy.get("function_preserving") else None,
                                  "fraction": legacy.get("inherited_fraction"), "preservation_error": legacy.get("preservation_error"),
