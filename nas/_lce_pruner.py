@@ -140,8 +140,8 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
         to ``last_step`` and paired with the value it reached; every trial checked at this step against
         the same completed ones shares it."""
         chosen = [t for t in reversed(complete) if t.value is not None][:self.max_reference]
-        where = (id(study._storage), study.study_name)  # a pruner object may serve several studies
-        key = (where, tuple(t._trial_id for t in chosen), last_step, horizon)
+        where = (id(study), study.study_name)  # a pruner object may serve several studies
+        key = (where, tuple(t.number for t in chosen), last_step, horizon)
         if key not in self._calibrations:
             reference = []
             for t in chosen:
@@ -160,7 +160,7 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
 
     def _curve(self, where: tuple[Any, ...], trial: FrozenTrial) -> tuple[list[int], list[float]]:
         """A completed trial's reported steps and values, in order (they no longer change: kept)."""
-        key = (where, trial._trial_id)
+        key = (where, trial.number)
         if key not in self._curves:
             if len(self._curves) > 100_000:
                 self._curves.clear()

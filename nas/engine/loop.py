@@ -123,6 +123,9 @@ class SearchLoop:
             if failed:
                 self.say(f"Marked {len(failed)} trial(s) left running by a stopped worker as failed: "
                          + ", ".join(f"#{n}" for n in failed) + ".")
+        already = sum(r.finished for r in self.store.history())
+        if already and self.run_dir is not None:
+            self.say(f"Resuming study '{getattr(self.store, 'study_name', 'nas')}' in {self.run_dir}: {already} trials already finished.")
         self.started_at = time.perf_counter()
         if self.budget is not None and self.budget.timeout is not None:
             self.deadline = self.started_at + float(self.budget.timeout)

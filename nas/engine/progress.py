@@ -69,11 +69,6 @@ class ProgressCallback(Callback):
     def on_search_start(self, search: SearchLoop) -> None:
         super().on_search_start(search)
         self.start = time.perf_counter()
-        already = search.store.count(*_FINISHED)
-        if already:
-            where = f" in {search.run_dir}" if search.run_dir is not None else ""
-            name = getattr(search.store, "study_name", None) or getattr(getattr(search.store, "study", None), "study_name", "")
-            self.say(f"Resuming study '{name}'{where}: {already} trials already finished.")
 
     def on_message(self, text: str) -> None:
         self.say(text)

@@ -1,0 +1,166 @@
+"""The trial store contract, on every store: SQLite, journal file, Optuna's in-memory storage and
+the plain-Python MemoryStore; the private Optuna calls of nas/store/optuna_store.py, pinned; the
+layout written before the lifecycle redesign still loads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+import nas
+from nas.core.records import Inheritance, TrialState
+from nas.store import MemoryStore, OptunaStore, Outcome, open_store, record_from_trial
+from nas.store.optuna_store import RESULT_ATTR, TRIAL_ATTR, discard_last_trial
+from nas.testing import ToySpace
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ToySpace()
+KINDS = ["sqlite", "journal", "memory", "python"]
+
+
+def make_store(kind: str, tmp_path: Path, **kw):
+    if kind == "python":
+        return MemoryStore()
+    url = {"sqlite": f"sqlite:///{tmp_path}/s.db", "journal": f"journal:///{tmp_path}/s.log", "memory": "memory"}[kind]
+    return open_store(url, run_dir=tmp_path, space=SPACE, **kw)[1]
+
+
+def arch(seed: int):
+    return SPACE.architecture(SPACE.sample(np.random.default_rng(seed)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_start_finish_and_read_back_typed_records(tmp_path, kind):
+    store = make_store(kind, tmp_path)
+    a, b, c = (store.start(arch(s), text=SPACE.format(arch(s).sample), parent=None if s == 0 else 0, worker="h:1",
+                           process={"started": "9"}) for s in range(3))
+    assert [t.number for t in (a, b, c)] == [0, 1, 2]
+    assert [r.state for r in store.history()] == [TrialState.RUNNING] * 3
+    inh = Inheritance(parent=0, morphism="widen l1", fraction=0.5, preservation_error=1e-7)
+    ra = store.finish(a, Outcome(state=TrialState.COMPLETE, value=0.7, curve=[0.1, 0.7], cost=2.5, fidelity={"epochs": 2},
+                                 metrics={"test_accuracy": 0.6}))
+    store.finish(b, Outcome(state=TrialState.PRUNED, curve=[0.2], cost=1.0, inheritance=inh, reason="pruned after 1"))
+    store.finish(c, Outcome(state=TrialState.FAILED, reason="ValueError: boom"))
+    history = store.history()
+    assert history[0] == ra
+    first, second, third = history
+    assert (first.value, first.curve, first.cost, dict(first.fidelity), dict(first.metrics)) == (
+        0.7, (0.1, 0.7), 2.5, {"epochs": 2}, {"test_accuracy": 0.6})
+    assert first.arch == a.arch and first.worker == "h:1" and first.parent is None and first.completed
+    assert second.state == "pruned" and second.value is None and second.inheritance == inh and second.parent == 0
+    assert third.state is TrialState.FAILED and third.reason == "ValueError: boom" and not third.completed
+    assert store.best() == first and store.count(TrialState.COMPLETE, TrialState.FAILED) == 2
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_second_store_on_the_same_storage_sees_the_first_ones_trials(tmp_path, kind):
+    """Two workers: each reads only what changed, and sees the other's trials, running and finished."""
+    one, two = make_store(kind, tmp_path), make_store(kind, tmp_path)
+    t0 = one.start(arch(0), text="a", parent=None, worker="one:1")
+    t1 = two.start(arch(1), text="b", parent=None, worker="two:2")
+    assert [r.worker for r in one.history()] == ["one:1", "two:2"] and [r.number for r in two.history()] == [0, 1]
+    two.finish(t1, Outcome(state=TrialState.COMPLETE, value=0.9))
+    one.finish(t0, Outcome(state=TrialState.COMPLETE, value=0.4))
+    assert [(r.state, r.value) for r in one.history()] == [("complete", 0.4), ("complete", 0.9)]
+    assert one.best().number == 1 and two.best() is not None and two.history()[0].value == 0.4 and two.best().number == 1
+
+
+def test_the_incremental_read_queries_only_what_changed(tmp_path):
+    """Pins the private RDBStorage._get_trials the store reads with: trials above the last finished
+    id plus the unfinished ones named, and nothing else."""
+    store = make_store("sqlite", tmp_path)
+    done = [store.start(arch(s), text="", parent=None, worker=None) for s in range(3)]
+    for t in done[:2]:
+        store.finish(t, Outcome(state=TrialState.COMPLETE, value=0.5))
+    store.history()
+    ids = store._ids
+    changed = store.storage._get_trials(store.study_id, states=None, included_trial_ids={ids[2]}, trial_id_greater_than=ids[1])
+    assert [t.number for t in changed] == [2]
+    assert [t.number for t in store._changed_trials()] == [2]  # the running one only
+    store.finish(done[2], Outcome(state=TrialState.COMPLETE, value=0.6))
+    store.history()
+    assert store._changed_trials() == []  # everything finished and read: the query returns nothing
+
+
+def test_stale_running_trials_are_failed_with_the_reason(tmp_path):
+    store = make_store("sqlite", tmp_path)
+    store.start(arch(0), text="", parent=None, worker="gone:1", process={"started": "1"})
+    store.start(arch(1), text="", parent=None, worker="alive:2")
+    seen = []
+    failed = store.fail_stale(lambda worker, process: seen.append((worker, process)) or worker == "gone:1", "the worker stopped")
+    assert failed == [0] and seen == [("gone:1", {"started": "1"}), ("alive:2", {})]
+    again = make_store("sqlite", tmp_path).history()
+    assert [(r.state, r.reason) for r in again] == [("failed", "the worker stopped"), ("running", None)]
+
+
+def test_a_pruner_sees_the_stored_trial_and_stops_it(tmp_path):
+    store = make_store("sqlite", tmp_path, pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+    trial = store.start(arch(0), text="", parent=None, worker=None)
+    assert store.report(trial, 0, 0.7) is False and store.report(trial, 1, 0.3) is True
+    stored = store.storage.get_trial(trial.ref)
+    assert stored.intermediate_values == {0: 0.7, 1: 0.3}
+    # without a pruner nothing is written per report: the curve is stored once, at finish
+    (tmp_path / "plain").mkdir()
+    plain = make_store("sqlite", tmp_path / "plain")
+    t = plain.start(arch(0), text="", parent=None, worker=None)
+    assert plain.report(t, 0, 0.1) is False and plain.storage.get_trial(t.ref).intermediate_values == {}
+
+
+def test_discard_last_trial_leaves_the_in_memory_study_as_a_replay_would():
+    """Pins the InMemoryStorage layout SamplerStrategy relies on."""
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(params={"x": 1.0}, distributions={"x": optuna.distributions.FloatDistribution(0, 2)},
+                                              value=1.0))
+    study.ask()
+    assert discard_last_trial(study) is True
+    assert len(study.trials) == 1 and study.ask().number == 1
+
+
+def test_open_store_refuses_malformed_urls_with_the_key_named(tmp_path):
+    for url, match in (("nowhere", "`storage` must be an Optuna storage URL"), ("journal://", "must name a file"),
+                       ("postgresql://nobody@127.0.0.1:1/none", "`storage` must be a reachable Optuna storage URL")):
+        with pytest.raises(nas.ConfigError, match=re.escape(match)):
+            open_store(url, run_dir=tmp_path, space=SPACE)
+    with pytest.raises(nas.ConfigError, match="`study_name` must name a study .* 'other' is not there"):
+        open_store(f"sqlite:///{tmp_path}/x.db", run_dir=tmp_path, space=SPACE, study_name="other", create=False)
+
+
+def test_a_study_written_in_the_layout_before_the_redesign_reads_the_same(tmp_path):
+    """Run directories of the previous release kept flat nas:metrics with magic keys; they load."""
+    storage = f"sqlite:///{tmp_path}/old.db"
+    study = optuna.create_study(storage=storage, study_name="nas", direction="maximize")
+    a = arch(0)
+    dists = {n: SPACE.dimensions()[n].distribution() for n in a.sample}
+    study.add_trial(optuna.trial.create_trial(
+        params=dict(a.sample), distributions=dists, value=0.8,
+        user_attrs={"nas:key": a.key, "nas:worker": "h:1", "nas:parent": 3, "nas:weights": "w1",
+                    "nas:metrics": {"curve": [0.5, 0.8], "seconds": 4.0, "test_accuracy": 0.7, "fidelity": {"epochs": 2},
+                                    "parent": 3, "morphism": "widen l1", "function_preserving": True, "inherited_fraction": 0.9,
+                                    "preservation_error": 1e-8}}))
+    (record,) = OptunaStore(optuna.storages.RDBStorage(storage), space=SPACE).history()
+    assert (record.value, record.curve, record.cost, record.worker, record.parent, record.weights) == (0.8, (0.5, 0.8), 4.0, "h:1", 3, "w1")
+    assert dict(record.metrics) == {"test_accuracy": 0.7} and dict(record.fidelity) == {"epochs": 2}
+    assert record.inheritance == Inheritance(parent=3, morphism="widen l1", fraction=0.9, preservation_error=1e-8)
+    assert record.arch.key == a.key
+
+
+def test_two_attributes_per_trial_and_nothing_of_ours_else(tmp_path):
+    result = nas.search(space=SPACE, estimator=nas.TableEstimator(lambda arch: 0.5), trials=2, out_dir=tmp_path, progress=False,
+                        tensorboard=False)
+    study = optuna.load_study(study_name="nas", storage=f"sqlite:///{tmp_path}/study.db")
+    assert all(set(t.user_attrs) == {TRIAL_ATTR, RESULT_ATTR} for t in study.trials)
+    assert [record_from_trial(t, SPACE) for t in study.trials] == result.trials
+    assert json.loads(json.dumps(study.trials[0].user_attrs[TRIAL_ATTR]))["key"] == result.trials[0].arch.key
+
+
+def test_only_the_store_module_names_optuna_internals():
+    """Optuna's private attributes appear in nas/store/optuna_store.py and nowhere else of ours."""
+    private = re.compile(r"\._storage\b|\._study_id\b|\._trial_id\b|_thread_local|storage\._studies|_trial_id_to_study_id|\._get_trials\b")
+    offenders = sorted(str(p.relative_to(ROOT)) for folder in ("nas", "search_spaces", "strategies", "experiments")
+                       for p in (ROOT / folder).rglob("*.py") if private.search(p.read_text()))
+    assert offenders == ["nas/store/optuna_store.py"]
