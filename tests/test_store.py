@@ -87,6 +87,15 @@ def test_the_incremental_read_queries_only_what_changed(tmp_path):
     assert store._changed_trials() == []  # everything finished and read: the query returns nothing
 
 
+def test_creating_a_trial_returns_it_with_its_number(tmp_path):
+    """Pins the private RDBStorage._create_new_trial the store creates trials with."""
+    store = make_store("sqlite", tmp_path)
+    template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params={}, distributions={}, user_attrs={"k": 1})
+    created = [store.storage._create_new_trial(store.study_id, template_trial=template) for _ in range(2)]
+    assert [t.number for t in created] == [0, 1] and created[1].user_attrs == {"k": 1}
+    assert store.storage.get_trial_number_from_id(created[1]._trial_id) == 1
+
+
 def test_stale_running_trials_are_failed_with_the_reason(tmp_path):
     store = make_store("sqlite", tmp_path)
     store.start(arch(0), text="", parent=None, worker="gone:1", process={"started": "1"})
@@ -160,7 +169,7 @@ def test_two_attributes_per_trial_and_nothing_of_ours_else(tmp_path):
 
 def test_only_the_store_module_names_optuna_internals():
     """Optuna's private attributes appear in nas/store/optuna_store.py and nowhere else of ours."""
-    private = re.compile(r"\._storage\b|\._study_id\b|\._trial_id\b|_thread_local|storage\._studies|_trial_id_to_study_id|\._get_trials\b")
+    private = re.compile(r"\._storage\b|\._study_id\b|\._trial_id\b|_thread_local|storage\._studies|_trial_id_to_study_id|\._get_trials\b|\._create_new_trial\b")
     offenders = sorted(str(p.relative_to(ROOT)) for folder in ("nas", "search_spaces", "strategies", "experiments")
                        for p in (ROOT / folder).rglob("*.py") if private.search(p.read_text()))
     assert offenders == ["nas/store/optuna_store.py"]
