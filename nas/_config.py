@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,17 +119,43 @@ def get_space(name_or_path: str, **overrides: Any) -> Any:
     return space_from_config(data)
 
 
+@contextlib.contextmanager
+def _hydra_of_our_own() -> Iterator[None]:
+    """Hydra's process-wide state, set aside while we compose and put back afterwards, also on errors.
+
+    Our composition needs Hydra initialised on our config directory, but the caller may be a Hydra
+    app (``nas-search`` itself, or a user's ``hydra.main`` / ``initialize``) whose own state must
+    survive us: whether it was initialised, its config search path, its version base and job name.
+    Hydra's ``initialize*`` restore only ``GlobalHydra``, and refuse to start while one is initialised,
+    so the caller's singletons are taken out (not cleared: the caller keeps its objects) and put back.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import JobRuntime
+    from hydra.version import VersionBase
+
+    kinds: tuple[type, ...] = (GlobalHydra, VersionBase, JobRuntime)
+    saved = {kind: Singleton._instances.pop(kind) for kind in kinds if kind in Singleton._instances}
+    try:
+        yield
+    finally:
+        for kind in kinds:
+            Singleton._instances.pop(kind, None)
+        Singleton._instances.update(saved)
+
+
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The full config as ``nas-search`` would see it, from Hydra's compose API."""
+    """The full config as ``nas-search`` would see it, from Hydra's compose API.
+
+    Safe inside a running Hydra app: the caller's Hydra state is left as it was (see
+    :func:`_hydra_of_our_own`).
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
 
     for item in overrides:
         group, sep, value = item.partition("=")
         if sep and group in GROUPS and not value.endswith((".yaml", ".yml")):
             check_name(group, value)
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    with _hydra_of_our_own(), initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))
