@@ -1,0 +1,45 @@
+"""What must hold off Linux (macOS, Windows) and next to other installs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import nas
+from nas._training import TrainingEstimator, available_cpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_affinity(monkeypatch):
+    """A platform like macOS or Windows (or Python < 3.13): no affinity mask, only a core count."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+
+
+def test_cpus_without_sched_getaffinity_are_the_core_count(no_affinity, monkeypatch):
+    assert available_cpus() == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # "cannot tell"
+    assert available_cpus() == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no affinity mask on this platform")
+def test_cpus_follow_the_affinity_mask_where_there_is_one(monkeypatch):
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
+    assert available_cpus() == len(os.sched_getaffinity(0))
+
+
+def test_training_estimator_takes_every_core_without_sched_getaffinity(no_affinity, digits_splits):
+    TrainingEstimator(space=nas.get_space("mlp"), dataset=digits_splits, device="cpu", threads=None)
+    assert torch.get_num_threads() == 3
+
+
+def test_only_the_helper_asks_for_the_affinity_mask():
+    callers = [str(p.relative_to(ROOT)) for folder in ("nas", "search_spaces", "strategies", "experiments")
+               for p in (ROOT / folder).rglob("*.py") if "sched_getaffinity(" in p.read_text()]
+    assert callers == [str(Path("nas", "_training.py"))]
