@@ -43,3 +43,23 @@ def test_only_the_helper_asks_for_the_affinity_mask():
     callers = [str(p.relative_to(ROOT)) for folder in ("nas", "search_spaces", "strategies", "experiments")
                for p in (ROOT / folder).rglob("*.py") if "sched_getaffinity(" in p.read_text()]
     assert callers == [str(Path("nas", "_training.py"))]
+
+
+def declared_dependencies():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    requirements = pytest.importorskip("packaging.requirements")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    return [requirements.Requirement(d) for d in names]
+
+
+def pins():
+    lines = (line.split("#")[0].strip() for line in (ROOT / "constraints.txt").read_text().splitlines())
+    return dict(line.split("==") for line in lines if line)
+
+
+def test_the_package_states_ranges_and_the_pins_lie_in_them():
+    for req in declared_dependencies():
+        assert not any(spec.operator in ("==", "===") for spec in req.specifier), f"{req} pins a version: pins belong in constraints.txt"
+        assert req.name in pins(), f"{req.name} is declared but not pinned in constraints.txt"
+        assert req.specifier.contains(pins()[req.name], prereleases=True), f"the pin {req.name}=={pins()[req.name]} is outside {req}"
