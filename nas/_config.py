@@ -45,6 +45,17 @@ def _import(path: str, kind: str) -> Any:
         raise ConfigError(f"{kind}: `_target_` must name an importable class or function, but got {path!r} ({exc}).") from exc
 
 
+def as_dict(node: Mapping[str, Any] | DictConfig, *, kind: str) -> dict[str, Any]:
+    """A config node as a plain dict, interpolations resolved; its keys must be names (strings)."""
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{kind}: the config must be a mapping of keys to values, but got {type(data).__name__}.")
+    keys = [k for k in data if not isinstance(k, str)]
+    if keys:
+        raise ConfigError(f"{kind}: every key of the config must be a name (a string), but got {keys!r}.")
+    return {str(k): v for k, v in data.items()}
+
+
 def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: Any) -> Any:
     """Like ``hydra.utils.instantiate`` for our flat configs, but unknown keys are answered with the
     valid ones before anything is built, and our own errors come through unwrapped.
@@ -52,13 +63,13 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
     ``runtime`` values (the space, the seed, the dataset) are injected where the target accepts them.
     With ``_partial_: true`` a ``functools.partial`` is returned instead of calling the target.
     """
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    assert isinstance(data, dict)
+    data = as_dict(node, kind=kind)
     if "_target_" not in data:
         raise ConfigError(f"{kind}: the config must have a `_target_` naming what to build, but got keys {sorted(data)}.")
     target = _import(data["_target_"], kind)
     partial = bool(data.get("_partial_", False))
     kwargs = {k: v for k, v in data.items() if k not in _RESERVED}
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
@@ -104,7 +115,7 @@ def load_group_file(group: str, name_or_path: str) -> tuple[str, DictConfig]:
 
 def space_from_config(cfg: Mapping[str, Any] | DictConfig) -> Any:
     """Build a space from its declaration; the registry name is injected when the YAML omits it."""
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    data = as_dict(cfg, kind="space")
     name = data.get("name", "space")
     return instantiate(data, kind=f"space '{name}'")
 
@@ -112,8 +123,7 @@ def space_from_config(cfg: Mapping[str, Any] | DictConfig) -> Any:
 def get_space(name_or_path: str, **overrides: Any) -> Any:
     """A declared space by registry name (``configs/space/NAME.yaml``) or YAML path, with overrides."""
     name, cfg = load_group_file("space", name_or_path)
-    data = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(data, dict)
+    data = as_dict(cfg, kind=f"space '{name}'")
     data.setdefault("name", name)
     data.update(overrides)
     return space_from_config(data)

@@ -71,9 +71,10 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.dev
 
     def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         nonlocal total
-        per_output = module.in_features if isinstance(module, nn.Linear) else (
-            module.in_channels // module.groups * math.prod(module.kernel_size))  # type: ignore[operator]
-        total += output.numel() * per_output
+        if isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            total += output.numel() * (module.in_channels // module.groups * math.prod(module.kernel_size))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
     try:
