@@ -63,3 +63,12 @@ def test_the_package_states_ranges_and_the_pins_lie_in_them():
         assert not any(spec.operator in ("==", "===") for spec in req.specifier), f"{req} pins a version: pins belong in constraints.txt"
         assert req.name in pins(), f"{req.name} is declared but not pinned in constraints.txt"
         assert req.specifier.contains(pins()[req.name], prereleases=True), f"the pin {req.name}=={pins()[req.name]} is outside {req}"
+
+
+def test_make_test_oldest_runs_the_oldest_optuna_we_claim():
+    oldest = next(line.split(":=")[1].strip() for line in (ROOT / "Makefile").read_text().splitlines()
+                  if line.startswith("OPTUNA_OLDEST"))
+    version = pytest.importorskip("packaging.version")
+    (optuna,) = (req for req in declared_dependencies() if req.name == "optuna")
+    (lower,) = (spec for spec in optuna.specifier if spec.operator == ">=")
+    assert version.Version(lower.version) == version.Version(oldest), f"pyproject.toml claims {optuna}, make test-oldest runs {oldest}"
