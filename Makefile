@@ -4,8 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# `make test-oldest [ARGS="tests/test_search.py ..."]`: the suite (or the files given) against the
+# oldest Optuna that pyproject.toml claims, every other pin as in constraints.txt. pip cannot override
+# a constraint from the command line (`-c constraints.txt optuna==4.0.0` is a conflict), so these
+# constraints are constraints.txt with its optuna line replaced.
+OPTUNA_OLDEST := 4.0.0
+VENV_OLDEST := .venv-oldest
+STAMP_OLDEST := $(VENV_OLDEST)/.installed-stamp
 
-.PHONY: setup search test test-fast clean
+.PHONY: setup search test test-fast test-oldest clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +30,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
+$(STAMP_OLDEST): pyproject.toml constraints.txt Makefile
+	$(PYTHON) -m venv $(VENV_OLDEST)
+	sed 's/^optuna==.*/optuna==$(OPTUNA_OLDEST)/' constraints.txt > $(VENV_OLDEST)/constraints.txt
+	grep -qx 'optuna==$(OPTUNA_OLDEST)' $(VENV_OLDEST)/constraints.txt
+	$(VENV_OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check -c $(VENV_OLDEST)/constraints.txt -e ".[test]"
+	touch $(STAMP_OLDEST)
+
+test-oldest: $(STAMP_OLDEST)
+	$(VENV_OLDEST)/bin/python -m pytest -q $(or $(ARGS),tests)
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VENV_OLDEST) build *.egg-info

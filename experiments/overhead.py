@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 import nas
-from nas._training import arch_seed
+from nas._training import arch_seed, available_cpus
 from nas.datasets import digits
 from strategies import SequenceStrategy
 
@@ -114,7 +114,7 @@ def main() -> None:
     cfg = nas._config.compose().estimator
     hp = dict(epochs=args.epochs, lr=cfg.lr, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
               label_smoothing=cfg.label_smoothing, seed=args.seed)
-    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    torch.set_num_threads(available_cpus())
 
     # warm-up, untimed: first-call costs (imports, allocator, kernel selection) would favour one side
     plain_loop(space, samples[:2], data, **{**hp, "epochs": 1})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ def _import(path: str, kind: str) -> Any:
         raise ConfigError(f"{kind}: `_target_` must name an importable class or function, but got {path!r} ({exc}).") from exc
 
 
+def as_dict(node: Mapping[str, Any] | DictConfig, *, kind: str) -> dict[str, Any]:
+    """A config node as a plain dict, interpolations resolved; its keys must be names (strings)."""
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{kind}: the config must be a mapping of keys to values, but got {type(data).__name__}.")
+    keys = [k for k in data if not isinstance(k, str)]
+    if keys:
+        raise ConfigError(f"{kind}: every key of the config must be a name (a string), but got {keys!r}.")
+    return {str(k): v for k, v in data.items()}
+
+
 def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: Any) -> Any:
     """Like ``hydra.utils.instantiate`` for our flat configs, but unknown keys are answered with the
     valid ones before anything is built, and our own errors come through unwrapped.
@@ -51,13 +63,13 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
     ``runtime`` values (the space, the seed, the dataset) are injected where the target accepts them.
     With ``_partial_: true`` a ``functools.partial`` is returned instead of calling the target.
     """
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    assert isinstance(data, dict)
+    data = as_dict(node, kind=kind)
     if "_target_" not in data:
         raise ConfigError(f"{kind}: the config must have a `_target_` naming what to build, but got keys {sorted(data)}.")
     target = _import(data["_target_"], kind)
     partial = bool(data.get("_partial_", False))
     kwargs = {k: v for k, v in data.items() if k not in _RESERVED}
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
@@ -103,7 +115,7 @@ def load_group_file(group: str, name_or_path: str) -> tuple[str, DictConfig]:
 
 def space_from_config(cfg: Mapping[str, Any] | DictConfig) -> Any:
     """Build a space from its declaration; the registry name is injected when the YAML omits it."""
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    data = as_dict(cfg, kind="space")
     name = data.get("name", "space")
     return instantiate(data, kind=f"space '{name}'")
 
@@ -111,24 +123,49 @@ def space_from_config(cfg: Mapping[str, Any] | DictConfig) -> Any:
 def get_space(name_or_path: str, **overrides: Any) -> Any:
     """A declared space by registry name (``configs/space/NAME.yaml``) or YAML path, with overrides."""
     name, cfg = load_group_file("space", name_or_path)
-    data = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(data, dict)
+    data = as_dict(cfg, kind=f"space '{name}'")
     data.setdefault("name", name)
     data.update(overrides)
     return space_from_config(data)
 
 
+@contextlib.contextmanager
+def _hydra_of_our_own() -> Iterator[None]:
+    """Hydra's process-wide state, set aside while we compose and put back afterwards, also on errors.
+
+    Our composition needs Hydra initialised on our config directory, but the caller may be a Hydra
+    app (``nas-search`` itself, or a user's ``hydra.main`` / ``initialize``) whose own state must
+    survive us: whether it was initialised, its config search path, its version base and job name.
+    Hydra's ``initialize*`` restore only ``GlobalHydra``, and refuse to start while one is initialised,
+    so the caller's singletons are taken out (not cleared: the caller keeps its objects) and put back.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import JobRuntime
+    from hydra.version import VersionBase
+
+    kinds: tuple[type, ...] = (GlobalHydra, VersionBase, JobRuntime)
+    saved = {kind: Singleton._instances.pop(kind) for kind in kinds if kind in Singleton._instances}
+    try:
+        yield
+    finally:
+        for kind in kinds:
+            Singleton._instances.pop(kind, None)
+        Singleton._instances.update(saved)
+
+
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The full config as ``nas-search`` would see it, from Hydra's compose API."""
+    """The full config as ``nas-search`` would see it, from Hydra's compose API.
+
+    Safe inside a running Hydra app: the caller's Hydra state is left as it was (see
+    :func:`_hydra_of_our_own`).
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
 
     for item in overrides:
         group, sep, value = item.partition("=")
         if sep and group in GROUPS and not value.endswith((".yaml", ".yml")):
             check_name(group, value)
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    with _hydra_of_our_own(), initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))

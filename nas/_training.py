@@ -28,6 +28,23 @@ PROBE_SIZE = 256
 SCHEDULES = ("cosine", "constant", "step")
 
 
+def available_cpus() -> int:
+    """CPU cores this process may run on: its affinity mask where the platform has one, else all cores.
+
+    ``os.process_cpu_count`` (Python 3.13+) is that already, and honours ``PYTHON_CPU_COUNT``;
+    ``os.sched_getaffinity`` exists only on some Unixes (not macOS, not Windows); ``os.cpu_count`` may
+    answer None when it cannot tell, and then one core is assumed.
+    """
+    process_cpu_count = getattr(os, "process_cpu_count", None)
+    if process_cpu_count is not None:
+        count = process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:
+        count = os.cpu_count()
+    return max(1, int(count or 1))
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present, otherwise CPU."""
     if device == "auto":
@@ -55,9 +72,10 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.dev
 
     def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         nonlocal total
-        per_output = module.in_features if isinstance(module, nn.Linear) else (
-            module.in_channels // module.groups * math.prod(module.kernel_size))  # type: ignore[operator]
-        total += output.numel() * per_output
+        if isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            total += output.numel() * (module.in_channels // module.groups * math.prod(module.kernel_size))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
     try:
@@ -156,7 +174,7 @@ class TrainingEstimator(Estimator):
         self.inherited_epochs, self.inherited_lr = inherited_epochs, inherited_lr
         self.device = resolve_device(device)
         if self.device.type == "cpu":
-            torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+            torch.set_num_threads(threads or available_cpus())
         self.input_shape = self.data.input_shape
         self.num_classes = self.data.num_classes
         self._tensors = {k: getattr(self.data, k).to(self.device) for k in

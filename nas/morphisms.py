@@ -39,6 +39,10 @@ _CONVS = (nn.Conv1d, nn.Conv2d)
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 _Mapping = torch.Tensor | Sequence[int]
+# What the checks below narrow an ``nn.Module`` argument to.
+_Conv = nn.Conv1d | nn.Conv2d
+_Layer = nn.Linear | nn.Conv1d | nn.Conv2d
+_BatchNorm = nn.BatchNorm1d | nn.BatchNorm2d
 
 
 # ---- validation ----------------------------------------------------------------------------------
@@ -69,7 +73,7 @@ def _type_name(module: object) -> str:
     return type(module).__name__
 
 
-def _check_layer(name: str, module: object) -> nn.Module:
+def _check_layer(name: str, module: object) -> _Layer:
     """A Linear or a Conv1d/Conv2d with groups=1 (the layers whose channels can be copied or split)."""
     if not isinstance(module, _LAYERS):
         raise ConfigError(f"`{name}` must be an nn.Linear, nn.Conv1d or nn.Conv2d, but got {_type_name(module)}.")
@@ -79,11 +83,11 @@ def _check_layer(name: str, module: object) -> nn.Module:
     return module
 
 
-def _out_size(layer: nn.Module) -> int:
+def _out_size(layer: _Layer) -> int:
     return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
 
 
-def _in_size(layer: nn.Module) -> int:
+def _in_size(layer: _Layer) -> int:
     return layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
 
 
@@ -226,7 +230,8 @@ def identity_(module: nn.Module) -> nn.Module:
             module.weight.zero_()
             channels = torch.arange(module.out_channels, device=module.weight.device)
             centre = tuple(k // 2 for k in kernel)
-            module.weight[(channels, channels, *centre)] = 1.0
+            index: tuple[torch.Tensor | int, ...] = (channels, channels, *centre)
+            module.weight[index] = 1.0
         if module.bias is not None:
             module.bias.zero_()
     return module
@@ -238,7 +243,7 @@ def passthrough_bn_(bn: nn.Module) -> nn.Module:
     ``1 - eps`` instead. In training mode it still normalises by batch statistics."""
     if not isinstance(bn, _BATCH_NORMS):
         raise ConfigError(f"`bn` must be an nn.BatchNorm1d or nn.BatchNorm2d, but got {_type_name(bn)}.")
-    if not bn.track_running_stats or bn.running_mean is None:
+    if not bn.track_running_stats or bn.running_mean is None or bn.running_var is None:
         raise ConfigError("`bn.track_running_stats` must be True (eval mode must use running statistics), "
                           "but got track_running_stats=False.")
     with torch.no_grad():
@@ -260,7 +265,7 @@ def zero_output_(module: nn.Module) -> nn.Module:
     If that layer is a BatchNorm, its affine weight and bias are zeroed (the layers before it keep their
     weights, so gradients reach the whole module once the BatchNorm moves away from zero); if it is a
     Linear/Conv, its weight and bias. Whatever follows must map 0 to 0 (ReLU, pooling, dropout, identity)."""
-    last: nn.Module | None = None
+    last: _BatchNorm | nn.Linear | nn.modules.conv._ConvNd | None = None
     for sub in module.modules():
         if isinstance(sub, (*_BATCH_NORMS, nn.Linear, nn.modules.conv._ConvNd)):
             last = sub
@@ -278,24 +283,27 @@ def zero_output_(module: nn.Module) -> nn.Module:
 
 
 # ---- module-level primitives ---------------------------------------------------------------------
-def _fresh_parameter(value: torch.Tensor, like: nn.Parameter) -> nn.Parameter:
+def _fresh_parameter(value: torch.Tensor, like: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(value.detach().clone(), requires_grad=like.requires_grad)
 
 
-def _conv_like(conv: nn.Module, *, in_channels: int | None = None, out_channels: int | None = None,
-               kernel: int | None = None, padding: object = None) -> nn.Module:
+def _conv_like(conv: _Conv, *, in_channels: int | None = None, out_channels: int | None = None,
+               kernel: int | None = None, padding: str | tuple[int, ...] | None = None) -> _Conv:
     """A new Conv1d/Conv2d with ``conv``'s settings except those given (weights left at their init)."""
     cls = nn.Conv2d if isinstance(conv, nn.Conv2d) else nn.Conv1d
+    # torch annotates a conv's kernel_size, stride, padding and dilation as tuple[int, ...] but the
+    # constructors' as int | tuple[int] (Conv1d) or int | tuple[int, int] (Conv2d), so a conv's own
+    # settings, of exactly the right length, do not type-check as the arguments that made it.
     new = cls(in_channels if in_channels is not None else conv.in_channels,
               out_channels if out_channels is not None else conv.out_channels,
-              kernel if kernel is not None else conv.kernel_size,
-              stride=conv.stride, padding=padding if padding is not None else conv.padding, dilation=conv.dilation,
+              kernel if kernel is not None else conv.kernel_size,  # type: ignore[arg-type]
+              stride=conv.stride, padding=padding if padding is not None else conv.padding, dilation=conv.dilation,  # type: ignore[arg-type]
               groups=conv.groups, bias=conv.bias is not None, padding_mode=conv.padding_mode,
               device=conv.weight.device, dtype=conv.weight.dtype)
     return new.train(conv.training)
 
 
-def _resized(layer: nn.Module, *, inputs: int | None = None, outputs: int | None = None) -> nn.Module:
+def _resized(layer: _Layer, *, inputs: int | None = None, outputs: int | None = None) -> _Layer:
     if isinstance(layer, nn.Linear):
         new = nn.Linear(inputs if inputs is not None else layer.in_features,
                         outputs if outputs is not None else layer.out_features,
@@ -313,8 +321,8 @@ def net2wider(layer: nn.Module, consumer: nn.Module, *, width: int, bn: nn.Modul
     Conv with groups 1 or Linear, reading ``layer``'s outputs, possibly after an elementwise activation
     or a global pool) divides each copied input among its copies (:func:`split_in`, with ``noise`` to
     break the symmetry). Returns new ``(layer, bn, consumer)``; the inputs are untouched."""
-    _check_layer("layer", layer)
-    _check_layer("consumer", consumer)
+    layer = _check_layer("layer", layer)
+    consumer = _check_layer("consumer", consumer)
     old = _out_size(layer)
     _check_int("width", width, minimum=1)
     if width < old:
@@ -344,7 +352,7 @@ def net2wider(layer: nn.Module, consumer: nn.Module, *, width: int, bn: nn.Modul
         if bn.affine:
             new_bn.weight = _fresh_parameter(replicate_out(bn.weight, mapping), bn.weight)
             new_bn.bias = _fresh_parameter(replicate_out(bn.bias, mapping), bn.bias)
-        if bn.track_running_stats and bn.running_mean is not None:
+        if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None:
             new_bn.running_mean = replicate_out(bn.running_mean, mapping).clone()
             new_bn.running_var = replicate_out(bn.running_var, mapping).clone()
             new_bn.num_batches_tracked = bn.num_batches_tracked.detach().clone()
@@ -391,10 +399,11 @@ def widen_kernel(conv: nn.Module, kernel: int) -> nn.Module:
     if not isinstance(conv, _CONVS):
         raise ConfigError(f"`conv` must be an nn.Conv1d or nn.Conv2d, but got {_type_name(conv)}.")
     weight = pad_kernel(conv.weight, kernel)  # validates kernel against the current size
+    padding: str | tuple[int, ...]
     if conv.padding == "same":
-        padding: object = "same"
+        padding = "same"
     else:
-        old = (0,) * len(conv.kernel_size) if conv.padding == "valid" else conv.padding
+        old = (0,) * len(conv.kernel_size) if isinstance(conv.padding, str) else conv.padding  # str: 'valid'
         padding = tuple(p + d * (kernel - k) // 2 for p, d, k in zip(old, conv.dilation, conv.kernel_size))
     new = _conv_like(conv, kernel=kernel, padding=padding)
     new.weight = _fresh_parameter(weight, conv.weight)

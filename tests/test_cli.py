@@ -12,7 +12,9 @@ import pytest
 import nas
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ROOT = Path(__file__).resolve().parents[1]
+# The commands import this checkout's code (not whichever checkout the environment was installed from).
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
 
 
 def run(args, cwd, check=True):
@@ -41,6 +43,45 @@ def test_multirun_gives_one_run_directory_per_job(tmp_path):
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if (p / "run.json").exists())
     assert len(runs) == 4
     assert {nas.load(p).meta["strategy"] for p in runs} == {"random", "grid"}
+
+
+def test_a_strategy_built_on_another_entry_runs_in_the_app(tmp_path):
+    out = run(["nas-search", "strategy=bohb", "budget.trials=2", "estimator.epochs=1", "dataset=digits", "tensorboard=false",
+               f"run_dir={tmp_path / 'run'}", f"hydra.run.dir={tmp_path / 'hydra'}"], cwd=tmp_path)
+    assert "strategy 'tpe'" in out.stdout and "pruner 'hyperband'" in out.stdout
+    assert len(nas.load(tmp_path / "run").trials) == 2
+
+
+# The nas-search app with its search replaced by compositions of ours, then one of the app's own.
+APP_COMPOSING = """
+import sys
+from types import SimpleNamespace
+
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+
+import nas, nas._api, nas.cli
+from nas._config import compose, load_group_file
+
+def run_from_config(cfg, run_dir):
+    apps = GlobalHydra.instance().hydra
+    compose(["strategy=bohb"])
+    load_group_file("strategy", "bohb")
+    nas.get_space("macro_chain")
+    assert GlobalHydra.instance().hydra is apps, "the app's Hydra was replaced"
+    again = hydra.compose("config", overrides=["strategy=bohb"])
+    print("app composes:", again.strategy._target_, again.pruner._target_)
+    return SimpleNamespace(leaderboard=lambda: "(leaderboard)", best=None)
+
+nas._api.run_from_config = run_from_config
+sys.argv = ["nas-search", "strategy=bohb", "tensorboard=false", "hydra.run.dir=" + sys.argv[1]]
+nas.cli.search_main()
+"""
+
+
+def test_composing_inside_the_app_leaves_the_apps_hydra_working(tmp_path):
+    out = run(["python", "-c", APP_COMPOSING, str(tmp_path / "run")], cwd=tmp_path)
+    assert "app composes: optuna.samplers.TPESampler optuna.pruners.HyperbandPruner" in out.stdout
 
 
 def test_errors_are_one_line_and_exit_2(tmp_path):
