@@ -70,6 +70,20 @@ def test_a_second_store_on_the_same_storage_sees_the_first_ones_trials(tmp_path,
     assert one.best().number == 1 and two.best() is not None and two.history()[0].value == 0.4 and two.best().number == 1
 
 
+def test_a_trial_another_worker_created_before_ours_is_never_skipped(tmp_path):
+    """Our own finished trials are not read back; a trial of another worker created between our
+    last read and our own trial is still read, running and then finished."""
+    one, two = make_store("sqlite", tmp_path), make_store("sqlite", tmp_path)
+    one.history()
+    theirs = two.start(arch(1), text="", parent=None, worker="two:2")
+    ours = one.start(arch(0), text="", parent=None, worker="one:1")
+    one.finish(ours, Outcome(state=TrialState.COMPLETE, value=0.1))
+    assert [(r.number, r.state) for r in one.history()] == [(0, "running"), (1, "complete")]
+    two.finish(theirs, Outcome(state=TrialState.COMPLETE, value=0.9))
+    assert [(r.number, r.state, r.value) for r in one.history()] == [(0, "complete", 0.9), (1, "complete", 0.1)]
+    assert one._changed_trials() == []  # and then nothing is read again
+
+
 def test_the_incremental_read_queries_only_what_changed(tmp_path):
     """Pins the private RDBStorage._get_trials the store reads with: trials above the last finished
     id plus the unfinished ones named, and nothing else."""

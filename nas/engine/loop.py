@@ -100,7 +100,7 @@ class SearchLoop:
         self.open()
         try:
             while True:
-                history = self.store.history(fresh=False)
+                history = self.store.history()
                 self.stop_reason = self._stop_reason(history)
                 if self.stop_reason is not None:
                     if not self.stop_reason.startswith("Trial budget"):  # the expected end needs no line
@@ -140,7 +140,7 @@ class SearchLoop:
 
     def _stop_reason(self, history: Sequence[TrialRecord]) -> str | None:
         assert self.budget is not None
-        started = sum(r.state is not TrialState.WAITING for r in history)
+        started = self.store.count(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
         if self.budget.trials is not None and started >= self.budget.trials:
             return f"Trial budget of {self.budget.trials} spent."
         if self.deadline is not None and time.perf_counter() >= self.deadline:
@@ -164,7 +164,7 @@ class SearchLoop:
         if proposal is None:
             if self.strategy is None:
                 raise ValueError("SearchLoop.ask: a loop without a strategy must be given each trial's `proposal`.")
-            history = self.store.history(fresh=False) if history is None else history
+            history = self.store.history() if history is None else history
             proposal = as_proposal(self.strategy.ask(history))
         arch = self.space.architecture(proposal.sample)
         trial = self.store.start(arch, text=self.space.format(arch.sample), parent=proposal.parent, worker=self.worker,

@@ -60,7 +60,7 @@ class WeightRetention(Callback):
         self.weights = weights
 
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
-        history = self.search.store.history(fresh=False)
+        history = self.search.store.history()
         alive = self.search.strategy.alive(history) if self.search.strategy is not None else set()
         self.weights.retain(history, alive)
 

@@ -66,6 +66,7 @@ class TrialStore(ABC):
 
     def __init__(self) -> None:
         self._records: list[TrialRecord | None] = []   # by trial number
+        self._holes = 0                                # numbers not read yet (None in _records)
         self._settled = 0                              # trials [0, _settled) are finished and kept
         self._best: TrialRecord | None = None
         self._count: dict[TrialState, int] = {}
@@ -99,7 +100,10 @@ class TrialStore(ABC):
         """Keep ``record`` (a new trial, or a new state of one already kept)."""
         while len(self._records) <= record.number:
             self._records.append(None)
+            self._holes += 1
         old = self._records[record.number]
+        if old is None:
+            self._holes -= 1
         if old is not None:
             self._count[old.state] -= 1
         self._records[record.number] = record
@@ -109,17 +113,12 @@ class TrialStore(ABC):
         while self._settled < len(self._records) and (r := self._records[self._settled]) is not None and r.finished:
             self._settled += 1
 
-    def history(self, *, fresh: bool = True) -> list[TrialRecord]:
-        """Every trial of the study, oldest first, running ones included. This process's own trials
-        are always there; ``fresh=False`` lets a store skip re-reading other workers' trials while a
-        read would cost more than a tenth of the time since the last one (the search loop's reads)."""
-        if fresh or self._stale():
-            self._refresh()
+    def history(self) -> list[TrialRecord]:
+        """Every trial of the study, oldest first, running ones included."""
+        self._refresh()
+        if not self._holes:  # the usual case: a plain copy, not a scan (a long search asks thousands of times)
+            return list(self._records)  # type: ignore[arg-type]
         return [r for r in self._records if r is not None]
-
-    def _stale(self) -> bool:
-        """Whether a ``fresh=False`` read should read the backend. Default: always."""
-        return True
 
     def count(self, *states: TrialState) -> int:
         """How many trials are in any of ``states`` (as of the last read)."""

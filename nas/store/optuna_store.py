@@ -22,7 +22,6 @@ pinned and the oldest supported Optuna):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -50,6 +49,7 @@ DB_FILE = "study.db"
 DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
 MEMORY = ("memory", ":memory:")
 _SCHEMA_RACE_RETRIES = 5
+_MAX_NAMED_IDS = 1000  # trial ids a read may name explicitly (running ones, and ones not yet read)
 
 _TO_OPTUNA = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaState.PRUNED, TrialState.FAILED: OptunaState.FAIL,
               TrialState.RUNNING: OptunaState.RUNNING, TrialState.WAITING: OptunaState.WAITING}
@@ -152,7 +152,9 @@ class OptunaStore(TrialStore):
         self._unfinished: set[int] = set()      # storage ids of trials read as unfinished
         self._last_finished = -1                # highest storage id read as finished
         self._process: dict[int, Any] = {}      # trial number -> the worker's process identity, while running
-        self._last_read, self._read_seconds = -math.inf, 0.0
+        self._max_seen = -1                     # highest storage id created or read
+        self._own_reads = False                 # whether this store's own finished trials are read back
+        self._own_running: set[int] = set()     # numbers of this store's trials that it has not finished
         self._dims = space.dimensions()
 
     # ---- writing ----------------------------------------------------------------------------
@@ -171,6 +173,16 @@ class OptunaStore(TrialStore):
             trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
             number = self.storage.get_trial_number_from_id(trial_id)
         self._ids[number] = trial_id
+        # Ids between the last one seen and ours are other workers' (or other studies') trials this
+        # store has not read: named in the next read, so that ours need never be read back.
+        gap = range(self._max_seen + 1, trial_id)
+        if len(self._unfinished) + len(gap) <= _MAX_NAMED_IDS:
+            self._unfinished.update(gap)
+        else:
+            self._own_reads = True  # too many to name in a query: read our own trials back instead
+        self._unfinished.add(trial_id)
+        self._own_running.add(number)
+        self._max_seen = max(self._max_seen, trial_id)
         self._put(TrialRecord(number=number, arch=arch, state=TrialState.RUNNING, parent=parent, worker=worker))
         return RunningTrial(number=number, arch=arch, parent=parent, worker=worker, ref=trial_id)
 
@@ -198,6 +210,10 @@ class OptunaStore(TrialStore):
                              weights=outcome.weights, worker=trial.worker, curve=tuple(outcome.curve), fidelity=dict(outcome.fidelity),
                              inheritance=outcome.inheritance)
         self._put(record)
+        self._own_running.discard(trial.number)
+        if not self._own_reads:  # every id up to ours is read or named in the next read (see start)
+            self._unfinished.discard(trial.ref)
+            self._last_finished = max(self._last_finished, trial.ref)
         return record
 
     def fail_stale(self, is_stale: Callable[[str | None, Mapping[str, str] | None], bool], reason: str) -> list[int]:
@@ -215,19 +231,10 @@ class OptunaStore(TrialStore):
 
     # ---- reading ----------------------------------------------------------------------------
     def _refresh(self) -> None:
-        start = time.perf_counter()
-        self._read()
-        self._last_read, self._read_seconds = time.perf_counter(), time.perf_counter() - start
-
-    def _stale(self) -> bool:
-        # A read that can be skipped is skipped while reading would take over a tenth of the time
-        # since the last one: one query for a lookup-fast search of one worker, every time for training.
-        return time.perf_counter() - self._last_read >= 10 * self._read_seconds
-
-    def _read(self) -> None:
         for trial in self._changed_trials():
             trial_id = trial._trial_id
             self._ids[trial.number] = trial_id
+            self._max_seen = max(self._max_seen, trial_id)
             if trial.state.is_finished():
                 self._unfinished.discard(trial_id)
                 self._last_finished = max(self._last_finished, trial_id)
@@ -241,14 +248,24 @@ class OptunaStore(TrialStore):
             included = {i for i in self._unfinished if i <= self._last_finished}
             return self.storage._get_trials(self.study_id, states=None, included_trial_ids=included,
                                             trial_id_greater_than=self._last_finished)
-        # Journal and in-memory storages keep the study in memory: a full list is cheap; look only
-        # past the settled prefix (finished trials never change).
-        trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
-        return [t for t in trials[self._settled:] if self._is_news(t)]
-
-    def _is_news(self, trial: FrozenTrial) -> bool:
-        kept = self._records[trial.number] if trial.number < len(self._records) else None
-        return kept is None or kept.state is not _FROM_OPTUNA.get(trial.state) or not kept.finished
+        # Journal and in-memory storages: the trials not yet read (past the settled prefix, and new
+        # numbers) and the running ones of other workers, each looked up by number; O(changed).
+        changed = []
+        number = self._settled
+        while True:
+            kept = self._records[number] if number < len(self._records) else None
+            if kept is not None and (kept.finished or number in self._own_running):
+                number += 1
+                continue
+            try:
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+            except KeyError:  # no such trial yet: everything after it is new too, so nothing more
+                break
+            trial = self.storage.get_trial(trial_id)
+            if kept is None or trial.state is not OptunaState.RUNNING:
+                changed.append(trial)
+            number += 1
+        return changed
 
     def close(self) -> None:
         if isinstance(self.storage, RDBStorage):
