@@ -19,7 +19,8 @@ import torch
 import nas
 from nas._api import make_strategy
 from nas._config import load_group_file
-from nas.benchmarks import NB201Estimator, run_in_memory
+from nas.contrib.nb201 import NB201Estimator
+from nas.engine.loop import run_in_memory
 
 
 def build(name: str, space: nas.SearchSpace, seed: int) -> nas.Strategy:

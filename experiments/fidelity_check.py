@@ -28,7 +28,7 @@ from scipy.stats import rankdata
 from torch.utils.tensorboard import SummaryWriter
 
 from nas._config import compose
-from nas.fidelity import FidelityReport, check_fidelities
+from nas.contrib.fidelity import FidelityReport, check_fidelities
 
 
 def write_tensorboard(report: FidelityReport, root: Path, table: str) -> None:

@@ -37,7 +37,7 @@ CURVES_FILE = "nb201_curves_200archs.csv"
 
 def load_curves(path: str | None) -> np.ndarray:
     """The ``val_accs`` column: one row of 200 per-epoch accuracies (%) per architecture."""
-    from nas.benchmarks import nb201_dir
+    from nas.contrib.nb201 import nb201_dir
 
     with open(nb201_dir(path) / CURVES_FILE, newline="") as f:
         return np.array([json.loads(row["val_accs"]) for row in csv.DictReader(f)], dtype=float)
@@ -45,7 +45,7 @@ def load_curves(path: str | None) -> np.ndarray:
 
 # ---- Part 1: how well is the final value predicted? ----------------------------------------------------------
 def part1(curves: np.ndarray, cfg: DictConfig) -> tuple[str, dict[str, Any]]:
-    from nas.curves import CurvePredictor, calibrate
+    from nas.contrib.curves import CurvePredictor, calibrate
 
     horizon, bounds, finals = int(cfg.horizon), tuple(cfg.bounds), curves[:, int(cfg.horizon) - 1]
     ensemble = CurvePredictor(bounds=bounds, cache_size=0, seed=cfg.seed)
@@ -139,7 +139,7 @@ def oracle(curves: np.ndarray, order: np.ndarray, warmup: int, min_points: int) 
 
 
 def make_pruner(kind: str, kwargs: dict[str, Any], predictor: Any) -> optuna.pruners.BasePruner:
-    from nas._lce_pruner import LearningCurvePruner
+    from nas.contrib.lce_pruner import LearningCurvePruner
 
     if kind == "median":
         return optuna.pruners.MedianPruner(**kwargs)
@@ -153,7 +153,7 @@ def run_orderings(curves: np.ndarray, seeds: list[int], settings: list[tuple[str
     """Every setting on the orderings ``seeds`` (one worker process): per setting, its runs and CPU seconds."""
     import torch
 
-    from nas.curves import CurvePredictor
+    from nas.contrib.curves import CurvePredictor
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

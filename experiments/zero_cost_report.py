@@ -74,7 +74,7 @@ def one_architecture(cfg: dict[str, Any], dataset: str, index: int, sample: dict
 def sample_architectures(space_name: str, count: int, seed: int) -> list[dict[str, Any]]:
     """``count`` architectures with distinct canonical keys, drawn uniformly (seeded), as flat samples."""
     import nas
-    from nas.fidelity import sample_architectures as distinct
+    from nas.contrib.fidelity import sample_architectures as distinct
 
     return [dict(arch.sample) for arch in distinct(nas.get_space(space_name), count, seed=seed)]
 
@@ -82,8 +82,8 @@ def sample_architectures(space_name: str, count: int, seed: int) -> list[dict[st
 # ---- statistics ----------------------------------------------------------------------------------
 def rank_agreement(values: np.ndarray, truth: np.ndarray, *, bootstrap: int, seed: int) -> dict[str, Any]:
     """Kendall tau-b with a percentile bootstrap 95% interval and Spearman rho: the fidelity check's
-    statistics (``nas.fidelity.rank_agreement``), so proxies and fidelities are judged alike."""
-    from nas.fidelity import rank_agreement as agreement
+    statistics (``nas.contrib.fidelity.rank_agreement``), so proxies and fidelities are judged alike."""
+    from nas.contrib.fidelity import rank_agreement as agreement
 
     a = agreement(values, truth, bootstrap=bootstrap, seed=seed)
     return {"n": a.pairs, "tau": a.tau, "tau_low": a.tau_interval[0], "tau_high": a.tau_interval[1], "rho": a.rho}

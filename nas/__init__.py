@@ -7,15 +7,14 @@ stored in an Optuna study. Start with :func:`search`, :class:`Searcher` or :func
 from __future__ import annotations
 
 from nas._api import Candidate, Searcher, run_from_config, search
-from nas._architecture import Architecture
+from nas.core.architecture import Architecture
 from nas._config import available, get_space
-from nas._dimensions import Categorical, Float, Integer
-from nas._errors import ConfigError, InvalidSampleError, NASError, TrialFailed
+from nas.core.dimensions import Categorical, Float, Integer
+from nas.core.errors import ConfigError, InvalidSampleError, NASError, TrialFailed
 from nas._estimator import Estimator, Evaluation
-from nas._lce_pruner import LearningCurvePruner
 from nas._results import SearchResult, load
-from nas._space import Inherited, Morph, SearchSpace
-from nas._strategy import Strategy
+from nas.core.space import Inherited, Morph, SearchSpace
+from nas.core.strategy import Strategy
 from nas.core.records import Child, Inheritance, Proposal, TrialRecord, TrialState
 from nas.engine.callbacks import Callback
 from nas.store.adapters import SamplerStrategy, StrategySampler
@@ -31,3 +30,12 @@ __all__ = [
     "TrialRecord", "TrialState", "ZeroCostEstimator", "available", "get_space", "load", "run_from_config", "search",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``nas.LearningCurvePruner`` lives in :mod:`nas.contrib`, which ``import nas`` does not load."""
+    if name == "LearningCurvePruner":
+        from nas.contrib.lce_pruner import LearningCurvePruner
+
+        return LearningCurvePruner
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")

@@ -15,13 +15,13 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.samplers import BaseSampler
 
-from nas._architecture import Architecture
+from nas.core.architecture import Architecture
 from nas._config import compose, get_space, instantiate, space_from_config, target_of
-from nas._errors import ConfigError
+from nas.core.errors import ConfigError
 from nas._estimator import Estimator, Evaluation
 from nas._results import SearchResult, leaderboard
-from nas._space import Inherited, SearchSpace
-from nas._strategy import Strategy
+from nas.core.space import Inherited, SearchSpace
+from nas.core.strategy import Strategy
 from nas._weights import check_weight_config, make_weight_store
 from nas.core.records import TrialRecord, TrialState
 from nas.datasets import DataSplits, as_splits

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nas._errors import ConfigError, unknown_name_message
+from nas.core.errors import ConfigError, unknown_name_message
 
 GROUPS = ("space", "strategy", "estimator", "dataset", "pruner")
 _RESERVED = ("_target_", "_partial_")

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import optuna
 
-from nas._architecture import Architecture
+from nas.core.architecture import Architecture
 from nas.core.records import Inheritance
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas._errors import ConfigError, unknown_name_message
+from nas.core.errors import ConfigError, unknown_name_message
 
 PREPROCESSING_FILE = "preprocessing.json"
 FORMAT_VERSION = 1

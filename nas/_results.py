@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas._errors import ConfigError
-from nas._space import SearchSpace
+from nas.core.errors import ConfigError
+from nas.core.space import SearchSpace
 from nas.core.records import TrialRecord
 from nas.datasets import Preprocessing, load_preprocessing
 from nas.engine.progress import human

@@ -6,10 +6,10 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
-from nas._architecture import Architecture
-from nas._errors import ConfigError, TrialFailed
+from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError, TrialFailed
 from nas._estimator import Estimator, Evaluation, Report, pruned
-from nas._space import SearchSpace
+from nas.core.space import SearchSpace
 
 #: A table entry: a bare score, or a mapping with the score under ``metric`` and optionally
 #: ``curve`` (per-epoch values, reported like training would) and ``seconds`` (what training cost).

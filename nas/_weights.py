@@ -19,7 +19,7 @@ from typing import Any
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 
-from nas._errors import ConfigError
+from nas.core.errors import ConfigError
 from nas.core.records import TrialRecord
 
 KEEP_CHOICES = ("auto", True, False)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from nas._config import config_dir
-from nas._errors import NASError
+from nas.core.errors import NASError
 
 
 def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from nas._errors import ConfigError
+from nas.core.errors import ConfigError
 from nas._preprocessing import (
     PREPROCESSING_FILE,
     AddChannelAxis,

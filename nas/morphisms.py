@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas._errors import ConfigError
+from nas.core.errors import ConfigError
 from nas._modes import restoring_modes
 
 __all__ = [

@@ -23,11 +23,11 @@ import optuna
 import torch
 from torch import nn
 
-from nas._dimensions import Categorical, Float, Integer
+from nas.core.dimensions import Categorical, Float, Integer
 from nas.core.records import TrialRecord, as_proposal
 from nas.store.adapters import StrategySampler
-from nas._space import Sample, SearchSpace
-from nas._strategy import Strategy
+from nas.core.space import Sample, SearchSpace
+from nas.core.strategy import Strategy
 
 
 class ToySpace(SearchSpace):
@@ -65,7 +65,7 @@ def simulate(strategy: Strategy, steps: int, score: Callable[[Mapping[str, Any]]
              history: list[TrialRecord] | None = None) -> list[TrialRecord]:
     """Ask/tell ``steps`` more times with scores from ``score``; stops early if the strategy is exhausted."""
     from nas._table import TableEstimator
-    from nas.benchmarks import run_in_memory
+    from nas.engine.loop import run_in_memory
 
     return run_in_memory(strategy, TableEstimator(lambda arch: float(score(arch.sample))), steps, history)
 

@@ -53,11 +53,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas._architecture import Architecture
-from nas._errors import ConfigError, TrialFailed, unknown_name_message
+from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError, TrialFailed, unknown_name_message
 from nas._estimator import Estimator, Evaluation, Report
 from nas._modes import restoring_modes
-from nas._space import SearchSpace
+from nas.core.space import SearchSpace
 from nas._training import arch_seed, count_macs, count_params, resolve_device
 from nas.datasets import DataSplits, as_splits
 

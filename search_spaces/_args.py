@@ -12,8 +12,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from nas import Categorical, ConfigError, Float, Integer
-from nas._errors import unknown_name_message
+from nas.core import Categorical, ConfigError, Float, Integer
+from nas.core.errors import unknown_name_message
 
 
 def as_list(key: str, value: Any) -> list[Any]:

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from numbers import Integral
 from typing import Any
 
-from nas import Categorical, ConfigError, InvalidSampleError, Morph, SearchSpace
-from nas._dimensions import Dimension, Primitive
-from nas._errors import unknown_name_message
-from nas._space import Sample
+from nas.core import Categorical, ConfigError, InvalidSampleError, Morph, SearchSpace
+from nas.core.dimensions import Dimension, Primitive
+from nas.core.errors import unknown_name_message
+from nas.core.space import Sample
 
 __all__ = ["CellSpace", "NB201_OPS"]
 

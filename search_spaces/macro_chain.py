@@ -30,9 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas import Categorical, ConfigError, Morph, SearchSpace
-from nas._dimensions import Dimension, Primitive
-from nas._space import Sample
+from nas.core import Categorical, ConfigError, Morph, SearchSpace
+from nas.core.dimensions import Dimension, Primitive
+from nas.core.space import Sample
 from search_spaces import _args
 from search_spaces.ops import OPS, get_op, projection, sets_channels
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from torch import nn
 
-from nas import Categorical, ConfigError, Morph, SearchSpace
-from nas._dimensions import Dimension, Primitive
-from nas._space import Sample
+from nas.core import Categorical, ConfigError, Morph, SearchSpace
+from nas.core.dimensions import Dimension, Primitive
+from nas.core.space import Sample
 from search_spaces import _args
 
 #: Activation name -> module class; spaces name them in YAML.

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas import ConfigError
-from nas._errors import unknown_name_message
+from nas.core import ConfigError
+from nas.core.errors import unknown_name_message
 
 OpFactory = Callable[[int, int, int, int], nn.Module]
 

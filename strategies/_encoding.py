@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from nas import Categorical, ConfigError, SearchSpace
-from nas._dimensions import Primitive
+from nas.core import Categorical, ConfigError, SearchSpace
+from nas.core.dimensions import Primitive
 
 __all__ = ["ENCODINGS", "ConcatEncoding", "Encoding", "OneHotEncoding", "PathEncoding", "has_paths", "make_encoding"]
 

@@ -12,8 +12,8 @@ from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
-from nas import ConfigError, Float, SearchSpace, Strategy, TrialRecord
-from nas._space import Sample
+from nas.core import ConfigError, Float, SearchSpace, Strategy, TrialRecord
+from nas.core.space import Sample
 from strategies._encoding import ENCODINGS, Encoding, make_encoding
 
 __all__ = ["ACQUISITIONS", "ArchitectureBO", "GaussianProcess"]

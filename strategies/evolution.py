@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nas import ConfigError, SearchSpace, Strategy, TrialRecord
-from nas._space import Sample
+from nas.core import ConfigError, SearchSpace, Strategy, TrialRecord
+from nas.core.space import Sample
 from nas.core.records import Proposal
 
 

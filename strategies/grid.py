@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from nas import ConfigError, SearchSpace, Strategy, TrialRecord
-from nas._space import Sample
+from nas.core import ConfigError, SearchSpace, Strategy, TrialRecord
+from nas.core.space import Sample
 
 
 #: Largest grid that ``shuffle`` materialises.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nas import ConfigError, SearchSpace, Strategy, TrialRecord
-from nas._space import Sample
+from nas.core import ConfigError, SearchSpace, Strategy, TrialRecord
+from nas.core.space import Sample
 
 
 class LocalSearch(Strategy):

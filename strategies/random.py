@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nas import SearchSpace, Strategy, TrialRecord
-from nas._space import Sample
+from nas.core import SearchSpace, Strategy, TrialRecord
+from nas.core.space import Sample
 
 
 class RandomSearch(Strategy):

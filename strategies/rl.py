@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nas import ConfigError, SearchSpace, Strategy, TrialRecord
-from nas._dimensions import Primitive
-from nas._space import Sample
+from nas.core import ConfigError, SearchSpace, Strategy, TrialRecord
+from nas.core.dimensions import Primitive
+from nas.core.space import Sample
 
 # What identifies a finished record for the policy: a changed value or state means a different history.
 _Signature = tuple[int, str, str, float | None]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nas import SearchSpace, Strategy, TrialRecord
-from nas._space import Sample
+from nas.core import SearchSpace, Strategy, TrialRecord
+from nas.core.space import Sample
 
 
 class SequenceStrategy(Strategy):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nas import SearchSpace, Strategy, TrialRecord
-from nas._dimensions import Primitive
-from nas._space import Sample
+from nas.core.dimensions import Primitive
+from nas.core.space import Sample
 from nas.testing import SpaceContract, StrategyContract, ToySpace
 
 #: The checks the strategy contract had before "several architectures" and "different seeds differ";

@@ -1,4 +1,4 @@
-"""Learning-curve extrapolation (nas.curves) and the pruner built on it (LearningCurvePruner)."""
+"""Learning-curve extrapolation (nas.contrib.curves) and the pruner built on it (LearningCurvePruner)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import nas
 from nas import ConfigError, TableEstimator
 from nas._config import compose, instantiate
-from nas._lce_pruner import LearningCurvePruner
-from nas.curves import FAMILIES, CurvePredictor, calibrate
+from nas.contrib.lce_pruner import LearningCurvePruner
+from nas.contrib.curves import FAMILIES, CurvePredictor, calibrate
 from nas.testing import ToySpace
 from strategies import SequenceStrategy
 

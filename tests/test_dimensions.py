@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nas import Categorical, ConfigError, Float, Integer, InvalidSampleError
-from nas._dimensions import check_value
+from nas.core.dimensions import check_value
 from nas.testing import ToySpace
 
 

@@ -119,7 +119,7 @@ def test_every_knob_is_recorded_with_each_trial_in_tensorboard_and_the_best_mode
 
 
 # ---- the fidelity check ------------------------------------------------------------------------
-from nas.fidelity import Agreement, FidelityReport, check_fidelities, rank_agreement  # noqa: E402
+from nas.contrib.fidelity import Agreement, FidelityReport, check_fidelities, rank_agreement  # noqa: E402
 
 
 def test_rank_agreement_measures_order_with_intervals_and_drops_failed_pairs():

@@ -15,7 +15,7 @@ import pytest
 import nas
 from nas.core.records import Inheritance, TrialState
 from nas.store import MemoryStore, OptunaStore, Outcome, open_store, record_from_trial
-from nas.store.optuna_store import RESULT_ATTR, TRIAL_ATTR, discard_last_trial
+from nas.store.optuna_store import RESULT_ATTR, TRIAL_ATTR, discard_last_trial, distribution
 from nas.testing import ToySpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_a_study_written_in_the_layout_before_the_redesign_reads_the_same(tmp_pa
     storage = f"sqlite:///{tmp_path}/old.db"
     study = optuna.create_study(storage=storage, study_name="nas", direction="maximize")
     a = arch(0)
-    dists = {n: SPACE.dimensions()[n].distribution() for n in a.sample}
+    dists = {n: distribution(SPACE.dimensions()[n]) for n in a.sample}
     study.add_trial(optuna.trial.create_trial(
         params=dict(a.sample), distributions=dists, value=0.8,
         user_attrs={"nas:key": a.key, "nas:worker": "h:1", "nas:parent": 3, "nas:weights": "w1",

@@ -11,7 +11,8 @@ import pytest
 
 import nas
 from nas import ConfigError, TableEstimator
-from nas.benchmarks import NB201Estimator, run_in_memory
+from nas.contrib.nb201 import NB201Estimator
+from nas.engine.loop import run_in_memory
 from nas.testing import ToySpace
 from strategies import GridSearch, SequenceStrategy
 
@@ -68,7 +69,7 @@ def test_run_in_memory_records_failures_and_stops_when_exhausted():
 
 @needs_nb201
 def test_nb201_search_in_python_scores_by_lookup(tmp_path):
-    from nas.benchmarks import nb201_table
+    from nas.contrib.nb201 import nb201_table
 
     result = nas.search(space="cell_nb201", strategy="evolution", estimator="nb201", trials=30, seed=0, out_dir=tmp_path,
                         progress=False, tensorboard=False)
@@ -103,7 +104,7 @@ def test_nb201_bad_settings_fail_before_any_lookup(tmp_path):
 
 @needs_nb201
 def test_nb201_table_has_every_cell_and_the_published_maxima():
-    from nas.benchmarks import nb201_table
+    from nas.contrib.nb201 import nb201_table
 
     table = nb201_table()
     assert len(table) == 15_625

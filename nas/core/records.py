@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Union
 
-from nas._architecture import Architecture
+from nas.core.architecture import Architecture
 
 
 class TrialState(str, Enum):

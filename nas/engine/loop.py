@@ -19,10 +19,10 @@ from typing import Any
 
 import optuna
 
-from nas._errors import ConfigError
+from nas.core.errors import ConfigError
 from nas._estimator import Estimator, Evaluation, ParentWeights
-from nas._space import SearchSpace
-from nas._strategy import Strategy
+from nas.core.space import SearchSpace
+from nas.core.strategy import Strategy
 from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_proposal
 from nas.core.workers import this_process, this_worker, worker_is_gone
 from nas.engine.callbacks import Callback, CallbackList
@@ -253,3 +253,22 @@ def storable(value: Any) -> bool:
     if isinstance(value, (int, float, str, bool)):
         return True
     return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str, bool)) for v in value)
+
+
+def run_in_memory(strategy: Strategy, estimator: Estimator, evaluations: int,
+                  history: list[TrialRecord] | None = None) -> list[TrialRecord]:
+    """Ask, evaluate and tell ``evaluations`` more times on a :class:`~nas.store.MemoryStore`: the same
+    search loop as :func:`nas.search`, without a study, for table estimators where a storage round
+    trip would cost more than the lookup (benchmarks of strategies over many seeds).
+
+    Continues ``history`` when given. Failed lookups are recorded as failed trials; stops early if
+    the strategy is exhausted.
+    """
+    from nas.store.memory import MemoryStore
+
+    history = list(history or [])
+    if evaluations < 1:
+        return history
+    loop = SearchLoop(space=strategy.space, strategy=strategy, estimator=estimator, store=MemoryStore(history),
+                      budget=Budget(trials=len(history) + evaluations))
+    return loop.run()

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch.utils.tensorboard import SummaryWriter
 
-from nas._architecture import Architecture
-from nas._space import SearchSpace
+from nas.core.architecture import Architecture
+from nas.core.space import SearchSpace
 from nas.core.records import TrialRecord
 from nas.engine.callbacks import Callback
 from nas.engine.lineage import lineage_text

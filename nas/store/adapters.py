@@ -13,11 +13,11 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from nas._space import Sample, SearchSpace
-from nas._strategy import Strategy
+from nas.core.space import Sample, SearchSpace
+from nas.core.strategy import Strategy
 from nas.core.records import TrialRecord, as_proposal
 from nas.core.records import TrialState as State
-from nas.store.optuna_store import discard_last_trial, record_from_trial
+from nas.store.optuna_store import discard_last_trial, distribution, record_from_trial
 
 _STATE_NAMES = {TrialState.COMPLETE: State.COMPLETE, TrialState.PRUNED: State.PRUNED, TrialState.FAIL: State.FAILED}
 
@@ -122,7 +122,7 @@ class SamplerStrategy(Strategy):
             sample = self.space.active(record.arch.sample)
             # a pruned trial keeps its partial curve: TPE ranks pruned trials by how far they got (BOHB-style)
             curve = record.curve if state == TrialState.PRUNED else ()
-            new.append(optuna.trial.create_trial(params=sample, distributions={n: dims[n].distribution() for n in sample}, state=state,
+            new.append(optuna.trial.create_trial(params=sample, distributions={n: distribution(dims[n]) for n in sample}, state=state,
                                                  value=record.value if state == TrialState.COMPLETE else None,
                                                  intermediate_values=dict(enumerate(curve)) if curve else None))
         self._study.add_trials(new)

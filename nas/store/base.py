@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas._architecture import Architecture
+from nas.core.architecture import Architecture
 from nas.core.records import Inheritance, TrialRecord, TrialState, better
 
 

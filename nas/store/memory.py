@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from nas._architecture import Architecture
+from nas.core.architecture import Architecture
 from nas.core.records import TrialRecord, TrialState
 from nas.store.base import Outcome, RunningTrial, TrialStore
 

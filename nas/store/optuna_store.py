@@ -32,8 +32,8 @@ from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
-from nas._architecture import Architecture
-from nas._errors import ConfigError
+from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError
 from nas.core.records import Inheritance, TrialRecord, TrialState
 from nas.store.base import Outcome, RunningTrial, TrialStore
 
@@ -122,6 +122,19 @@ def _fast_sqlite(storage: RDBStorage) -> None:
     storage.engine.dispose()  # reconnect so every pooled connection gets the pragmas
 
 
+def distribution(dim: Any) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution a dimension's values are stored under (the core knows no Optuna)."""
+    from nas.core.dimensions import Categorical, Float, Integer
+
+    if isinstance(dim, Categorical):
+        return optuna.distributions.CategoricalDistribution(dim.choices)
+    if isinstance(dim, Integer):
+        return optuna.distributions.IntDistribution(dim.low, dim.high, log=dim.log, step=dim.step)
+    if isinstance(dim, Float):
+        return optuna.distributions.FloatDistribution(dim.low, dim.high, log=dim.log)
+    raise TypeError(f"a dimension must be a nas.Categorical, Integer or Float, but got {type(dim).__name__}.")
+
+
 # ---- the store --------------------------------------------------------------------------------
 class OptunaStore(TrialStore):
     """A :class:`TrialStore` over one Optuna study (``study``, for pruners and for users)."""
@@ -165,7 +178,7 @@ class OptunaStore(TrialStore):
             info["parent"] = int(parent)
         template = optuna.trial.create_trial(
             state=OptunaState.RUNNING, params=dict(arch.sample),
-            distributions={name: self._dims[name].distribution() for name in arch.sample}, user_attrs={TRIAL_ATTR: info})
+            distributions={name: distribution(self._dims[name]) for name in arch.sample}, user_attrs={TRIAL_ATTR: info})
         if isinstance(self.storage, RDBStorage):  # the new trial's number with it: one query less (private; module docstring)
             created = self.storage._create_new_trial(self.study_id, template_trial=template)
             trial_id, number = created._trial_id, created.number

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
-import optuna
 
-from nas._errors import ConfigError, InvalidSampleError
+from nas.core.errors import ConfigError, InvalidSampleError
 
 Primitive = Union[str, int, float, bool, None]
 
@@ -55,10 +54,7 @@ class Categorical:
     def neighbors(self, value: Primitive) -> list[Primitive]:
         return [c for c in self.choices if c != value]
 
-    def distribution(self) -> optuna.distributions.BaseDistribution:
-        return optuna.distributions.CategoricalDistribution(self.choices)
-
-    def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> Primitive:
+    def suggest(self, trial: Any, name: str) -> Primitive:
         return trial.suggest_categorical(name, self.choices)  # type: ignore[arg-type]
 
 
@@ -102,10 +98,7 @@ class Integer:
     def neighbors(self, value: int) -> list[int]:
         return [v for v in (value - self.step, value + self.step) if self.low <= v <= self.high]
 
-    def distribution(self) -> optuna.distributions.BaseDistribution:
-        return optuna.distributions.IntDistribution(self.low, self.high, log=self.log, step=self.step)
-
-    def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> int:
+    def suggest(self, trial: Any, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
 
@@ -152,10 +145,7 @@ class Float:
         nearest = int(np.argmin([abs(g - value) for g in grid]))
         return [grid[i] for i in (nearest - 1, nearest + 1) if 0 <= i < len(grid) and grid[i] != value]
 
-    def distribution(self) -> optuna.distributions.BaseDistribution:
-        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
-
-    def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> float:
+    def suggest(self, trial: Any, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
 

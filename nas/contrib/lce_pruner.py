@@ -11,8 +11,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nas._errors import ConfigError, unknown_name_message
-from nas.curves import CALIBRATION_FEATURES, Calibration, CurvePredictor, fit_calibration
+from nas.core.errors import ConfigError, unknown_name_message
+from nas.contrib.curves import CALIBRATION_FEATURES, Calibration, CurvePredictor, fit_calibration
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,10 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
     falls below ``threshold``.
 
     At each check the trial's reported values are extrapolated to the final step by a
-    :class:`~nas.curves.CurvePredictor` (an ensemble of parametric curve families). With
+    :class:`~nas.contrib.curves.CurvePredictor` (an ensemble of parametric curve families). With
     ``calibration`` (the default) the prediction is then corrected on the trials the study has
     already completed (at most the ``max_reference`` most recent): their first points are fitted
-    the same way and compared with the values they reached (:func:`nas.curves.calibrate`), which
+    the same way and compared with the values they reached (:func:`nas.contrib.curves.calibrate`), which
     corrects shapes no family knows, such as the late rise under a cosine learning-rate schedule,
     and takes the spread from real errors. ``calibration`` names what is mapped to the final value:
     ``"level"``, the fitted value at the last point seen, or ``"mean"``, the extrapolation (both:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nas._space import Sample, SearchSpace
+from nas.core.space import Sample, SearchSpace
 from nas.core.records import Asked, Child, Proposal, TrialRecord
 
 __all__ = ["Child", "Proposal", "Strategy"]

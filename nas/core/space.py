@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from nas._architecture import Architecture
-from nas._dimensions import Dimension, Primitive, check_value
-from nas._errors import ConfigError, InvalidSampleError
+from nas.core.architecture import Architecture
+from nas.core.dimensions import Dimension, Primitive, check_value
+from nas.core.errors import ConfigError, InvalidSampleError
 
 Sample = dict[str, Primitive]
 _KEY_CACHE_SIZE = 200_000
@@ -102,7 +102,7 @@ class SearchSpace(ABC):
         dims = self.dimensions()
         unknown = [k for k in sample if k not in dims]
         if unknown:
-            from nas._errors import unknown_name_message
+            from nas.core.errors import unknown_name_message
 
             raise InvalidSampleError(unknown_name_message(f"dimension of space '{self.name}':", unknown[0], dims))
         out: Sample = {}

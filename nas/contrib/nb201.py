@@ -1,0 +1,82 @@
+"""NAS-Bench-201 as a table estimator for the ``cell_nb201`` space (contrib: it knows one benchmark).
+
+    est = nas.contrib.nb201.NB201Estimator(dataset="cifar100")     # or estimator=nb201 in Hydra
+    nas.search(space="cell_nb201", strategy="evolution", estimator="nb201", trials=100, seed=0)
+
+The data is read from ``../shared/benchmarks/nb201/`` (relative to the working directory or to
+the project), from ``$NAS_NB201_DIR``, or from the ``path`` given; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from nas.core.errors import ConfigError, unknown_name_message
+from nas.core.space import SearchSpace
+from nas._table import TableEstimator
+
+#: Dataset names (as in the benchmark's papers) and the CSV column of each one's test accuracy (%).
+NB201_COLUMNS = {
+    "cifar10": "CIFAR10TestAccuracy200Epochs",
+    "cifar100": "CIFAR100TestAccuracy200Epochs",
+    "imagenet16-120": "ImageNetTestAccuracy200Epochs",
+}
+NB201_FILE = "nb201_test_accuracy.csv"
+_RELATIVE = Path("..") / "shared" / "benchmarks" / "nb201"
+
+
+def nb201_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """The folder holding ``nb201_test_accuracy.csv``; the error says where it looked."""
+    if path is not None:
+        candidates = [Path(path)]
+    else:
+        env = os.environ.get("NAS_NB201_DIR")
+        project = Path(__file__).resolve().parents[2]
+        candidates = ([Path(env)] if env else []) + [Path.cwd() / _RELATIVE, project / _RELATIVE]
+    for folder in candidates:
+        if (folder / NB201_FILE).is_file():
+            return folder.resolve()
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(f"estimator 'nb201': `path` must be a folder holding {NB201_FILE}, but none was found (looked in: {looked}). "
+                      f"Pass estimator.path=... or set NAS_NB201_DIR.")
+
+
+@lru_cache(maxsize=4)
+def nb201_table(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, float]]:
+    """Every one of the 15,625 cells: architecture string -> ``{dataset: test accuracy (%)}``."""
+    table: dict[str, dict[str, float]] = {}
+    with open(nb201_dir(path) / NB201_FILE, newline="") as f:
+        for row in csv.DictReader(f):
+            table[row["ArchitectureString"]] = {name: float(row[col]) for name, col in NB201_COLUMNS.items()}
+    return table
+
+
+class NB201Estimator(TableEstimator):
+    """NAS-Bench-201 lookup: the score is the cell's test accuracy (%) on ``dataset`` after 200 epochs.
+
+    Every dataset column is recorded with each trial, so one search can be read on all three.
+    The table has no training times, so no cost is recorded unless ``seconds`` is given.
+    """
+
+    def __init__(self, *, space: SearchSpace | None = None, dataset: str = "cifar10", path: str | None = None,
+                 seconds: float | None = None) -> None:
+        if dataset not in NB201_COLUMNS:
+            raise ConfigError("estimator 'nb201': " + unknown_name_message("dataset", dataset, NB201_COLUMNS))
+        if space is not None and not _is_nb201_cell_space(space):
+            raise ConfigError(f"estimator 'nb201' scores the 15,625 cells of the `cell_nb201` space (4 nodes, 6 edges, its 5 ops), "
+                              f"but the space is '{space.name}'. Run with space=cell_nb201.")
+        super().__init__(nb201_table(path), space=space, metric=dataset, seconds=seconds, name="nb201")
+        self.dataset = dataset
+
+    def describe(self) -> dict[str, Any]:
+        return {"estimator": "nb201", "dataset": self.dataset}
+
+
+def _is_nb201_cell_space(space: SearchSpace) -> bool:
+    ops = tuple(getattr(space, "ops", ()))
+    return getattr(space, "nodes", None) == 4 and len(getattr(space, "edges", ())) == 6 and sorted(ops) == sorted(
+        ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
