@@ -1,4 +1,17 @@
-"""Config plumbing: where the YAML lives, names per group, checked instantiation, composition."""
+"""The one registry: config groups (YAML in ``configs/``, plus entry points of other packages),
+checked instantiation, and Hydra composition that leaves the caller's Hydra state alone.
+
+A separate package adds its own space, strategy, estimator, dataset or pruner under an entry-point
+group ``nas.<group>``; the entry point names a config mapping (what a YAML file would hold), a YAML
+file's path, or a class or function (then ``_target_`` is it, with ``_partial_: true`` for strategies
+and estimators, whose space, seed and data are injected at run time)::
+
+    # pyproject.toml of the package `nas-mystrategies`
+    [project.entry-points."nas.strategy"]
+    annealing = "mystrategies:SimulatedAnnealing"
+
+after which ``nas-search strategy=annealing strategy.t0=2`` and ``nas.search(strategy="annealing")`` work.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +29,8 @@ from nas.core.errors import ConfigError, unknown_name_message
 
 GROUPS = ("space", "strategy", "estimator", "dataset", "pruner")
 _RESERVED = ("_target_", "_partial_")
+ENTRY_POINT_PREFIX = "nas."
+_PARTIAL_GROUPS = ("strategy", "estimator")  # built with the space, seed and data injected at run time
 
 
 def config_dir() -> Path:
@@ -28,8 +43,56 @@ def config_dir() -> Path:
 
 
 def available(group: str) -> list[str]:
-    """Names a group offers, e.g. ``available('strategy') -> ['grid', 'random', 'tpe']``."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+    """Names a group offers: its YAML files and other packages' entry points, e.g.
+    ``available('strategy') -> ['bo', 'bohb', 'evolution', 'gp', 'grid', ...]``."""
+    return sorted({p.stem for p in (config_dir() / group).glob("*.yaml")} | set(plugins(group)))
+
+
+@functools.lru_cache(maxsize=None)
+def plugins(group: str) -> dict[str, dict[str, Any]]:
+    """The config nodes other packages register for ``group`` (entry points ``nas.<group>``), by name.
+
+    A YAML entry of the same name wins; a plugin that cannot be loaded is refused with its name."""
+    from importlib.metadata import entry_points
+
+    nodes: dict[str, dict[str, Any]] = {}
+    for ep in entry_points(group=ENTRY_POINT_PREFIX + group):
+        if (config_dir() / group / f"{ep.name}.yaml").is_file():
+            continue
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not a traceback from importlib
+            raise ConfigError(f"{group} '{ep.name}': the entry point {ep.value!r} ({ENTRY_POINT_PREFIX}{group}) must load, "
+                              f"but it failed: {type(exc).__name__}: {exc}") from exc
+        nodes[ep.name] = _plugin_node(group, ep.name, ep.value, obj)
+    return nodes
+
+
+def _plugin_node(group: str, name: str, value: str, obj: Any) -> dict[str, Any]:
+    if isinstance(obj, (str, Path)) and str(obj).endswith((".yaml", ".yml")):
+        obj = OmegaConf.to_container(OmegaConf.load(obj), resolve=True)
+    if isinstance(obj, Mapping):
+        node = dict(obj)
+    elif callable(obj):
+        node = {"_target_": f"{obj.__module__}.{obj.__qualname__}"}
+        if group in _PARTIAL_GROUPS:
+            node["_partial_"] = True
+    else:
+        raise ConfigError(f"{group} '{name}': the entry point {value!r} must name a config mapping, a YAML file or a class or "
+                          f"function, but it is a {type(obj).__name__}.")
+    if "_target_" not in node:
+        raise ConfigError(f"{group} '{name}': the config of entry point {value!r} must have a `_target_`, but got keys {sorted(node)}.")
+    return node
+
+
+def _register_plugins() -> None:
+    """Make every plugin composable by name (Hydra's ConfigStore, searched by every compose)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group in GROUPS:
+        for name, node in plugins(group).items():
+            store.store(group=group, name=name, node=node)
 
 
 def check_name(group: str, name: str) -> None:
@@ -104,6 +167,8 @@ def load_group_file(group: str, name_or_path: str) -> tuple[str, DictConfig]:
     else:
         check_name(group, str(name_or_path))
         name, path = str(name_or_path), config_dir() / group / f"{name_or_path}.yaml"
+        if not path.is_file():  # another package's entry point
+            return name, OmegaConf.create(plugins(group)[name])
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{group} '{name}': the YAML must be a mapping of keys to values, but got {type(cfg).__name__}.")
@@ -167,5 +232,6 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         group, sep, value = item.partition("=")
         if sep and group in GROUPS and not value.endswith((".yaml", ".yml")):
             check_name(group, value)
+    _register_plugins()
     with _hydra_of_our_own(), initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))

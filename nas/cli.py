@@ -40,6 +40,9 @@ def search_main() -> None:
     """``nas-search [overrides...]``: a Hydra app over ``configs/``; ``-m`` sweeps."""
     import hydra
 
+    from nas._config import _register_plugins
+
+    _register_plugins()  # other packages' spaces, strategies, ... composable by name
     hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(_search_app)()
 
 
@@ -57,3 +60,7 @@ def leaderboard_main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     print(result.leaderboard(args.top))
+
+
+if __name__ == "__main__":
+    search_main()
