@@ -31,6 +31,7 @@ GROUPS = ("space", "strategy", "estimator", "dataset", "pruner")
 _RESERVED = ("_target_", "_partial_")
 ENTRY_POINT_PREFIX = "nas."
 _PARTIAL_GROUPS = ("strategy", "estimator")  # built with the space, seed and data injected at run time
+_RUNTIME = ("space", "seed", "dataset", "budget")  # injected at run time, never config keys
 
 
 def config_dir() -> Path:
@@ -74,7 +75,7 @@ def _plugin_node(group: str, name: str, value: str, obj: Any) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         node = dict(obj)
     elif callable(obj):
-        node = {"_target_": f"{obj.__module__}.{obj.__qualname__}"}
+        node = {"_target_": f"{obj.__module__}.{obj.__qualname__}", **_keyword_defaults(obj)}
         if group in _PARTIAL_GROUPS:
             node["_partial_"] = True
     else:
@@ -83,6 +84,19 @@ def _plugin_node(group: str, name: str, value: str, obj: Any) -> dict[str, Any]:
     if "_target_" not in node:
         raise ConfigError(f"{group} '{name}': the config of entry point {value!r} must have a `_target_`, but got keys {sorted(node)}.")
     return node
+
+
+def _keyword_defaults(target: Any) -> dict[str, Any]:
+    """A class's or function's keyword defaults that a config can hold (what its YAML would list),
+    so that ``strategy.key=value`` overrides them as it overrides a YAML entry's keys."""
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    primitive = (int, float, str, bool, type(None))
+    return {p.name: p.default for p in params
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in _RUNTIME and p.default is not p.empty
+            and (isinstance(p.default, primitive) or (isinstance(p.default, (list, tuple)) and all(isinstance(v, primitive) for v in p.default)))}
 
 
 def _register_plugins() -> None:

@@ -247,7 +247,7 @@ def test_the_pruner_in_a_search_with_the_project_runner(tmp_path):
 
 def test_the_pruner_config_builds_the_pruner():
     node = compose(["pruner=lce"]).pruner
-    assert node._target_ == "nas.LearningCurvePruner"
+    assert node._target_ == "nas.contrib.lce_pruner.LearningCurvePruner"
     pruner = instantiate(node, kind="pruner")
     assert isinstance(pruner, LearningCurvePruner) and pruner.threshold == 0.05 and pruner.calibration == ("level",)
 

@@ -54,7 +54,7 @@ def plugin_package(tmp_path, monkeypatch):
 def test_a_plugin_package_adds_a_strategy_and_a_space_by_name(plugin_package, tmp_path):
     assert "firstchoice" in available("strategy") and "tiny_mlp" in available("space")
     assert load_group_file("strategy", "random")[1]["_target_"] == "strategies.RandomSearch"  # a YAML entry wins over a plugin
-    assert compose(["strategy=firstchoice", "strategy.offset=3"]).strategy == {
+    assert compose(["strategy=firstchoice", "strategy.offset=3"]).strategy == {  # its keyword defaults are config keys
         "_target_": "myplugin.FirstChoice", "_partial_": True, "offset": 3}
     result = nas.search(space="tiny_mlp", strategy="firstchoice", dataset="digits", trials=2, epochs=1, out_dir=tmp_path / "run",
                         progress=False, tensorboard=False)
