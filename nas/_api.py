@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.samplers import BaseSampler
 
 from nas.core.architecture import Architecture
-from nas._config import compose, get_space, instantiate, space_from_config, target_of
+from nas._config import as_dict, compose, get_space, instantiate, space_from_config, target_of
 from nas.core.errors import ConfigError
 from nas._estimator import Estimator, Evaluation
 from nas._results import SearchResult, leaderboard
@@ -45,8 +45,8 @@ def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy:
     if isinstance(spec, (DictConfig, Mapping)):
         target = target_of(spec, kind="strategy")
         if isinstance(target, type) and issubclass(target, BaseSampler):  # keys of the adapter, not of the sampler
-            node = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
-            adapter = {k: node.pop(k) for k in ("skip_duplicates", "max_redraws") if k in node}  # type: ignore[union-attr]
+            node = as_dict(spec, kind="strategy")
+            adapter = {k: node.pop(k) for k in ("skip_duplicates", "max_redraws") if k in node}
             spec = node
         spec = instantiate(spec, kind="strategy", space=space, seed=seed)
         if isinstance(spec, (Strategy, BaseSampler)):
@@ -100,7 +100,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         pruner = instantiate(cfg.pruner, kind="pruner")
     run_dir = Path(run_dir)
     space_cfg = OmegaConf.to_container(cfg.space, resolve=True) if objects.get("space") is None else None
-    weights_cfg = OmegaConf.to_container(cfg.weights, resolve=True) if cfg.get("weights") is not None else None
+    weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None
     check_weight_config(weights_cfg)  # before the run directory is made
     run_dir.mkdir(parents=True, exist_ok=True)
     template, store = open_store(cfg.get("storage"), run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner)
@@ -201,7 +201,8 @@ def search(
     cfg = compose(ov)
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     objects = {k: v for k, v in objects.items() if v is not None}
-    return run_from_config(cfg, run_dir, pruner=pruner, callbacks=callbacks, **objects)
+    return run_from_config(cfg, run_dir, pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None,
+                           callbacks=callbacks, **objects)
 
 
 class _UserEvaluated(Estimator):

@@ -80,7 +80,7 @@ class TableEstimator(Estimator):
         metrics[self.metric] = score
         for step, value in enumerate(curve):
             if report(step, value):
-                spent = {"seconds": float(cost) * (step + 1) / len(curve)} if cost is not None else {}
+                spent: dict[str, Any] = {"seconds": float(cost) * (step + 1) / len(curve)} if cost is not None else {}
                 raise pruned(f"pruned after epoch {step + 1} of the table's curve at {value:.4f}", epochs=step + 1, **spent)
         if curve:
             metrics["epochs"] = len(curve)

@@ -109,7 +109,7 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
                                                                     default=steps[-1]) + 1
         if steps[-1] + 1 >= horizon:
             return False  # the last step: nothing left to save
-        finals = [t.value for t in complete]  # complete trials of a single-objective study have a value
+        finals = [float(t.value) for t in complete if t.value is not None]  # complete trials of a single-objective study have one
         best = max(finals) if maximize else min(finals)
         try:
             prediction = predictor.predict([values[s] for s in steps], horizon, epochs=[s + 1 for s in steps])
@@ -150,7 +150,7 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
                 if end < 3:
                     continue
                 try:
-                    reference.append((predictor.predict(values[:end], horizon, epochs=[s + 1 for s in steps[:end]]), float(t.value)))
+                    reference.append((predictor.predict(values[:end], horizon, epochs=[s + 1 for s in steps[:end]]), float(t.value or 0.0)))
                 except ValueError:
                     continue
             if len(self._calibrations) > 4096:

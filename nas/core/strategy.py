@@ -41,7 +41,7 @@ class Strategy(ABC):
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = False) -> None:
         self.space = space
-        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(2, np.uint64)[0] % (2**63))
         self.skip_duplicates = skip_duplicates
 
     @abstractmethod

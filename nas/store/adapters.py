@@ -87,7 +87,7 @@ class SamplerStrategy(Strategy):
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
         self.max_redraws = int(max_redraws)
         self._study: optuna.Study | None = None
-        self._synced: list[tuple[int, str, float | None]] = []
+        self._synced: list[tuple[int, State, float | None]] = []
         self._instance = sampler if isinstance(sampler, BaseSampler) else None
         self._factory = None if isinstance(sampler, BaseSampler) else sampler
         target = type(sampler) if self._instance is not None else getattr(sampler, "func", sampler)
