@@ -24,6 +24,7 @@ from nas.core.space import Inherited, SearchSpace
 from nas.core.strategy import Strategy
 from nas._weights import check_weight_config, make_weight_store
 from nas.core.records import TrialRecord, TrialState
+from nas.core.strategy import auto_startup
 from nas.datasets import DataSplits, as_splits
 from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
@@ -34,7 +35,7 @@ from nas.store import DEFAULT_STORAGE, Outcome, RunningTrial, open_store
 from nas.store.adapters import SamplerStrategy
 
 
-def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy:
+def make_strategy(spec: Any, space: SearchSpace, seed: int | None, budget: int | None = None) -> Strategy:
     """A strategy from a config node, a partial, a class or an instance; Optuna samplers come wrapped
     in :class:`SamplerStrategy`, so every caller has one path for every strategy."""
     if isinstance(spec, Strategy):
@@ -42,19 +43,25 @@ def make_strategy(spec: Any, space: SearchSpace, seed: int | None) -> Strategy:
     if isinstance(spec, BaseSampler):
         return SamplerStrategy(space, spec, seed=seed)
     adapter: dict[str, Any] = {}
+    note = None
     if isinstance(spec, (DictConfig, Mapping)):
         target = target_of(spec, kind="strategy")
         if isinstance(target, type) and issubclass(target, BaseSampler):  # keys of the adapter, not of the sampler
             node = as_dict(spec, kind="strategy")
             adapter = {k: node.pop(k) for k in ("skip_duplicates", "max_redraws") if k in node}
+            if node.get("n_startup_trials") == "auto":  # Optuna's samplers take a number: chosen for the budget here
+                node["n_startup_trials"] = auto_startup(budget)
+                note = f"n_startup_trials=auto -> {node['n_startup_trials']} for {budget} trials" if budget is not None else None
             spec = node
-        spec = instantiate(spec, kind="strategy", space=space, seed=seed)
+        spec = instantiate(spec, kind="strategy", space=space, seed=seed, budget=budget)
         if isinstance(spec, (Strategy, BaseSampler)):
-            return make_strategy(spec, space, seed)
+            return make_strategy(spec, space, seed, budget)
     if callable(spec):
         target = getattr(spec, "func", spec)
         if isinstance(target, type) and issubclass(target, BaseSampler):
-            return SamplerStrategy(space, spec, seed=seed, **adapter)
+            wrapped = SamplerStrategy(space, spec, seed=seed, **adapter)
+            wrapped.notes += [note] if note else []
+            return wrapped
         made = spec(space=space, seed=seed)
         if isinstance(made, (Strategy, BaseSampler)):
             return make_strategy(made, space, seed)
@@ -69,7 +76,8 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     """
     seed = cfg.get("seed")
     space = space if space is not None else space_from_config(cfg.space)
-    made_strategy = make_strategy(strategy if strategy is not None else cfg.strategy, space, seed)
+    made_strategy = make_strategy(strategy if strategy is not None else cfg.strategy, space, seed,
+                                  budget=(cfg.get("budget") or {}).get("trials"))
     if estimator is None:
         runtime: dict[str, Any] = {"space": space, "seed": seed}
         if getattr(target_of(cfg.estimator, kind="estimator"), "needs_data", True):  # table estimators look results up
@@ -124,6 +132,8 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     loop.say(f"nas: space '{space.name}' ({len(space.dimensions())} dims), strategy '{strategy.name}', "
              f"{estimator.describe()}, {' or '.join(limits)}" + ("" if pruner_name == "nop" else f", pruner '{pruner_name}'") +
              f" -> {run_dir}")
+    for line in strategy.budget_notes(budget.trials):
+        loop.say(f"strategy '{strategy.name}': {line}")
     loop.run()
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))

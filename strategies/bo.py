@@ -13,6 +13,7 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
 from nas.core import ConfigError, Float, SearchSpace, Strategy, TrialRecord
+from nas.core.strategy import auto_startup, resolve_auto
 from nas.core.space import Sample
 from strategies._encoding import ENCODINGS, Encoding, make_encoding
 
@@ -154,11 +155,14 @@ class ArchitectureBO(Strategy):
 
     name = "bo"
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = True, n_initial: int = 10,
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = True, n_initial: int | str = "auto",
                  n_candidates: int = 250, top_k: int = 10, two_step_fraction: float = 0.1, random_fraction: float = 0.1,
                  acquisition: str = "ei", ucb_beta: float = 2.0, encoding: str = "auto", max_train: int = 500,
-                 max_redraws: int = 1000) -> None:
+                 max_redraws: int = 1000, budget: int | None = None) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
+        if n_initial == "auto" and budget is not None:
+            self.notes.append(f"n_initial=auto -> {auto_startup(budget)} for {budget} trials")
+        n_initial = resolve_auto("n_initial", n_initial, auto_startup(budget), strategy="bo")
         ints = {"n_initial": (n_initial, 1), "n_candidates": (n_candidates, 1), "top_k": (top_k, 1), "max_train": (max_train, 2),
                 "max_redraws": (max_redraws, 0)}
         for key, (value, low) in ints.items():
@@ -202,6 +206,13 @@ class ArchitectureBO(Strategy):
         return found
 
     # ---- the contract ---------------------------------------------------------------------------
+    def budget_notes(self, trials: int | None) -> list[str]:
+        notes = super().budget_notes(trials)
+        if trials is not None and trials <= self.n_initial:
+            notes.append(f"WARNING n_initial={self.n_initial} >= budget.trials={trials}: every trial is a random sample; "
+                         f"lower strategy.n_initial or raise budget.trials.")
+        return notes
+
     def is_exhausted(self, history: Sequence[TrialRecord]) -> bool:
         """True only on small finite spaces (at most 4,096 grid points, no floats) once every key was tried."""
         if not self.skip_duplicates:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nas.core import ConfigError, SearchSpace, Strategy, TrialRecord
+from nas.core.strategy import auto_population, auto_tournament, resolve_auto
 from nas.core.space import Sample
 from nas.core.records import Proposal
 
@@ -38,10 +39,16 @@ class RegularizedEvolution(Strategy):
 
     name = "evolution"
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None, population_size: int = 20, tournament_size: int = 5,
-                 crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100, inherit_weights: bool = False,
-                 morph_mutation: float = 0.0) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, population_size: int | str = "auto",
+                 tournament_size: int | str = "auto", crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100,
+                 inherit_weights: bool = False, morph_mutation: float = 0.0, budget: int | None = None) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
+        auto = [name for name, value in (("population_size", population_size), ("tournament_size", tournament_size)) if value == "auto"]
+        population_size = resolve_auto("population_size", population_size, auto_population(budget), strategy="evolution")
+        tournament_size = resolve_auto("tournament_size", tournament_size, auto_tournament(population_size), strategy="evolution")
+        if auto and budget is not None:
+            chosen = {"population_size": population_size, "tournament_size": tournament_size}
+            self.notes.append(", ".join(f"{n}=auto -> {chosen[n]}" for n in auto) + f" for {budget} trials")
         checks = [
             (population_size >= 2, f"`population_size >= 2` must hold, but got {population_size}."),
             (1 <= tournament_size <= population_size,
@@ -58,6 +65,13 @@ class RegularizedEvolution(Strategy):
         self.crossover, self.max_redraws = float(crossover), int(max_redraws)
         self.inherits_weights = inherit_weights
         self.morph_mutation = float(morph_mutation)
+
+    def budget_notes(self, trials: int | None) -> list[str]:
+        notes = super().budget_notes(trials)
+        if trials is not None and trials <= self.population_size:
+            notes.append(f"WARNING population_size={self.population_size} >= budget.trials={trials}: every trial is a random sample "
+                         f"(evolution starts after {self.population_size} trials); lower strategy.population_size or raise budget.trials.")
+        return notes
 
     def population(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The living population: the most recent ``population_size`` completed trials."""

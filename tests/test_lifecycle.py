@@ -163,3 +163,34 @@ def test_a_proposal_names_its_parent_and_child_is_a_deprecated_alias():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert nas.core.records.as_proposal(old) == Proposal(sample, parent=0)
+
+
+def test_defaults_are_chosen_for_the_budget_and_said_at_the_start(tmp_path, capsys):
+    from nas._api import make_strategy
+    from nas._config import compose
+
+    space = ToySpace()
+
+    def build(name, budget, *overrides):
+        return make_strategy(compose([f"strategy={name}", *overrides]).strategy, space, 0, budget=budget)
+
+    evo = build("evolution", 30)
+    assert (evo.population_size, evo.tournament_size) == (6, 2)
+    assert evo.budget_notes(30) == ["population_size=auto -> 6, tournament_size=auto -> 2 for 30 trials"]
+    assert (build("evolution", None).population_size, build("evolution", None).tournament_size) == (20, 5)  # no trial budget
+    assert (build("evolution", 1000).population_size, build("evolution", 8).population_size) == (20, 4)
+    tpe = build("tpe", 10)
+    assert tpe._factory.keywords["n_startup_trials"] == 2 and tpe.budget_notes(10) == ["n_startup_trials=auto -> 2 for 10 trials"]
+    assert build("bo", 50).n_initial == 5 and build("gp", None)._factory.keywords["n_startup_trials"] == 10
+    # settings given by hand that leave the strategy random throughout are said, not silently run
+    assert build("evolution", 10, "strategy.population_size=20").budget_notes(10)[-1].startswith(
+        "WARNING population_size=20 >= budget.trials=10: every trial is a random sample")
+    assert build("tpe", 10, "strategy.n_startup_trials=10").budget_notes(10) == [
+        "WARNING n_startup_trials=10 >= budget.trials=10: every trial is a random sample; lower strategy.n_startup_trials or "
+        "raise budget.trials."]
+    assert build("random", 10).budget_notes(10) == []
+    nas.search(space=space, strategy="evolution", estimator=Curves(), trials=12, out_dir=tmp_path, tensorboard=False)
+    out = capsys.readouterr().out
+    assert "strategy 'evolution': population_size=auto -> 4, tournament_size=auto -> 2 for 12 trials" in out
+    with pytest.raises(ConfigError, match="strategy 'evolution': `population_size` must be an integer or 'auto', but got 'many'"):
+        build("evolution", 10, "strategy.population_size=many")

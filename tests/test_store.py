@@ -15,6 +15,7 @@ import pytest
 import nas
 from nas.core.records import Inheritance, TrialState
 from nas.store import MemoryStore, OptunaStore, Outcome, open_store, record_from_trial
+from nas.store import optuna_store
 from nas.store.optuna_store import RESULT_ATTR, TRIAL_ATTR, discard_last_trial, distribution
 from nas.testing import ToySpace
 
@@ -85,15 +86,18 @@ def test_a_trial_another_worker_created_before_ours_is_never_skipped(tmp_path):
 
 
 def test_the_incremental_read_queries_only_what_changed(tmp_path):
-    """Pins the private RDBStorage._get_trials the store reads with: trials above the last finished
-    id plus the unfinished ones named, and nothing else."""
+    """Pins the private RDBStorage._get_trials the store reads with (4.1+: trials above the last
+    finished id plus the unfinished ones named; 4.0: all but the finished ids given), and nothing else."""
     store = make_store("sqlite", tmp_path)
     done = [store.start(arch(s), text="", parent=None, worker=None) for s in range(3)]
     for t in done[:2]:
         store.finish(t, Outcome(state=TrialState.COMPLETE, value=0.5))
     store.history()
     ids = store._ids
-    changed = store.storage._get_trials(store.study_id, states=None, included_trial_ids={ids[2]}, trial_id_greater_than=ids[1])
+    if optuna_store._RDB_READ == "since":
+        changed = store.storage._get_trials(store.study_id, states=None, included_trial_ids={ids[2]}, trial_id_greater_than=ids[1])
+    else:
+        changed = store.storage._get_trials(store.study_id, states=None, excluded_trial_ids={ids[0], ids[1]})
     assert [t.number for t in changed] == [2]
     assert [t.number for t in store._changed_trials()] == [2]  # the running one only
     store.finish(done[2], Outcome(state=TrialState.COMPLETE, value=0.6))

@@ -7,10 +7,37 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nas.core.errors import ConfigError
 from nas.core.space import Sample, SearchSpace
 from nas.core.records import Asked, Child, Proposal, TrialRecord
 
-__all__ = ["Child", "Proposal", "Strategy"]
+__all__ = ["Child", "Proposal", "Strategy", "auto_population", "auto_startup", "auto_tournament", "resolve_auto"]
+
+
+def auto_population(trials: int | None) -> int:
+    """Regularized evolution's population for a budget of ``trials``: a fifth of it, between 4 and
+    the usual 20 (with 10 trials a population of 20 would leave evolution random throughout)."""
+    return 20 if trials is None else min(20, max(4, trials // 5))
+
+
+def auto_tournament(population: int) -> int:
+    """A quarter of the population, at least 2: the ratio of Real et al. (2019), 25 of 100 (and 5 of 20)."""
+    return max(2, population // 4)
+
+
+def auto_startup(trials: int | None) -> int:
+    """Random trials before a model-based strategy uses its model: a tenth of the budget, between 2
+    and Optuna's usual 10 (with 10 trials, 10 start-up trials would be random search throughout)."""
+    return 10 if trials is None else min(10, max(2, trials // 10))
+
+
+def resolve_auto(name: str, value: int | str, auto: int, *, strategy: str) -> int:
+    """``value``, or ``auto`` when it is ``"auto"``; anything else is refused with the key named."""
+    if value == "auto":
+        return auto
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"strategy '{strategy}': `{name}` must be an integer or 'auto', but got {value!r}.")
+    return value
 
 
 class Strategy(ABC):
@@ -40,6 +67,7 @@ class Strategy(ABC):
     inherits_weights: bool = False
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = False) -> None:
+        self.notes: list[str] = []  # how settings were chosen for the budget (see budget_notes)
         self.space = space
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(2, np.uint64)[0] % (2**63))
         self.skip_duplicates = skip_duplicates
@@ -54,6 +82,12 @@ class Strategy(ABC):
     def is_exhausted(self, history: Sequence[TrialRecord]) -> bool:
         """Whether no new candidate can be proposed. Default: never."""
         return False
+
+    def budget_notes(self, trials: int | None) -> list[str]:
+        """Lines the search prints at its start about this strategy and the budget: settings chosen
+        for it (``auto``), and settings under which the strategy cannot act as itself (e.g. a
+        population as large as the budget: random search throughout). Default: :attr:`notes`."""
+        return list(self.notes)
 
     def alive(self, history: Sequence[TrialRecord]) -> set[int]:
         """Numbers of trials whose weights a later ask may still inherit. Default: none."""

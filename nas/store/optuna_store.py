@@ -10,9 +10,11 @@ stored trial exactly as ``Trial.should_prune`` gives them.
 Private Optuna calls, each isolated here and pinned by ``tests/test_store.py`` (run against the
 pinned and the oldest supported Optuna):
 
-- ``RDBStorage._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)``: the
+- ``RDBStorage._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)`` (Optuna
+  4.1+; 4.0 has ``_get_trials(study_id, states, excluded_trial_ids)``, detected at import): the
   incremental read Optuna's own ``_CachedStorage`` uses. With it, reading the history costs one
-  query for the trials that changed, not a read of the whole study per trial.
+  query for the trials that changed, not a read of the whole study per trial (on 4.0 the query still
+  lists every trial id, then loads only the changed trials).
 - ``RDBStorage._create_new_trial(study_id, template_trial)``: creates the trial and returns it with
   its number (the public ``create_new_trial`` returns the id only, and the number costs a query).
 - ``FrozenTrial._trial_id``: the storage's id of a trial read back (to finish a stale one).
@@ -50,6 +52,23 @@ DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
 MEMORY = ("memory", ":memory:")
 _SCHEMA_RACE_RETRIES = 5
 _MAX_NAMED_IDS = 1000  # trial ids a read may name explicitly (running ones, and ones not yet read)
+
+
+def _rdb_read_kind() -> str:
+    """Which incremental read this Optuna's RDBStorage has: ``since`` (4.1+: ids above the last finished
+    one plus the unfinished ones named) or ``excluding`` (4.0: all but the finished ids given)."""
+    import inspect
+
+    params = inspect.signature(RDBStorage._get_trials).parameters
+    if "included_trial_ids" in params and "trial_id_greater_than" in params:
+        return "since"
+    if "excluded_trial_ids" in params:
+        return "excluding"
+    raise ImportError(f"nas.store: this Optuna ({optuna.__version__}) has no incremental RDB read nas knows "
+                      f"(RDBStorage._get_trials{inspect.signature(RDBStorage._get_trials)}); use Optuna 4.0 to 5.0.")
+
+
+_RDB_READ = _rdb_read_kind()
 
 _TO_OPTUNA = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaState.PRUNED, TrialState.FAILED: OptunaState.FAIL,
               TrialState.RUNNING: OptunaState.RUNNING, TrialState.WAITING: OptunaState.WAITING}
@@ -168,6 +187,7 @@ class OptunaStore(TrialStore):
         self._max_seen = -1                     # highest storage id created or read
         self._own_reads = False                 # whether this store's own finished trials are read back
         self._own_running: set[int] = set()     # numbers of this store's trials that it has not finished
+        self._finished_ids: set[int] = set()    # storage ids of trials known finished (Optuna 4.0's read excludes them)
         self._dims = space.dimensions()
 
     # ---- writing ----------------------------------------------------------------------------
@@ -224,6 +244,7 @@ class OptunaStore(TrialStore):
                              inheritance=outcome.inheritance)
         self._put(record)
         self._own_running.discard(trial.number)
+        self._finished_ids.add(trial.ref)
         if not self._own_reads:  # every id up to ours is read or named in the next read (see start)
             self._unfinished.discard(trial.ref)
             self._last_finished = max(self._last_finished, trial.ref)
@@ -250,6 +271,7 @@ class OptunaStore(TrialStore):
             self._max_seen = max(self._max_seen, trial_id)
             if trial.state.is_finished():
                 self._unfinished.discard(trial_id)
+                self._finished_ids.add(trial_id)
                 self._last_finished = max(self._last_finished, trial_id)
             else:
                 self._unfinished.add(trial_id)
@@ -258,9 +280,12 @@ class OptunaStore(TrialStore):
 
     def _changed_trials(self) -> list[FrozenTrial]:
         if isinstance(self.storage, RDBStorage):  # one query for what changed (private; see the module docstring)
-            included = {i for i in self._unfinished if i <= self._last_finished}
-            return self.storage._get_trials(self.study_id, states=None, included_trial_ids=included,
-                                            trial_id_greater_than=self._last_finished)
+            if _RDB_READ == "since":  # Optuna >= 4.1: the unfinished ones named, and everything after the last finished
+                included = {i for i in self._unfinished if i <= self._last_finished}
+                return self.storage._get_trials(self.study_id, states=None, included_trial_ids=included,
+                                                trial_id_greater_than=self._last_finished)
+            # Optuna 4.0: everything but the finished ones already read (their ids are still listed by the query)
+            return self.storage._get_trials(self.study_id, states=None, excluded_trial_ids=self._finished_ids)  # type: ignore[call-arg]
         # Journal and in-memory storages: the trials not yet read (past the settled prefix, and new
         # numbers) and the running ones of other workers, each looked up by number; O(changed).
         changed = []
