@@ -133,3 +133,13 @@ def test_mnist1d_is_generated_locally_cached_and_trains_conv1d(tmp_path, monkeyp
     model = result.best_model()
     assert any(isinstance(m, __import__("torch").nn.Conv1d) for m in model.modules())
     assert result.best.metrics["test_accuracy"] > 0.15  # two epochs: above chance (0.1)
+
+
+def test_the_readme_shows_the_unknown_name_message_the_code_gives():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = next(line.strip() for line in readme.splitlines() if "Unknown strategy 'randm'" in line)
+    with pytest.raises(ConfigError) as caught:
+        compose(["strategy=randm"])
+    assert str(caught.value) == shown

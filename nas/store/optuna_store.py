@@ -280,12 +280,12 @@ class OptunaStore(TrialStore):
 
     def _changed_trials(self) -> list[FrozenTrial]:
         if isinstance(self.storage, RDBStorage):  # one query for what changed (private; see the module docstring)
+            read: Any = self.storage._get_trials  # its keywords depend on the Optuna version: checked at import, not by mypy
             if _RDB_READ == "since":  # Optuna >= 4.1: the unfinished ones named, and everything after the last finished
                 included = {i for i in self._unfinished if i <= self._last_finished}
-                return self.storage._get_trials(self.study_id, states=None, included_trial_ids=included,
-                                                trial_id_greater_than=self._last_finished)
+                return read(self.study_id, states=None, included_trial_ids=included, trial_id_greater_than=self._last_finished)
             # Optuna 4.0: everything but the finished ones already read (their ids are still listed by the query)
-            return self.storage._get_trials(self.study_id, states=None, excluded_trial_ids=self._finished_ids)  # type: ignore[call-arg]
+            return read(self.study_id, states=None, excluded_trial_ids=self._finished_ids)
         # Journal and in-memory storages: the trials not yet read (past the settled prefix, and new
         # numbers) and the running ones of other workers, each looked up by number; O(changed).
         changed = []
