@@ -36,7 +36,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import nas
 from nas._config import compose, instantiate
-from nas._estimator import ParentWeights, Report, never_stop
+from nas.estimators.base import ParentWeights, Report, never_stop
 
 
 def standard_error(accuracy: float, n: int) -> float:

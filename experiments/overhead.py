@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 import nas
-from nas._training import arch_seed, available_cpus
+from nas.estimators.training import arch_seed, available_cpus
 from nas.datasets import digits
 from strategies import SequenceStrategy
 

@@ -57,7 +57,7 @@ def one_architecture(cfg: dict[str, Any], dataset: str, index: int, sample: dict
 
     torch.set_num_threads(int(cfg["threads"]))
     import nas
-    from nas._estimator import never_stop
+    from nas.estimators.base import never_stop
 
     train, zero_cost = estimators(cfg, dataset)
     arch = nas.get_space(cfg["space"]).architecture(sample)

@@ -11,17 +11,17 @@ from nas.core.architecture import Architecture
 from nas._config import available, get_space
 from nas.core.dimensions import Categorical, Float, Integer
 from nas.core.errors import ConfigError, InvalidSampleError, NASError, TrialFailed
-from nas._estimator import Estimator, Evaluation
+from nas.estimators.base import Estimator, Evaluation
 from nas._results import SearchResult, load
 from nas.core.space import Inherited, Morph, SearchSpace
 from nas.core.strategy import Strategy
 from nas.core.records import Child, Inheritance, Proposal, TrialRecord, TrialState
 from nas.engine.callbacks import Callback
 from nas.store.adapters import SamplerStrategy, StrategySampler
-from nas._table import TableEstimator
-from nas._training import TrainingEstimator
+from nas.estimators.table import TableEstimator
+from nas.estimators.training import TrainingEstimator
 from nas.datasets import DataSplits, Preprocessing
-from nas.zero_cost import ZeroCostEstimator
+from nas.estimators.zero_cost import ZeroCostEstimator
 
 __all__ = [
     "Architecture", "Callback", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",

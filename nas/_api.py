@@ -18,11 +18,11 @@ from optuna.samplers import BaseSampler
 from nas.core.architecture import Architecture
 from nas._config import as_dict, compose, get_space, instantiate, space_from_config, target_of
 from nas.core.errors import ConfigError
-from nas._estimator import Estimator, Evaluation
+from nas.estimators.base import Estimator, Evaluation
 from nas._results import SearchResult, leaderboard
 from nas.core.space import Inherited, SearchSpace
 from nas.core.strategy import Strategy
-from nas._weights import check_weight_config, make_weight_store
+from nas.inheritance.weights import check_weight_config, make_weight_store
 from nas.core.records import TrialRecord, TrialState
 from nas.core.strategy import auto_startup
 from nas.datasets import DataSplits, as_splits

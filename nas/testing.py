@@ -64,7 +64,7 @@ class ToySpace(SearchSpace):
 def simulate(strategy: Strategy, steps: int, score: Callable[[Mapping[str, Any]], float] = ToySpace.score,
              history: list[TrialRecord] | None = None) -> list[TrialRecord]:
     """Ask/tell ``steps`` more times with scores from ``score``; stops early if the strategy is exhausted."""
-    from nas._table import TableEstimator
+    from nas.estimators.table import TableEstimator
     from nas.engine.loop import run_in_memory
 
     return run_in_memory(strategy, TableEstimator(lambda arch: float(score(arch.sample))), steps, history)
@@ -249,7 +249,7 @@ class SpaceContract:
         """Listed morphs (one of each kind first, up to ``morphs_per_sample`` per sample), applied by
         ``inherit`` to a trained-looking parent, compute the parent's function (relative output
         difference <= 1e-5 in eval mode on random inputs)."""
-        from nas.morphisms import preservation_error
+        from nas.inheritance.morphisms import preservation_error
 
         space = self.make_space()
         for shape in self.input_shapes:

@@ -1,5 +1,5 @@
 """Shared steps of the families' morphisms: start a child from the parent's matching tensors, then
-overwrite the tensors a morphism changes (:mod:`nas.morphisms` computes them)."""
+overwrite the tensors a morphism changes (:mod:`nas.inheritance.morphisms` computes them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.morphisms import inherit_matching
+from nas.inheritance.morphisms import inherit_matching
 
 #: Relative spread of Net2Wider's symmetry-breaking split of outgoing weights (the function is unchanged).
 WIDEN_NOISE = 0.1

@@ -225,7 +225,7 @@ class CellSpace(SearchSpace):
         return out
 
     def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
-        from nas.morphisms import pad_kernel, parameter_fraction, zero_output_
+        from nas.inheritance.morphisms import pad_kernel, parameter_fraction, zero_output_
         from search_spaces._cell_modules import Cell
         from search_spaces._morph import put, transplant
 

@@ -255,7 +255,7 @@ class MacroChainSpace(SearchSpace):
         return self.validate(out)
 
     def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
-        from nas.morphisms import identity_, pad_kernel, parameter_fraction, passthrough_bn_, zero_output_
+        from nas.inheritance.morphisms import identity_, pad_kernel, parameter_fraction, passthrough_bn_, zero_output_
         from search_spaces._morph import put, shift_from, transplant
 
         k = int(morph.where[len("layer"):]) - 1  # index into model.layers
@@ -312,7 +312,7 @@ def _widen(model: MacroChainNet, parent_state: Mapping[str, Any], k: int, genera
     conv or sep conv and projection shortcut, or the head's first Linear: global pooling commutes with
     copying channels) splits the copied inputs. An identity shortcut that the wider build turned into a
     projection is set to copy (own) or to average the copies back (reader's), with a pass-through batch norm."""
-    from nas.morphisms import merge_weight, passthrough_bn_, replicate_out, select_weight, split_in, wider_mapping
+    from nas.inheritance.morphisms import merge_weight, passthrough_bn_, replicate_out, select_weight, split_in, wider_mapping
     from search_spaces._morph import WIDEN_NOISE, put
 
     ndim = model.stem[0].weight.ndim - 2

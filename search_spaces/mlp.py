@@ -93,7 +93,7 @@ class MLPSpace(SearchSpace):
         return out
 
     def _apply_morph(self, morph: Morph, parent: Sample, parent_state: Mapping[str, Any], model: Any, generator: Any) -> float:
-        from nas.morphisms import identity_, parameter_fraction, replicate_out, split_in, wider_mapping
+        from nas.inheritance.morphisms import identity_, parameter_fraction, replicate_out, split_in, wider_mapping
         from search_spaces._morph import WIDEN_NOISE, put, shift_from, transplant
 
         linear = 1 + 3 * (int(morph.where[len("layer"):]) - 1)  # index of the morphed Linear in the Sequential

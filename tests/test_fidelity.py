@@ -10,7 +10,7 @@ import torch
 
 import nas
 from nas import ConfigError, TrainingEstimator
-from nas._training import count_params
+from nas.estimators.training import count_params
 from nas.datasets import mnist1d
 
 

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import nas
 from nas import TrialRecord
-from nas._weights import WeightStore, make_weight_store
+from nas.inheritance.weights import WeightStore, make_weight_store
 from nas.testing import StrategyContract, simulate
 from search_spaces.mlp import MLPSpace
 from strategies.evolution import RegularizedEvolution
@@ -281,7 +281,7 @@ def test_a_store_that_cannot_be_written_costs_the_weights_not_the_search(tmp_pat
 
 
 def test_ask_tell_candidates_name_their_parent_and_inherit_its_function():
-    from nas.morphisms import preservation_error
+    from nas.inheritance.morphisms import preservation_error
 
     searcher = nas.Searcher("mlp", "nash", seed=0)
     first = searcher.ask()

@@ -14,7 +14,7 @@ from torch import nn
 
 import nas
 from nas import Morph
-from nas.morphisms import preservation_error
+from nas.inheritance.morphisms import preservation_error
 from nas.testing import settle_batch_norm
 from search_spaces.macro_chain import MacroChainSpace
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas import ConfigError
-from nas.morphisms import (
+from nas.inheritance.morphisms import (
     Inheritance,
     ZeroInitSum,
     add_zero_branch,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nas
-from nas._training import TrainingEstimator, available_cpus
+from nas.estimators.training import TrainingEstimator, available_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_training_estimator_takes_every_core_without_sched_getaffinity(no_affini
 def test_only_the_helper_asks_for_the_affinity_mask():
     callers = [str(p.relative_to(ROOT)) for folder in ("nas", "search_spaces", "strategies", "experiments")
                for p in (ROOT / folder).rglob("*.py") if "sched_getaffinity(" in p.read_text()]
-    assert callers == [str(Path("nas", "_training.py"))]
+    assert callers == [str(Path("nas", "estimators", "training.py"))]
 
 
 def declared_dependencies():

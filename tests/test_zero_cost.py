@@ -13,7 +13,7 @@ from torch import nn
 
 import nas
 from nas import ConfigError, TrialFailed
-from nas.zero_cost import PROXIES, ZeroCostEstimator, compute, grad_norm, jacov, macs, naswot, params, snip, synflow
+from nas.estimators.zero_cost import PROXIES, ZeroCostEstimator, compute, grad_norm, jacov, macs, naswot, params, snip, synflow
 from search_spaces.macro_chain import MacroChainSpace
 
 
@@ -222,7 +222,7 @@ def test_batches_average_data_dependent_proxies(digits_splits):
     space = nas.get_space("mlp")
     arch = space.architecture(space.sample(np.random.default_rng(0)))
     three = ZeroCostEstimator(space=space, dataset=digits_splits, batch_size=8, batches=3, proxies=["naswot", "params"])
-    torch.manual_seed(nas._training.arch_seed(0, arch.key))
+    torch.manual_seed(nas.estimators.training.arch_seed(0, arch.key))
     model = space.build(arch.sample, digits_splits.input_shape, 10)
     expected = np.mean([naswot(model, x, y) for x, y in three._minibatches])
     metrics = three.evaluate(arch, no_report).metrics

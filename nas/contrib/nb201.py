@@ -17,7 +17,7 @@ from typing import Any
 
 from nas.core.errors import ConfigError, unknown_name_message
 from nas.core.space import SearchSpace
-from nas._table import TableEstimator
+from nas.estimators.table import TableEstimator
 
 #: Dataset names (as in the benchmark's papers) and the CSV column of each one's test accuracy (%).
 NB201_COLUMNS = {

@@ -250,7 +250,7 @@ class SearchSpace(ABC):
         match is copied and the rest keeps its fresh initialisation. ``generator`` (a
         ``torch.Generator``) draws the random parts of a morphism (Net2Net's replicated units).
         """
-        from nas.morphisms import inherit_matching
+        from nas.inheritance.morphisms import inherit_matching
 
         target = self.active(child)
         model = self.build(target, input_shape, num_classes)

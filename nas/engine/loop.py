@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 
 from nas.core.errors import ConfigError
-from nas._estimator import Estimator, Evaluation, ParentWeights
+from nas.estimators.base import Estimator, Evaluation, ParentWeights
 from nas.core.space import SearchSpace
 from nas.core.strategy import Strategy
 from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_proposal

@@ -54,7 +54,7 @@ class BestCheckpoint(Callback):
 
 class WeightRetention(Callback):
     """After each trial, removes kept weights that neither rank among the best nor can still be bred
-    from (:meth:`nas.Strategy.alive`); see :class:`nas._weights.WeightStore`."""
+    from (:meth:`nas.Strategy.alive`); see :class:`nas.inheritance.weights.WeightStore`."""
 
     def __init__(self, weights: Any) -> None:
         self.weights = weights

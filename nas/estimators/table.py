@@ -8,7 +8,7 @@ from typing import Any, Union
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, TrialFailed
-from nas._estimator import Estimator, Evaluation, Report, pruned
+from nas.estimators.base import Estimator, Evaluation, Report, pruned
 from nas.core.space import SearchSpace
 
 #: A table entry: a bare score, or a mapping with the score under ``metric`` and optionally

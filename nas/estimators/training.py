@@ -15,8 +15,8 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, TrialFailed, unknown_name_message
-from nas._estimator import Estimator, Evaluation, ParentWeights, Report, deadline_passed, pruned
-from nas._modes import restoring_modes
+from nas.estimators.base import Estimator, Evaluation, ParentWeights, Report, deadline_passed, pruned
+from nas.estimators.modes import restoring_modes
 from nas.core.space import SearchSpace
 from nas.core.records import Inheritance
 from nas.datasets import DataSplits, as_splits
@@ -102,7 +102,7 @@ class TrainingEstimator(Estimator):
     ``input_scale``, ``max_seconds``) make the estimate cheaper; :meth:`fidelity` reports them and
     the runner records them with every trial.
 
-    Weight inheritance: given ``parent=`` (a :class:`~nas._estimator.ParentWeights`), the child is built
+    Weight inheritance: given ``parent=`` (a :class:`~nas.estimators.base.ParentWeights`), the child is built
     by :meth:`SearchSpace.inherit` from the parent's trained state (a function-preserving morphism
     where the space has one, else every tensor whose name and shape match) and trained for
     ``inherited_epochs`` (default ``epochs``) on a fresh cosine schedule from ``inherited_lr`` (default
@@ -245,7 +245,7 @@ class TrainingEstimator(Estimator):
 
     def _inherit(self, arch: Architecture, parent: ParentWeights) -> tuple[nn.Module, Inheritance]:
         """The child built from the parent's state, and what was inherited, measured on a probe batch."""
-        from nas.morphisms import preservation_error
+        from nas.inheritance.morphisms import preservation_error
 
         generator = torch.Generator().manual_seed(arch_seed(self.seed, arch.key))
         child = self.build_space.inherit(parent.sample, parent.state, arch.sample, self.input_shape, self.num_classes, generator=generator)
