@@ -75,6 +75,8 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     Everything is validated here, before any training starts.
     """
     seed = cfg.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"`seed` must be an integer or null, but got {seed!r}.")
     space = space if space is not None else space_from_config(cfg.space)
     made_strategy = make_strategy(strategy if strategy is not None else cfg.strategy, space, seed,
                                   budget=(cfg.get("budget") or {}).get("trials"))

@@ -153,6 +153,9 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
         params = {}
     if params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in runtime]
+        for key, value in kwargs.items():
+            if key in params:
+                _check_type(kind, key, value, params[key].default)
         for key in kwargs:
             if key not in params:
                 raise ConfigError(f"{kind}: " + unknown_name_message("key", key, valid).replace("Valid names", "Valid keys"))
@@ -161,6 +164,17 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
     if partial:
         return functools.partial(target, **kwargs)
     return target(**kwargs)
+
+
+def _check_type(kind: str, key: str, value: Any, default: Any) -> None:
+    """A value of a key whose default is a number or a flag must be one too (``estimator.epochs=abc``
+    otherwise fails deep inside as a TypeError); other keys are checked by what they build."""
+    if default is None or default is inspect.Parameter.empty or isinstance(value, type(default)):
+        return
+    if isinstance(default, bool):
+        raise ConfigError(f"{kind}: `{key}` must be true or false, but got {value!r}.")
+    if isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{kind}: `{key}` must be a number (its default is {default!r}), but got {value!r}.")
 
 
 def target_of(node: Mapping[str, Any] | DictConfig, *, kind: str) -> Any:

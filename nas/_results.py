@@ -130,8 +130,7 @@ def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) 
     rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + "architecture |",
             "|---:|---:|---|---:|" + "---:|" * len(columns) + "---|"]
     for rank, r in enumerate(top, 1):
-        text = space.format(r.arch.sample)
-        text = text if len(text) <= 90 else text[:87] + "..."
+        text = space.format(r.arch.sample)  # whole: two cells that differ late must not look the same
         cells = "".join(f"{_cell(r.metrics.get(name), fmt)} | " for _, name, fmt in columns)
         rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {cells}`{text}` |")
     states: dict[str, int] = {}

@@ -36,13 +36,32 @@ def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]
     return best.value if best is not None else None
 
 
+def check_overrides(argv: list[str]) -> None:
+    """Group choices on the command line (``strategy=randm``, a sweep's ``strategy=random,grdi``) are
+    answered as in Python (the valid names, the closest one) before Hydra says it found no file."""
+    from nas._config import GROUPS, check_name
+
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key not in GROUPS or "(" in value or value.endswith((".yaml", ".yml")):
+            continue
+        for choice in value.split(","):
+            check_name(key, choice.strip())
+
+
 def search_main() -> None:
     """``nas-search [overrides...]``: a Hydra app over ``configs/``; ``-m`` sweeps."""
     import hydra
 
     from nas._config import _register_plugins
 
-    _register_plugins()  # other packages' spaces, strategies, ... composable by name
+    try:
+        _register_plugins()  # other packages' spaces, strategies, ... composable by name
+        check_overrides(sys.argv[1:])
+    except NASError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(_search_app)()
 
 

@@ -127,8 +127,12 @@ def _check_xy(name: str, key: str, x: np.ndarray, y: np.ndarray) -> None:
         raise ConfigError(f"dataset '{name}': `x_{key}` and `y_{key}` must have the same length, but got {len(x)} and {len(y)}.")
     if len(x) == 0:
         raise ConfigError(f"dataset '{name}': `x_{key}` must hold at least one example, but it is empty.")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ConfigError(f"dataset '{name}': `y_{key}` must be a 1-D array of non-negative integer labels, but got dtype {y.dtype}, shape {y.shape}.")
+    if y.min() < 0:
+        at = int(np.argmax(y < 0))
+        raise ConfigError(f"dataset '{name}': `y_{key}` must hold non-negative integer labels, but y_{key}[{at}] = {int(y[at])} "
+                          f"({int((y < 0).sum())} negative of {len(y)}).")
     if not np.isfinite(x).all():
         raise ConfigError(f"dataset '{name}': `x_{key}` must hold finite numbers, but it contains NaN or inf.")
 

@@ -97,3 +97,20 @@ def test_tpe_strategy_through_config(tmp_path):
                f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert "strategy 'tpe'" in out.stdout
     assert len(nas.load(tmp_path / "run").trials) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["strategy=randm"], "error: Unknown strategy 'randm'. Did you mean 'random'? Valid names: bo, bohb, evolution, gp, grid, local, "
+                         "nash, random, rl, tpe."),
+    (["-m", "strategy=random,grdi"], "error: Unknown strategy 'grdi'. Did you mean 'grid'?"),
+    (["estimator.epochs=abc"], "error: estimator: `epochs` must be a number (its default is 10), but got 'abc'."),
+    (["estimator.lr=fast"], "error: estimator: `lr` must be a number (its default is 0.003), but got 'fast'."),
+    (["seed=abc"], "error: `seed` must be an integer or null, but got 'abc'."),
+    (["budget.trials=abc"], "error: `budget.trials` must be an integer >= 1 (or null with a timeout), but got 'abc'."),
+], ids=["unknown-name", "unknown-in-a-sweep", "epochs", "lr", "seed", "trials"])
+def test_command_line_errors_are_the_python_ones_in_one_line_with_exit_2(tmp_path, args, message):
+    proc = run(["nas-search", *args, f"hydra.run.dir={tmp_path / 'r'}", f"hydra.sweep.dir={tmp_path / 'm'}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().startswith(message), proc.stderr  # the whole line, or its start where the valid names follow
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "study.db").exists()  # refused before anything ran

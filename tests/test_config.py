@@ -143,3 +143,24 @@ def test_the_readme_shows_the_unknown_name_message_the_code_gives():
     with pytest.raises(ConfigError) as caught:
         compose(["strategy=randm"])
     assert str(caught.value) == shown
+
+
+def test_a_negative_label_is_shown_with_its_index_and_value(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 100)
+    y[17] = -4
+    path = tmp_path / "neg.npz"
+    np.savez(path, x_train=rng.normal(size=(100, 6)), y_train=y, x_test=rng.normal(size=(20, 6)), y_test=rng.integers(0, 3, 20))
+    with pytest.raises(ConfigError, match=r"`y_train` must hold non-negative integer labels, but y_train\[17\] = -4 \(1 negative of 100\)"):
+        nas.datasets.npz(path=str(path))
+
+
+def test_a_value_of_the_wrong_type_is_refused_with_the_key_before_anything_is_built():
+    from nas._config import instantiate
+
+    with pytest.raises(ConfigError, match=r"estimator: `epochs` must be a number \(its default is 10\), but got 'abc'"):
+        instantiate({"_target_": "nas.TrainingEstimator", "epochs": "abc"}, kind="estimator", space=None, dataset=None)
+    with pytest.raises(ConfigError, match=r"strategy: `skip_duplicates` must be true or false, but got 'maybe'"):
+        instantiate({"_target_": "strategies.RandomSearch", "skip_duplicates": "maybe"}, kind="strategy", space=None)
+    with pytest.raises(ConfigError, match=r"`seed` must be an integer or null, but got 'abc'"):
+        nas.search(space=ToySpace(), seed=None, overrides=["seed=abc"], progress=False)

@@ -104,8 +104,8 @@ def test_the_progress_estimate_is_capped_by_the_time_budget():
 
 
 def test_a_budget_must_end_and_is_checked_before_anything_is_written(tmp_path):
-    for kwargs, match in (({"overrides": ["budget.trials=null"]}, "both are null"), ({"trials": 0}, "`budget.trials >= 1`"),
-                          ({"trials": 3, "timeout": -5}, "`budget.timeout > 0`")):
+    for kwargs, match in (({"overrides": ["budget.trials=null"]}, "both are null"), ({"trials": 0}, "`budget.trials` must be an integer >= 1"),
+                          ({"trials": 3, "timeout": -5}, "`budget.timeout` must be a number of seconds > 0 (or null), but got -5")):
         with pytest.raises(ConfigError, match=re.escape(match)):
             nas.search(space=ToySpace(), estimator=Curves(), out_dir=tmp_path / "never", progress=False, **kwargs)
     assert not (tmp_path / "never").exists()
@@ -194,3 +194,18 @@ def test_defaults_are_chosen_for_the_budget_and_said_at_the_start(tmp_path, caps
     assert "strategy 'evolution': population_size=auto -> 4, tournament_size=auto -> 2 for 12 trials" in out
     with pytest.raises(ConfigError, match="strategy 'evolution': `population_size` must be an integer or 'auto', but got 'many'"):
         build("evolution", 10, "strategy.population_size=many")
+
+
+def test_the_progress_line_and_leaderboard_of_a_lookup_say_what_was_measured(tmp_path):
+    """No `0 params 0.0s` for a table lookup; the leaderboard shows every architecture whole."""
+    space = nas.get_space("cell_nb201")
+    samples = [space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"),
+               space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")]
+    out = io.StringIO()
+    result = nas.search(space=space, strategy=SequenceStrategy(space, samples=samples), estimator=nas.TableEstimator(
+        lambda arch: 90.0 + len(arch.key) % 3, space=space), trials=2, out_dir=tmp_path, progress=False, tensorboard=False,
+        callbacks=[ProgressCallback(stream=out)])
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("trial")]
+    assert len(lines) == 2 and all("params" not in line and " 0.0s" not in line for line in lines)
+    board = result.leaderboard()
+    assert all(f"`{space.format(s)}`" in board for s in samples)  # the two differ only in their last edge

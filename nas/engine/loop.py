@@ -42,10 +42,10 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.trials is not None and (isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1):
-            raise ConfigError(f"`budget.trials >= 1` (or null with a timeout) must hold, but got trials={self.trials!r}.")
+            raise ConfigError(f"`budget.trials` must be an integer >= 1 (or null with a timeout), but got {self.trials!r}.")
         if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
                                          or not self.timeout > 0):
-            raise ConfigError(f"`budget.timeout > 0` (seconds, or null) must hold, but got timeout={self.timeout!r}.")
+            raise ConfigError(f"`budget.timeout` must be a number of seconds > 0 (or null), but got {self.timeout!r}.")
         if self.trials is None and self.timeout is None:
             raise ConfigError("`budget` must set `trials` or `timeout` (or both), but both are null: the search would never stop.")
 

@@ -37,13 +37,14 @@ def remaining(elapsed: float, done_here: int, trials_left: int | None, time_left
 
 
 def result_text(record: TrialRecord) -> str:
-    """``val 0.9800 test 0.9711 12.3k params 4.1s``; what was measured, nothing invented."""
+    """``val 0.9800 test 0.9711 12.3k params 4.1s``; what was measured, nothing invented (a lookup has
+    no parameter count, and its microseconds are no cost worth a column)."""
     m = record.metrics
     if record.state is TrialState.COMPLETE:
         text = f"val {record.value:.4f} test {m['test_accuracy']:.4f}" if "test_accuracy" in m else f"score {record.value:.4g}"
         if "params" in m:
             text += f" {human(m['params'])} params"
-        if record.cost is not None:
+        if record.cost is not None and record.cost >= 0.05:
             text += f" {record.cost:.1f}s"
     else:
         text = f"{record.state}: {record.reason or ''}"[:70]
