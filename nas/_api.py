@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -211,7 +212,7 @@ def search(
     if storage is not None:
         ov.append(f"storage='{storage}'")
     cfg = compose(ov)
-    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}-{os.getpid()}"
     objects = {k: v for k, v in objects.items() if v is not None}
     return run_from_config(cfg, run_dir, pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None,
                            callbacks=callbacks, **objects)

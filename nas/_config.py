@@ -99,6 +99,13 @@ def _keyword_defaults(target: Any) -> dict[str, Any]:
             and (isinstance(p.default, primitive) or (isinstance(p.default, (list, tuple)) and all(isinstance(v, primitive) for v in p.default)))}
 
 
+def register_resolvers() -> None:
+    """``${nas.pid:}`` in configs: this process's id (unique run directories for searches started together)."""
+    import os
+
+    OmegaConf.register_new_resolver("nas.pid", os.getpid, replace=True)
+
+
 def _register_plugins() -> None:
     """Make every plugin composable by name (Hydra's ConfigStore, searched by every compose)."""
     from hydra.core.config_store import ConfigStore
@@ -261,5 +268,6 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         if sep and group in GROUPS and not value.endswith((".yaml", ".yml")):
             check_name(group, value)
     _register_plugins()
+    register_resolvers()
     with _hydra_of_our_own(), initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))

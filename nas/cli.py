@@ -16,10 +16,13 @@ def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]
     from nas._api import run_from_config
 
     run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else Path(HydraConfig.get().runtime.output_dir)
+    existed = (run_dir / "run.json").exists()
     try:
         result = run_from_config(cfg, run_dir)
     except NASError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if not existed:
+            _remove_if_only_hydra(run_dir)  # a run refused before it started leaves nothing behind
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"\nInterrupted. Finished trials are kept in {run_dir}; run the same command with "
@@ -34,6 +37,16 @@ def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]
     print(f"Leaderboard:   nas-leaderboard {run_dir}")
     best = result.best
     return best.value if best is not None else None
+
+
+def _remove_if_only_hydra(run_dir: Path) -> None:
+    """Remove ``run_dir`` if it holds nothing but what Hydra writes before the app runs (``.hydra/``, a log)."""
+    import shutil
+
+    if not run_dir.is_dir():
+        return
+    if all(p.name == ".hydra" or (p.suffix == ".log" and p.is_file()) for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -56,6 +69,9 @@ def search_main() -> None:
 
     from nas._config import _register_plugins
 
+    from nas._config import register_resolvers
+
+    register_resolvers()
     try:
         _register_plugins()  # other packages' spaces, strategies, ... composable by name
         check_overrides(sys.argv[1:])

@@ -113,4 +113,15 @@ def test_command_line_errors_are_the_python_ones_in_one_line_with_exit_2(tmp_pat
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip().startswith(message), proc.stderr  # the whole line, or its start where the valid names follow
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
-    assert not (tmp_path / "r" / "study.db").exists()  # refused before anything ran
+    assert not (tmp_path / "r").exists() and not (tmp_path / "m").exists()  # refused before it ran: nothing left behind
+
+
+def test_two_searches_started_in_the_same_second_get_their_own_run_directories(tmp_path):
+    procs = [subprocess.Popen([str(BIN / "nas-search"), "space=mlp", "budget.trials=1", "estimator.epochs=1", "tensorboard=false",
+                               "progress=false"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all((r / "best" / "weights.pt").exists() for r in runs)
+    assert {r.name.rpartition("-")[2] for r in runs} == {str(p.pid) for p in procs}
