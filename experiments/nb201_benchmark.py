@@ -40,7 +40,7 @@ def one_run(name: str, overrides: dict[str, Any], seed: int, dataset: str, evalu
     from nas._api import make_strategy
     from nas._config import load_group_file
     from nas.contrib.nb201 import NB201Estimator
-from nas.engine.loop import run_in_memory
+    from nas.engine.loop import run_in_memory
 
     space = nas.get_space("cell_nb201")
     node = OmegaConf.merge(load_group_file("strategy", name)[1], overrides)

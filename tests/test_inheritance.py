@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

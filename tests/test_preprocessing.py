@@ -17,7 +17,6 @@ from nas.datasets import (
     Downscale,
     Preprocessing,
     Standardize,
-    digits,
     from_arrays,
     load_preprocessing,
     save_preprocessing,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nas.core.errors import ConfigError
-from nas.core.space import Sample, SearchSpace
+from nas.core.space import SearchSpace
 from nas.core.records import Asked, Child, Proposal, TrialRecord
 
 __all__ = ["Child", "Proposal", "Strategy", "auto_population", "auto_startup", "auto_tournament", "resolve_auto"]
