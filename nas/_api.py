@@ -113,13 +113,15 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     space_cfg = OmegaConf.to_container(cfg.space, resolve=True) if objects.get("space") is None else None
     weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None
     check_weight_config(weights_cfg)  # before the run directory is made
+    identity = search_identity(cfg, space, estimator, objects)
+    check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"), resume=cfg.get("resume", "auto"))
     run_dir.mkdir(parents=True, exist_ok=True)
     template, store = open_store(cfg.get("storage"), run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner)
     weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
                                 needed=strategy.inherits_weights and estimator.inherits_weights)
     write_run_file(run_dir, space=space, strategy=strategy, estimator=estimator, storage=template, study_name=store.study_name,
                    space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
-                   weights=weights)
+                   weights=weights, identity=identity)
     observers: list[Callback] = [ProgressCallback(enabled=bool(cfg.get("progress", True)))]
     if cfg.get("tensorboard", True):
         observers.append(TensorBoardCallback(run_dir / "tb"))
@@ -142,12 +144,65 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
 
 
+#: Estimator settings that may differ on resume: where and how fast it runs, not what it measures.
+_RUNTIME_KEYS = ("_partial_", "device", "threads", "eval_batch_size")
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def search_identity(cfg: DictConfig, space: SearchSpace, estimator: Estimator, objects: Mapping[str, Any]) -> dict[str, Any]:
+    """What defines a search (space, dataset, estimator and its fidelity, seed): a run directory's study
+    is only continued by a config with the same. Budget, timeout, strategy, progress, logging and
+    storage may change on resume. Objects given in Python are identified by what they describe."""
+    identity: dict[str, Any] = {"seed": cfg.get("seed"), "fidelity": estimator.fidelity()}
+    identity["space"] = (as_dict(cfg.space, kind="space") if objects.get("space") is None
+                         else {"object": True, "name": space.name, "dimensions": sorted(space.dimensions())})
+    if objects.get("estimator") is None:
+        identity["estimator"] = {k: v for k, v in as_dict(cfg.estimator, kind="estimator").items() if k not in _RUNTIME_KEYS}
+    else:
+        identity["estimator"] = {"object": True, **{k: v for k, v in estimator.describe().items() if k not in _RUNTIME_KEYS}}
+    if estimator.needs_data:
+        identity["dataset"] = as_dict(cfg.dataset, kind="dataset") if objects.get("dataset") is None else {"object": True}
+    return _jsonable(identity)
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key, "(unset)"), new.get(key, "(unset)"), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def check_resume(run_dir: Path, identity: dict[str, Any], *, study_name: str, resume: str) -> None:
+    """Refuse, before anything is written, to continue a run directory's study with a config that
+    defines another search; ``resume=force`` continues anyway, a new ``study_name`` starts a new study."""
+    if resume not in ("auto", "force"):
+        raise ConfigError(f"`resume` must be auto (continue a study the config matches) or force, but got {resume!r}.")
+    meta_file = run_dir / RUN_FILE
+    if resume == "force" or not meta_file.is_file():
+        return
+    meta = json.loads(meta_file.read_text())
+    previous = meta.get("identity")
+    if previous is None or meta.get("study_name") != study_name:
+        return  # a run directory from before identities were kept, or another study in it
+    diffs = _differences(previous, identity)
+    if diffs:
+        raise ConfigError(f"run_dir {str(run_dir)!r} holds study {study_name!r} of another search, which this config would "
+                          f"continue and corrupt: " + "; ".join(diffs) + ". Use a new run_dir (or study_name), or resume=force "
+                          f"to continue it anyway.")
+
+
 def write_run_file(run_dir: Path, *, space: SearchSpace, strategy: Strategy, estimator: Estimator, storage: str, study_name: str,
-                   space_config: dict[str, Any] | None, config: dict[str, Any] | None, weights: Any) -> None:
-    """``run.json`` (what :func:`nas.load` needs) and ``config.yaml`` (the resolved config)."""
+                   space_config: dict[str, Any] | None, config: dict[str, Any] | None, weights: Any,
+                   identity: dict[str, Any] | None = None) -> None:
+    """``run.json`` (what :func:`nas.load` needs, and what defines the search) and ``config.yaml`` (the resolved config)."""
     meta = {"space": space.name, "study_name": study_name, "storage": storage, "space_config": space_config,
             "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes, "estimator": estimator.describe(),
-            "strategy": strategy.name, "weights_store": str(weights.root) if weights is not None else None}
+            "strategy": strategy.name, "weights_store": str(weights.root) if weights is not None else None, "identity": identity}
     atomic_write(run_dir / RUN_FILE, json.dumps(meta, indent=2))
     if config is not None:
         atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))

@@ -211,3 +211,24 @@ def test_pruned_trial_keeps_the_cost_and_curve_it_spent(tmp_path):
     (record,) = result.trials
     assert record.state == "pruned" and record.curve == (0.1,)
     assert record.metrics["seconds"] == pytest.approx(10.0) and record.cost == pytest.approx(10.0)
+
+
+def test_resuming_with_a_config_of_another_search_is_refused_before_anything_is_written(tmp_path):
+    """dataset, space, epochs or seed differ: the run directory is left as it was; budget may change;
+    resume=force or a new study name are the ways out."""
+    tiny_search(tmp_path, trials=1, epochs=1)
+    run = tmp_path / "run"
+    before = (run / "run.json").read_bytes()
+    for kw, what in (({"dataset": "mnist1d"}, "dataset._target_: 'nas.datasets.digits' -> 'nas.datasets.mnist1d'"),
+                     ({"space": "macro_chain"}, "space._target_: 'search_spaces.mlp.MLPSpace' -> 'search_spaces.macro_chain.MacroChainSpace'"),
+                     ({"epochs": 2}, "estimator.epochs: 1 -> 2"), ({"seed": 1}, "seed: 0 -> 1")):
+        args = {"trials": 2, "epochs": 1, **kw}
+        with pytest.raises(nas.ConfigError, match="holds study 'nas' of another search") as caught:
+            tiny_search(tmp_path, **args)
+        assert what in str(caught.value) and "resume=force" in str(caught.value)
+        assert (run / "run.json").read_bytes() == before and len(nas.load(run).trials) == 1
+    assert len(tiny_search(tmp_path, trials=2, epochs=1).trials) == 2  # a larger budget continues it
+    forced = tiny_search(tmp_path, trials=3, epochs=2, overrides=["resume=force"])
+    assert len(forced.trials) == 3
+    other = tiny_search(tmp_path, trials=1, epochs=3, overrides=["study_name=longer"])
+    assert len(other.trials) == 1 and other.study.study_name == "longer"
