@@ -186,6 +186,16 @@ def from_arrays(
         _check_xy(name, "val", x_val, y_val)
         if x_val.shape[1:] != x_train.shape[1:]:
             raise ConfigError(f"dataset '{name}': `x_train` and `x_val` must have the same example shape, but got {x_train.shape[1:]} and {x_val.shape[1:]}.")
+    seen = set(np.unique(y_train).tolist())
+    if len(seen) < 2:
+        raise ConfigError(f"dataset '{name}': the training split must hold at least two classes, but every label of `y_train` is "
+                          f"{int(y_train[0])} ({len(y_train)} examples).")
+    for key, y in (("val", y_val), ("test", y_test)):
+        unseen = sorted(set(np.unique(y).tolist()) - seen)
+        if unseen:
+            raise ConfigError(f"dataset '{name}': every label of `y_{key}` must occur in training, but {unseen[:10]} "
+                              f"({int(np.isin(y, unseen).sum())} of {len(y)} examples) never does; training has labels "
+                              f"{sorted(seen)[:10]}{'...' if len(seen) > 10 else ''}.")
     num_classes = int(max(y_train.max(), y_val.max(), y_test.max())) + 1
     # The tensors are made by applying the recorded preprocessing itself: what is saved is what the network saw.
     x_train, x_val, x_test = (pre(a) for a in (x_train, x_val, x_test))
@@ -260,8 +270,8 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardize: bool | str = True) -> DataSplits:
     """A user file holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` (optionally ``x_val``, ``y_val``).
 
-    Images should be ``(N, C, H, W)`` (square ``(N, H, H)`` gets a channel axis), signals ``(N, C, L)``,
-    vectors ``(N, D)``. Inputs are standardised by default: minus the training split's mean, divided
+    Images should be ``(N, C, H, W)`` (square ``(N, H, H)`` gets a channel axis), signals ``(N, C, L)``
+    (a non-square ``(N, H, W)`` is read as ``H`` channels of length ``W``, with a warning), vectors ``(N, D)``. Inputs are standardised by default: minus the training split's mean, divided
     by its std, one of each over all values; ``standardize=False`` keeps them as they are,
     ``"feature"`` uses one mean and std per input position (see :func:`from_arrays`). The splits'
     ``preprocessing`` records these steps, so the searched model takes the file's raw arrays.
@@ -269,13 +279,27 @@ def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardi
     file = Path(str(path)).expanduser()
     if not file.is_file():
         raise ConfigError(f"dataset 'npz': `path` must name an existing .npz file, but got {str(path)!r}.")
-    with np.load(file) as d:
+    try:
+        loaded = np.load(file, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"dataset 'npz': `path` must name a .npz file written by numpy.savez, but {str(path)!r} is not one "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).") from None
+    if not hasattr(loaded, "files"):  # a single .npy array
+        raise ConfigError(f"dataset 'npz': `path` must name a .npz archive of named arrays {list(NPZ_KEYS)}, but {str(path)!r} holds "
+                          f"one array of shape {loaded.shape}.")
+    with loaded as d:
         missing = [k for k in NPZ_KEYS if k not in d.files]
         if missing:
             raise ConfigError(f"dataset 'npz': the file must hold arrays {list(NPZ_KEYS)}, but {str(file)!r} lacks {missing} (it has {sorted(d.files)}).")
         arrays = {k: d[k] for k in d.files}
     x = arrays["x_train"]
     square_images = x.ndim == 3 and x.shape[1] == x.shape[2]
+    if x.ndim == 3 and not square_images:
+        import warnings
+
+        warnings.warn(f"dataset 'npz': x_train has shape {x.shape}: read as {x.shape[1]} channels of signals of length {x.shape[2]} "
+                      f"(Conv1d models); square (N, H, H) arrays are read as one-channel images. For a non-square image, save it as "
+                      f"(N, 1, H, W).", UserWarning, stacklevel=2)
     return from_arrays(file.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        x_val=arrays.get("x_val"), y_val=arrays.get("y_val"), val_fraction=val_fraction, split_seed=split_seed,
                        standardize=standardize, transform=(AddChannelAxis(),) if square_images else ())

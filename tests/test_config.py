@@ -164,3 +164,24 @@ def test_a_value_of_the_wrong_type_is_refused_with_the_key_before_anything_is_bu
         instantiate({"_target_": "strategies.RandomSearch", "skip_duplicates": "maybe"}, kind="strategy", space=None)
     with pytest.raises(ConfigError, match=r"`seed` must be an integer or null, but got 'abc'"):
         nas.search(space=ToySpace(), seed=None, overrides=["seed=abc"], progress=False)
+
+
+def test_data_that_cannot_train_what_it_tests_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def save(name, y_train, y_test, x_shape=(6,)):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, x_train=rng.normal(size=(len(y_train), *x_shape)), y_train=y_train,
+                 x_test=rng.normal(size=(len(y_test), *x_shape)), y_test=y_test)
+        return str(path)
+
+    with pytest.raises(ConfigError, match=r"every label of `y_test` must occur in training, but \[57\] \(1 of 20 examples\) never does"):
+        nas.datasets.npz(path=save("unseen", np.arange(100) % 3, np.r_[np.arange(19) % 3, 57]))
+    with pytest.raises(ConfigError, match=r"the training split must hold at least two classes, but every label of `y_train` is 4"):
+        nas.datasets.npz(path=save("one", np.full(100, 4), np.full(20, 4)))
+    with pytest.warns(UserWarning, match=r"x_train has shape \(100, 6, 10\): read as 6 channels of signals of length 10"):
+        splits = nas.datasets.npz(path=save("wide", np.arange(100) % 3, np.arange(20) % 3, x_shape=(6, 10)))
+    assert splits.input_shape == (6, 10)
+    (tmp_path / "notes.txt").write_text("not an archive")
+    with pytest.raises(ConfigError, match=r"`path` must name a .npz file written by numpy.savez, but .*notes.txt' is not one"):
+        nas.datasets.npz(path=str(tmp_path / "notes.txt"))
