@@ -85,9 +85,10 @@ def leaderboard_main(argv: list[str] | None = None) -> None:
     """``nas-leaderboard RUN_DIR [--top K]``: print the leaderboard of an existing run directory."""
     from nas._results import load
 
-    parser = argparse.ArgumentParser(prog="nas-leaderboard", description=leaderboard_main.__doc__)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--top", type=int, default=10)
+    parser = argparse.ArgumentParser(prog="nas-leaderboard", description="Print the leaderboard of a run directory "
+                                     "(finished or cut short): the best trials, their scores and architectures.")
+    parser.add_argument("run_dir", type=Path, help="a run directory of nas-search or nas.search (it holds run.json)")
+    parser.add_argument("--top", type=int, default=10, help="how many trials to list (default: 10)")
     args = parser.parse_args(argv)
     try:
         result = load(args.run_dir)

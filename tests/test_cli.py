@@ -125,3 +125,12 @@ def test_two_searches_started_in_the_same_second_get_their_own_run_directories(t
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2 and all((r / "best" / "weights.pt").exists() for r in runs)
     assert {r.name.rpartition("-")[2] for r in runs} == {str(p.pid) for p in procs}
+
+
+def test_help_says_what_the_commands_do_with_their_groups_and_examples(tmp_path):
+    search = run(["nas-search", "--help"], cwd=tmp_path).stdout
+    assert search.startswith("nas-search: neural architecture search for PyTorch.") and "powered by Hydra" not in search
+    assert "strategy: bo, bohb, evolution, gp, grid, local, nash, random, rl, tpe" in search  # the registry's names
+    assert "== Examples ==" in search and "nas-search -m strategy=random,evolution seed=0,1,2" in search
+    board = run(["nas-leaderboard", "--help"], cwd=tmp_path).stdout
+    assert "Print the leaderboard of a run directory" in board and "``" not in board
