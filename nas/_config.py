@@ -162,7 +162,7 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
         valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in runtime]
         for key, value in kwargs.items():
             if key in params:
-                _check_type(kind, key, value, params[key].default)
+                _check_type(kind, key, value, params[key])
         for key in kwargs:
             if key not in params:
                 raise ConfigError(f"{kind}: " + unknown_name_message("key", key, valid).replace("Valid names", "Valid keys"))
@@ -173,10 +173,14 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
     return target(**kwargs)
 
 
-def _check_type(kind: str, key: str, value: Any, default: Any) -> None:
+def _check_type(kind: str, key: str, value: Any, param: inspect.Parameter) -> None:
     """A value of a key whose default is a number or a flag must be one too (``estimator.epochs=abc``
-    otherwise fails deep inside as a TypeError); other keys are checked by what they build."""
+    otherwise fails deep inside as a TypeError), unless the key also takes text (``int | str``, e.g.
+    ``"auto"``); other keys are checked by what they build."""
+    default, annotation = param.default, str(param.annotation)
     if default is None or default is inspect.Parameter.empty or isinstance(value, type(default)):
+        return
+    if "str" in annotation or "Any" in annotation:
         return
     if isinstance(default, bool):
         raise ConfigError(f"{kind}: `{key}` must be true or false, but got {value!r}.")

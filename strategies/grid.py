@@ -20,14 +20,24 @@ class GridSearch(Strategy):
 
     Architectures whose canonical key was already tried are skipped, so a cell space is walked once
     per isomorphism class. ``shuffle`` visits the grid in a seeded random order (it materialises the
-    grid when built, so it refuses spaces of more than 200,000 points). When nothing is left,
-    :meth:`is_exhausted` turns true and the search stops with a message.
+    grid when built, so it refuses spaces of more than 200,000 points); ``shuffle="auto"`` (the config's
+    default) shuffles a grid of at most that many points and walks a larger one in order. The grid's own
+    order starts with the degenerate corner of a space (every cell edge ``none``: no path from input to
+    output), so an unshuffled grid spends a small budget on networks that cannot learn. When nothing is
+    left, :meth:`is_exhausted` turns true and the search stops with a message.
     """
 
     name = "grid"
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None, shuffle: bool = False, skip_duplicates: bool = True) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, shuffle: bool | str = False, skip_duplicates: bool = True) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)
+        if shuffle == "auto":
+            size = sum(1 for _ in itertools.islice(space.grid(), MAX_SHUFFLED + 1))
+            shuffle = size <= MAX_SHUFFLED
+            self.notes.append(f"shuffle=auto -> true ({size:,} points, visited in a seeded random order)" if shuffle else
+                              f"shuffle=auto -> false (more than {MAX_SHUFFLED:,} points: the grid is walked in its own order)")
+        elif not isinstance(shuffle, bool):
+            raise ConfigError(f"strategy 'grid': `shuffle` must be true, false or 'auto', but got {shuffle!r}.")
         self.shuffle = shuffle
         self._order: list[Sample] | None = None
         if shuffle:

@@ -108,3 +108,24 @@ def test_shuffled_grid_refuses_a_grid_too_large_to_hold_before_any_trial():
 
     with pytest.raises(ConfigError, match="at most 200,000 points, but space 'macro_chain' has more"):
         GridSearch(nas.get_space("macro_chain"), seed=0, shuffle=True)
+
+
+def test_the_configured_grid_does_not_start_with_cells_that_cannot_learn():
+    """The grid's own order on cell_nb201 begins with every edge `none` (no path from input to output):
+    5 of its first 8 cells; the configured grid (shuffle=auto) visits a seeded random order."""
+    import nas
+    from nas._api import make_strategy
+    from nas._config import compose
+    from nas.engine.loop import run_in_memory
+    from strategies import GridSearch
+
+    space = nas.get_space("cell_nb201")
+    table = nas.TableEstimator(lambda arch: 0.0)
+    in_order = run_in_memory(GridSearch(space, seed=0), table, 8)
+    configured = make_strategy(compose(["strategy=grid"]).strategy, space, 0, budget=8)
+    shuffled = run_in_memory(configured, table, 8)
+    dead = [sum(not space.paths(r.arch.sample) for r in h) for h in (in_order, shuffled)]
+    assert dead[0] == 5 and dead[1] <= 1, dead
+    assert configured.budget_notes(8) == ["shuffle=auto -> true (15,625 points, visited in a seeded random order)"]
+    big = make_strategy(compose(["strategy=grid"]).strategy, nas.get_space("macro_chain"), 0)
+    assert big.shuffle is False and "more than 200,000 points" in big.budget_notes(None)[0]
