@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import itertools
 import math
 
@@ -262,9 +264,12 @@ def test_bad_settings_are_config_errors_naming_the_key(digits_splits):
                          "batch_size": 64, "batches": 1, "device": "cpu", "seed": 0}
 
 
-def test_search_with_the_zero_cost_estimator_records_every_proxy(tmp_path):
+def test_search_with_the_zero_cost_estimator_records_every_proxy(tmp_path, capsys):
     result = nas.search(space="macro_chain", dataset="digits", estimator="zero_cost", trials=5, out_dir=tmp_path,
-                        progress=False, tensorboard=False, overrides=["estimator.proxy=naswot"])
+                        tensorboard=False, overrides=["estimator.proxy=naswot"])
+    said = capsys.readouterr().out
+    assert "weights.pt holds the best architecture's initial, untrained weights" in said  # what best/ holds, said
+    assert json.loads((tmp_path / "best" / "arch.json").read_text())["untrained"] is True
     assert len(result.trials) == 5 and all(r.state == "complete" for r in result.trials)
     for record in result.trials:
         assert all(isinstance(record.metrics[name], float) for name in PROXIES)

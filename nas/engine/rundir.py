@@ -29,6 +29,12 @@ class BestCheckpoint(Callback):
 
     def __init__(self, run_dir: str | Path) -> None:
         self.dir = Path(run_dir) / BEST_DIR
+        self.untrained = False  # whether the weights saved are a proxy estimator's initial ones
+
+    def on_search_end(self, history: list[TrialRecord]) -> None:
+        if self.untrained:
+            self.search.say(f"Note: {self.dir}/weights.pt holds the best architecture's initial, untrained weights (the "
+                            f"estimator scores networks without training them); train it before use.")
 
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
         model = getattr(evaluation, "model", None)
@@ -50,6 +56,7 @@ class BestCheckpoint(Callback):
                 "fidelity": estimator.fidelity(), "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes,
                 "untrained": bool(getattr(estimator, "cheap", False) and getattr(estimator, "needs_data", True))}
         atomic_write(self.dir / "arch.json", json.dumps(info, indent=2))
+        self.untrained = info["untrained"]
 
 
 class WeightRetention(Callback):
