@@ -56,7 +56,7 @@ class BestCheckpoint(Callback):
                 "fidelity": estimator.fidelity(), "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes,
                 "untrained": bool(getattr(estimator, "cheap", False) and getattr(estimator, "needs_data", True))}
         atomic_write(self.dir / "arch.json", json.dumps(info, indent=2))
-        self.untrained = info["untrained"]
+        self.untrained = bool(info["untrained"])
 
 
 class WeightRetention(Callback):
