@@ -192,8 +192,8 @@ def check_resume(run_dir: Path, identity: dict[str, Any], *, study_name: str, re
     diffs = _differences(previous, identity)
     if diffs:
         raise ConfigError(f"run_dir {str(run_dir)!r} holds study {study_name!r} of another search, which this config would "
-                          f"continue and corrupt: " + "; ".join(diffs) + ". Use a new run_dir (or study_name), or resume=force "
-                          f"to continue it anyway.")
+                          "continue and corrupt: " + "; ".join(diffs) + ". Use a new run_dir (or study_name), or resume=force "
+                          "to continue it anyway.")
 
 
 def write_run_file(run_dir: Path, *, space: SearchSpace, strategy: Strategy, estimator: Estimator, storage: str, study_name: str,
@@ -369,3 +369,13 @@ class Searcher:
     def best(self) -> TrialRecord | None:
         self.history()
         return self.store.best()
+
+    def close(self) -> None:
+        """End the search: the callbacks' ``on_search_end`` runs (once). ``with nas.Searcher(...) as s:`` calls it."""
+        self._loop.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

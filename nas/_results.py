@@ -10,7 +10,7 @@ from typing import Any
 
 from nas.core.errors import ConfigError
 from nas.core.space import SearchSpace
-from nas.core.records import TrialRecord
+from nas.core.records import TrialRecord, ranked
 from nas.datasets import Preprocessing, load_preprocessing
 from nas.engine.progress import human
 from nas.engine.rundir import BEST_DIR, RUN_FILE
@@ -37,8 +37,7 @@ class SearchResult:
         return self.store.history()
 
     def top(self, k: int = 10) -> list[TrialRecord]:
-        done = [r for r in self.trials if r.completed]
-        return sorted(done, key=lambda r: (-r.value, r.number))[:k]  # type: ignore[operator]
+        return ranked(self.trials)[:k]
 
     @property
     def best(self) -> TrialRecord | None:
@@ -121,7 +120,7 @@ class SearchResult:
 
 def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) -> str:
     """Markdown table of the ``k`` best of ``trials``, then a count of every state."""
-    top = sorted((r for r in trials if r.completed), key=lambda r: (-r.value, r.number))[:k]  # type: ignore[operator]
+    top = ranked(trials)[:k]
     measured = {name for r in top for name in r.metrics}
     columns = [(title, name, fmt) for title, name, fmt in _COLUMNS if name in measured]
     if not columns:  # a table estimator: show its own numeric metrics

@@ -206,12 +206,8 @@ class ArchitectureBO(Strategy):
         return found
 
     # ---- the contract ---------------------------------------------------------------------------
-    def budget_notes(self, trials: int | None) -> list[str]:
-        notes = super().budget_notes(trials)
-        if trials is not None and trials <= self.n_initial:
-            notes.append(f"WARNING n_initial={self.n_initial} >= budget.trials={trials}: every trial is a random sample; "
-                         f"lower strategy.n_initial or raise budget.trials.")
-        return notes
+    def random_warmup(self) -> tuple[str, int]:
+        return "n_initial", self.n_initial
 
     def is_exhausted(self, history: Sequence[TrialRecord]) -> bool:
         """True only on small finite spaces (at most 4,096 grid points, no floats) once every key was tried."""

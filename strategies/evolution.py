@@ -66,12 +66,8 @@ class RegularizedEvolution(Strategy):
         self.inherits_weights = inherit_weights
         self.morph_mutation = float(morph_mutation)
 
-    def budget_notes(self, trials: int | None) -> list[str]:
-        notes = super().budget_notes(trials)
-        if trials is not None and trials <= self.population_size:
-            notes.append(f"WARNING population_size={self.population_size} >= budget.trials={trials}: every trial is a random sample "
-                         f"(evolution starts after {self.population_size} trials); lower strategy.population_size or raise budget.trials.")
-        return notes
+    def random_warmup(self) -> tuple[str, int]:
+        return "population_size", self.population_size  # tournaments start once a population has completed
 
     def population(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The living population: the most recent ``population_size`` completed trials."""

@@ -72,6 +72,9 @@ def test_the_searcher_runs_the_same_loop_and_its_callbacks():
     assert rec.events == [("start", "toy"), ("trial", 0), ("report", 0, 0), ("end", 0, "complete", False)]
     bad = searcher.tell(searcher.ask(), float("nan"))
     assert bad.state is TrialState.FAILED and bad.reason == "score is nan" and searcher.best == record
+    searcher.close()
+    searcher.close()  # once
+    assert rec.events[-1] == ("stop", 2) and [e for e in rec.events if e[0] == "stop"] == [("stop", 2)]
 
 
 def test_a_callback_without_the_base_class_is_refused():

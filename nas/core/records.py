@@ -178,6 +178,11 @@ def better(a: TrialRecord, b: TrialRecord | None) -> bool:
     return (a.value, -a.number) > (b.value, -b.number)  # type: ignore[operator]
 
 
+def ranked(records: Any) -> list[TrialRecord]:
+    """The completed ``records``, best first, in the order of :func:`better` (leaderboards, top-k)."""
+    return sorted((r for r in records if r.completed), key=lambda r: (-r.value, r.number))  # type: ignore[operator]
+
+
 def best_of(records: Any) -> TrialRecord | None:
     """The best of ``records`` under :func:`better`, or ``None`` when none completed."""
     best: TrialRecord | None = None

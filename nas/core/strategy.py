@@ -83,11 +83,22 @@ class Strategy(ABC):
         """Whether no new candidate can be proposed. Default: never."""
         return False
 
+    def random_warmup(self) -> tuple[str, int] | None:
+        """The setting that makes the first trials random samples, and how many (``("population_size",
+        20)``), for a strategy that has one; ``None`` (the default) for the others."""
+        return None
+
     def budget_notes(self, trials: int | None) -> list[str]:
         """Lines the search prints at its start about this strategy and the budget: settings chosen
-        for it (``auto``), and settings under which the strategy cannot act as itself (e.g. a
-        population as large as the budget: random search throughout). Default: :attr:`notes`."""
-        return list(self.notes)
+        for it (``auto``, :attr:`notes`), and a WARNING when the random warm-up
+        (:meth:`random_warmup`) takes the whole budget, so the strategy never acts as itself."""
+        notes = list(self.notes)
+        warmup = self.random_warmup()
+        if trials is not None and warmup is not None and trials <= warmup[1]:
+            name, count = warmup
+            notes.append(f"WARNING {name}={count} >= budget.trials={trials}: every trial is a random sample; "
+                         f"lower strategy.{name} or raise budget.trials.")
+        return notes
 
     def alive(self, history: Sequence[TrialRecord]) -> set[int]:
         """Numbers of trials whose weights a later ask may still inherit. Default: none."""

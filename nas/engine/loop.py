@@ -101,9 +101,9 @@ class SearchLoop:
         try:
             while True:
                 history = self.store.history()
-                self.stop_reason = self._stop_reason(history)
+                self.stop_reason, expected = self._stop_reason(history)
                 if self.stop_reason is not None:
-                    if not self.stop_reason.startswith("Trial budget"):  # the expected end needs no line
+                    if not expected:  # the trial budget spent is the expected end: no line for it
                         self.say(self.stop_reason)
                     break
                 self.step(history)
@@ -138,16 +138,17 @@ class SearchLoop:
         self._open = False
         self.callbacks.on_search_end(self.store.history())
 
-    def _stop_reason(self, history: Sequence[TrialRecord]) -> str | None:
+    def _stop_reason(self, history: Sequence[TrialRecord]) -> tuple[str | None, bool]:
+        """Why the search stops now (``None``: it goes on), and whether that is the expected end."""
         assert self.budget is not None
         started = self.store.count(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
         if self.budget.trials is not None and started >= self.budget.trials:
-            return f"Trial budget of {self.budget.trials} spent."
+            return f"Trial budget of {self.budget.trials} spent.", True
         if self.deadline is not None and time.perf_counter() >= self.deadline:
-            return f"Time budget of {self.budget.timeout:g}s spent; stopping."
+            return f"Time budget of {self.budget.timeout:g}s spent; stopping.", False
         if self.strategy is not None and self.strategy.is_exhausted(history):
-            return f"Strategy '{self.strategy.name}' has no new candidate left (space exhausted); stopping cleanly."
-        return None
+            return f"Strategy '{self.strategy.name}' has no new candidate left (space exhausted); stopping cleanly.", False
+        return None, False
 
     def say(self, text: str) -> None:
         self.callbacks.on_message(text)

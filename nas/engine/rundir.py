@@ -54,7 +54,7 @@ class BestCheckpoint(Callback):
         info = {"trial": record.number, "score": record.value, "space": space.name, "key": record.arch.key,
                 "sample": dict(record.arch.sample), "text": space.format(record.arch.sample), "metrics": dict(record.metrics),
                 "fidelity": estimator.fidelity(), "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes,
-                "untrained": bool(getattr(estimator, "cheap", False) and getattr(estimator, "needs_data", True))}
+                "untrained": not estimator.trains}
         atomic_write(self.dir / "arch.json", json.dumps(info, indent=2))
         self.untrained = bool(info["untrained"])
 

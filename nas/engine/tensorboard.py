@@ -24,7 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from nas.core.architecture import Architecture
 from nas.core.space import SearchSpace
-from nas.core.records import TrialRecord
+from nas.core.records import TrialRecord, ranked
 from nas.engine.callbacks import Callback
 from nas.engine.lineage import lineage_text
 from nas.store.base import RunningTrial
@@ -154,7 +154,6 @@ class TensorBoardCallback(Callback):
 
     def _top_runs(self, history: list[TrialRecord]) -> None:
         """A ``trial_NNNN`` run for each of the ``top_k`` best trials, so the HParams view has them."""
-        done = sorted((r for r in history if r.completed), key=lambda r: (-r.value, r.number))  # type: ignore[operator]
-        for record in done[:self.top_k]:
+        for record in ranked(history)[:self.top_k]:
             if not (self.root / f"trial_{record.number:04d}").exists():
                 TrialLog(self.root, record.number).finish(self.search.space, record, arch_text(self.search.space, record.arch, record))

@@ -68,6 +68,8 @@ class Estimator(ABC):
     #: Whether one evaluation is a lookup or a proxy (milliseconds), not training: TensorBoard then
     #: logs trials in the search's run instead of one run each (thousands of runs make it crawl).
     cheap: bool = False
+    #: Whether the models :meth:`evaluate` returns are trained (zero-cost proxies hand back initial weights).
+    trains: bool = True
 
     #: Whether the estimator is given the run's dataset (``dataset=``); table estimators are not.
     needs_data: bool = True

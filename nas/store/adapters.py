@@ -93,8 +93,8 @@ class SamplerStrategy(Strategy):
         target = type(sampler) if self._instance is not None else getattr(sampler, "func", sampler)
         self.name = getattr(target, "__name__", "optuna").replace("Sampler", "").lower() or "optuna"
 
-    def budget_notes(self, trials: int | None) -> list[str]:
-        notes = super().budget_notes(trials)
+    def random_warmup(self) -> tuple[str, int] | None:
+        """The sampler's ``n_startup_trials`` (TPE, GP, ...), as given or as its default; ``None`` if it has none."""
         keywords = getattr(self._factory, "keywords", {}) if self._factory is not None else {}
         startup = keywords.get("n_startup_trials", getattr(self._instance, "_n_startup_trials", None))
         if startup is None and self._factory is not None:
@@ -106,10 +106,7 @@ class SamplerStrategy(Strategy):
                 startup = default.default if default is not None and default.default is not default.empty else None
             except (TypeError, ValueError):
                 startup = None
-        if trials is not None and isinstance(startup, int) and trials <= startup:
-            notes.append(f"WARNING n_startup_trials={startup} >= budget.trials={trials}: every trial is a random sample; "
-                         f"lower strategy.n_startup_trials or raise budget.trials.")
-        return notes
+        return ("n_startup_trials", startup) if isinstance(startup, int) else None
 
     def sampler_for(self, history: Sequence[TrialRecord], attempt: int = 0) -> BaseSampler:
         if self._factory is None:
