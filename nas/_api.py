@@ -114,7 +114,8 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None
     check_weight_config(weights_cfg)  # before the run directory is made
     identity = search_identity(cfg, space, estimator, objects)
-    check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"), resume=cfg.get("resume", "auto"))
+    resume_notes = check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"), resume=cfg.get("resume", "auto"),
+                                description=estimator.describe())
     run_dir.mkdir(parents=True, exist_ok=True)
     template, store = open_store(cfg.get("storage"), run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner)
     weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
@@ -139,13 +140,15 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
              f" -> {run_dir}")
     for line in strategy.budget_notes(budget.trials):
         loop.say(f"strategy '{strategy.name}': {line}")
+    for line in resume_notes:
+        loop.say(line)
     loop.run()
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
 
 
 #: Estimator settings that may differ on resume: where and how fast it runs, not what it measures.
-_RUNTIME_KEYS = ("_partial_", "device", "threads", "eval_batch_size")
+_RUNTIME_KEYS = ("_partial_", "device", "threads", "eval_batch_size", "test_curve")
 
 
 def _jsonable(value: Any) -> Any:
@@ -177,23 +180,33 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def check_resume(run_dir: Path, identity: dict[str, Any], *, study_name: str, resume: str) -> None:
+def check_resume(run_dir: Path, identity: dict[str, Any], *, study_name: str, resume: str,
+                 description: Mapping[str, Any] | None = None) -> list[str]:
     """Refuse, before anything is written, to continue a run directory's study with a config that
-    defines another search; ``resume=force`` continues anyway, a new ``study_name`` starts a new study."""
+    defines another search; ``resume=force`` continues anyway, a new ``study_name`` starts a new study.
+    Returns notes for the user: a resumed CPU search on another thread count (``description`` is the
+    estimator's) may not give what one uninterrupted run would have."""
     if resume not in ("auto", "force"):
         raise ConfigError(f"`resume` must be auto (continue a study the config matches) or force, but got {resume!r}.")
     meta_file = run_dir / RUN_FILE
-    if resume == "force" or not meta_file.is_file():
-        return
+    if not meta_file.is_file():
+        return []
     meta = json.loads(meta_file.read_text())
+    notes = []
+    before, now = (meta.get("estimator") or {}).get("threads"), (description or {}).get("threads")
+    if before is not None and now is not None and before != now:
+        notes.append(f"resume: this run directory's trials trained on {before} CPU thread(s), these train on {now}; CPU results "
+                     "depend on the thread count, so new trials may differ from what one run would have given "
+                     f"(estimator.threads={before} trains as before).")
     previous = meta.get("identity")
-    if previous is None or meta.get("study_name") != study_name:
-        return  # a run directory from before identities were kept, or another study in it
+    if resume == "force" or previous is None or meta.get("study_name") != study_name:
+        return notes  # forced, a run directory from before identities were kept, or another study in it
     diffs = _differences(previous, identity)
     if diffs:
         raise ConfigError(f"run_dir {str(run_dir)!r} holds study {study_name!r} of another search, which this config would "
                           "continue and corrupt: " + "; ".join(diffs) + ". Use a new run_dir (or study_name), or resume=force "
                           "to continue it anyway.")
+    return notes
 
 
 def write_run_file(run_dir: Path, *, space: SearchSpace, strategy: Strategy, estimator: Estimator, storage: str, study_name: str,

@@ -15,6 +15,7 @@ from numbers import Integral
 from typing import Any
 
 from nas.core import Categorical, ConfigError, InvalidSampleError, Morph, SearchSpace
+from nas.core.diagram import Diagram
 from nas.core.dimensions import Dimension, Primitive
 from nas.core.errors import unknown_name_message
 from nas.core.space import Sample
@@ -151,6 +152,13 @@ class CellSpace(SearchSpace):
         """The benchmark's string, ``|op~0|+|op~0|op~1|+...``: one ``|...|`` group per node 1..n-1."""
         clean = self.validate(sample)
         return "+".join("|" + "|".join(f"{clean[_dim(i, j)]}~{i}" for i in self._sources[j]) + "|" for j in range(1, self.nodes))
+
+    def diagram(self, sample: Mapping[str, Primitive]) -> Diagram:
+        """The cell: nodes left to right, an arc per edge labelled with its op (``none`` edges left out)."""
+        clean = self.validate(sample)
+        labels = [f"{j}" + (" (in)" if j == 0 else " (out)" if j == self.nodes - 1 else "") for j in range(self.nodes)]
+        edges = tuple((i, j, str(clean[_dim(i, j)])) for i, j in self.edges if clean[_dim(i, j)] != "none")
+        return Diagram(tuple(labels), edges, "dag", caption=self.format(clean))
 
     def parse(self, text: str) -> Sample:
         """Inverse of :meth:`format`; errors name the offending node group or token."""

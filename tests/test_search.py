@@ -150,7 +150,7 @@ def test_sequence_strategy_and_tensorboard_files(tmp_path):
     nas.search(space=space, strategy=strategy, estimator=ScriptedEstimator(), trials=2, out_dir=tmp_path, progress=False)
     trial_run = EventAccumulator(str(tmp_path / "tb" / "trial_0000")).Reload()
     assert [e.step for e in trial_run.Scalars("val/accuracy")] == [0, 1, 2]
-    assert "train/train_loss" in trial_run.Tags()["scalars"]
+    assert "train/loss" in trial_run.Tags()["scalars"]
     assert "architecture/text_summary" in trial_run.Tags()["tensors"]
     hparams = EventAccumulator(str(tmp_path / "tb" / "trial_0000")).Reload().PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in hparams and b"l1.op" in hparams["_hparams_/session_start_info"]

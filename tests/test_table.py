@@ -130,3 +130,27 @@ def test_every_strategy_searches_on_with_a_pruner_stopping_lookups(name, tmp_pat
     assert len(states) == 12 and set(states) <= {"complete", "pruned"}
     assert "pruned" in states and "complete" in states
     assert all(r.cost == pytest.approx(1.0) for r in result.trials if r.state == "pruned")  # stopped after the first of 3 epochs
+
+
+@needs_nb201
+def test_a_truncated_or_foreign_nb201_table_is_refused_naming_what_it_holds(tmp_path):
+    from nas.contrib.nb201 import NB201_FILE, nb201_dir
+
+    lines = (nb201_dir() / NB201_FILE).read_text().splitlines()
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / NB201_FILE).write_text("\n".join(lines[:101]) + "\n")
+    with pytest.raises(ConfigError, match="must hold all 15,625 cells of the benchmark, but holds 100 distinct ones"):
+        NB201Estimator(path=str(tmp_path / "short"))
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / NB201_FILE).write_text("arch,acc\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10\n")
+    with pytest.raises(ConfigError, match="lacks ArchitectureString, CIFAR10TestAccuracy200Epochs"):
+        NB201Estimator(path=str(tmp_path / "foreign"))
+
+
+@needs_nb201
+def test_the_nb201_check_command_summarises_the_table_and_fails_without_one(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "nas.contrib.nb201"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "15,625 cells" in ok.stdout and "best cifar10: 94.37%" in ok.stdout and "(the file this project was tested with)" in ok.stdout
+    missing = subprocess.run([sys.executable, "-m", "nas.contrib.nb201", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "Getting the NAS-Bench-201 table" in missing.stderr

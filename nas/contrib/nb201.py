@@ -4,12 +4,16 @@
     nas.search(space="cell_nb201", strategy="evolution", estimator="nb201", trials=100, seed=0)
 
 The data is read from ``../shared/benchmarks/nb201/`` (relative to the working directory or to
-the project), from ``$NAS_NB201_DIR``, or from the ``path`` given; nothing is downloaded.
+the project), from ``$NAS_NB201_DIR``, or from the ``path`` given; nothing is downloaded. The table
+is not shipped with the package (README: "Getting the NAS-Bench-201 table"); check a copy with
+
+    python -m nas.contrib.nb201 [FOLDER]
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +30,9 @@ NB201_COLUMNS = {
     "imagenet16-120": "ImageNetTestAccuracy200Epochs",
 }
 NB201_FILE = "nb201_test_accuracy.csv"
+NB201_CELLS = 15_625
+#: sha256 of the file this project was tested with (a copy of the published table, see the README).
+NB201_SHA256 = "cb5d777ec3368be83c8f9b3aa4d520696051cb0eb8d94b8f85b519f9ea4afa3e"
 _RELATIVE = Path("..") / "shared" / "benchmarks" / "nb201"
 
 
@@ -42,17 +49,58 @@ def nb201_dir(path: str | os.PathLike[str] | None = None) -> Path:
             return folder.resolve()
     looked = ", ".join(str(c) for c in candidates)
     raise ConfigError(f"estimator 'nb201': `path` must be a folder holding {NB201_FILE}, but none was found (looked in: {looked}). "
-                      f"Pass estimator.path=... or set NAS_NB201_DIR.")
+                      f"Pass estimator.path=... or set NAS_NB201_DIR; the README section 'Getting the NAS-Bench-201 table' says where to get it.")
 
 
 @lru_cache(maxsize=4)
 def nb201_table(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, float]]:
     """Every one of the 15,625 cells: architecture string -> ``{dataset: test accuracy (%)}``."""
     table: dict[str, dict[str, float]] = {}
-    with open(nb201_dir(path) / NB201_FILE, newline="") as f:
-        for row in csv.DictReader(f):
-            table[row["ArchitectureString"]] = {name: float(row[col]) for name, col in NB201_COLUMNS.items()}
+    file = nb201_dir(path) / NB201_FILE
+    with open(file, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("ArchitectureString", *NB201_COLUMNS.values()) if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ConfigError(f"estimator 'nb201': {file} must have the columns ArchitectureString and "
+                              f"{', '.join(NB201_COLUMNS.values())}, but lacks {', '.join(missing)} (it has: {reader.fieldnames}).")
+        for line, row in enumerate(reader, start=2):
+            try:
+                table[row["ArchitectureString"]] = {name: float(row[col]) for name, col in NB201_COLUMNS.items()}
+            except (TypeError, ValueError):
+                raise ConfigError(f"estimator 'nb201': {file} line {line} must hold a number in each accuracy column, "
+                                  f"but got {[row.get(c) for c in NB201_COLUMNS.values()]}.") from None
+    if len(table) != NB201_CELLS:
+        raise ConfigError(f"estimator 'nb201': {file} must hold all {NB201_CELLS:,} cells of the benchmark, but holds "
+                          f"{len(table):,} distinct ones: a truncated or different file.")
     return table
+
+
+def describe_table(path: str | os.PathLike[str] | None = None) -> str:
+    """A summary of the table found (or the error of :func:`nb201_table`): where, cells, each dataset's
+    best cell, and whether it is byte for byte the file this project was tested with."""
+    file = nb201_dir(path) / NB201_FILE
+    table = nb201_table(str(file.parent))
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    lines = [f"NAS-Bench-201 table: {file}", f"  {len(table):,} cells"]
+    for name in NB201_COLUMNS:
+        cell = max(table, key=lambda k: table[k][name])
+        lines.append(f"  best {name}: {table[cell][name]:.2f}% test accuracy, {cell}")
+    same = "the file this project was tested with" if digest == NB201_SHA256 else "not the file this project was tested with"
+    lines.append(f"  sha256 {digest} ({same})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nas.contrib.nb201 [FOLDER]``: find, check and summarise the table."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        print(describe_table(args[0] if args else None))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
 
 
 class NB201Estimator(TableEstimator):
@@ -80,3 +128,7 @@ def _is_nb201_cell_space(space: SearchSpace) -> bool:
     ops = tuple(getattr(space, "ops", ()))
     return getattr(space, "nodes", None) == 4 and len(getattr(space, "edges", ())) == 6 and sorted(ops) == sorted(
         ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from nas.core.architecture import Architecture
+from nas.core.diagram import Diagram
 from nas.core.dimensions import Dimension, Primitive, check_value
 from nas.core.errors import ConfigError, InvalidSampleError
 
@@ -146,6 +147,22 @@ class SearchSpace(ABC):
         return Architecture(space=self.name, sample=clean, key=self.key(clean))
 
     # ---- text form -----------------------------------------------------------------------------
+    def diagram(self, sample: Mapping[str, Primitive]) -> Diagram:
+        """What a picture of ``sample`` shows (TensorBoard's images of the top candidates). By default a
+        chain: one node per group of active dimensions that share a prefix (``layer1.op`` and
+        ``layer1.width`` make node ``layer1``), the others in the caption. Cell spaces override it."""
+        groups: dict[str, list[str]] = {}
+        loose = []
+        for name, value in self.active(sample).items():
+            prefix, dot, field = name.partition(".")
+            text = f"{value:.3g}" if isinstance(value, float) else str(value)
+            if dot:
+                groups.setdefault(prefix, []).append(f"{field}={text}")
+            else:
+                loose.append(f"{name}={text}")
+        return Diagram.chain(["input", *(f"{prefix}: {' '.join(fields)}" for prefix, fields in groups.items()), "output"],
+                             caption=" ".join(loose))
+
     def format(self, sample: Mapping[str, Primitive]) -> str:
         """Compact text form; :meth:`parse` inverts it."""
         return " ".join(f"{k}={json.dumps(v)}" for k, v in self.active(sample).items())

@@ -3,9 +3,11 @@
 Layout under ``tb/``:
 
 - ``search``: one run for the whole search: each trial's score and the best so far against the
-  trial number, the best's test accuracy, the lineage text.
-- ``trial_NNNN``: one run per trained trial: its curves (``val/accuracy``, ``train/loss``, ...),
-  its HParams row (every dimension, state, parent, morphism, fidelity) and its architecture text.
+  trial number, the best's test accuracy, the lineage text; when the search ends, a picture of
+  each of the 5 best architectures (Images, ``architecture/rank_K``) and the best model's graph (Graphs).
+- ``trial_NNNN``: one run per trained trial: its curves per epoch (``val/accuracy``,
+  ``train/loss``, ``train/accuracy``, ``train/lr``, ``test/accuracy``), its HParams row (every
+  dimension, state, parent, morphism, fidelity) and its architecture text.
 
 Estimators marked ``cheap`` (table lookups, zero-cost proxies) take milliseconds a trial, and a
 run per trial would make a 5,000-trial search crawl in TensorBoard; their trials are logged in
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +38,16 @@ if TYPE_CHECKING:
 # Metrics shown as HParams columns (sortable in TensorBoard's HParams table view).
 HPARAM_METRICS = ("val_accuracy", "test_accuracy", "params", "macs", "epochs")
 _FLUSH_SECONDS = 1.0
+
+
+_SPLITS = ("train", "val", "test")
+
+
+def scalar_tag(name: str) -> str:
+    """An estimator's scalar name as a TensorBoard tag: ``train_loss`` -> ``train/loss``,
+    ``test_accuracy`` -> ``test/accuracy`` (one section per split); other names are kept."""
+    split, sep, rest = name.partition("_")
+    return f"{split}/{rest}" if sep and rest and split in _SPLITS else name
 
 
 def _hparam_value(value: Any, numeric: bool) -> Any:
@@ -98,11 +111,12 @@ def arch_text(space: SearchSpace, arch: Architecture, record: TrialRecord | None
 
 class TensorBoardCallback(Callback):
     """Writes the layout above under ``root``. ``per_trial``: a run per trial (``None``: unless the
-    estimator is cheap); ``top_k``: how many of the best get a run at the end when not per trial."""
+    estimator is cheap); ``top_k``: how many of the best get a run at the end when not per trial;
+    ``pictures``: how many of the best are drawn when the search ends."""
 
-    def __init__(self, root: str | Path, *, per_trial: bool | None = None, top_k: int = 20) -> None:
+    def __init__(self, root: str | Path, *, per_trial: bool | None = None, top_k: int = 20, pictures: int = 5) -> None:
         self.root = Path(root)
-        self.per_trial_setting, self.top_k = per_trial, top_k
+        self.per_trial_setting, self.top_k, self.pictures = per_trial, top_k, pictures
         self.per_trial = True
         self.writer: SummaryWriter | None = None
         self.logs: dict[int, TrialLog] = {}
@@ -120,7 +134,7 @@ class TensorBoardCallback(Callback):
     def on_report(self, trial: RunningTrial, step: int, value: float, scalars: Mapping[str, float]) -> None:
         log = self.logs.get(trial.number)
         if log is not None:
-            log.scalars(step, {"val/accuracy": value, **{f"train/{k}" if "loss" in k else k: v for k, v in scalars.items()}})
+            log.scalars(step, {"val/accuracy": value, **{scalar_tag(k): v for k, v in scalars.items()}})
 
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
         log = self.logs.pop(record.number, None)
@@ -149,8 +163,46 @@ class TensorBoardCallback(Callback):
             self.writer.add_text("search/lineage", lineage_text(history), 0)
         if not self.per_trial:
             self._top_runs(history)
+        top = [r for r in ranked(history)[:self.pictures] if r.value is not None]
+        self._pictures(top, step=len(history))
+        if top:
+            self._graph(top[0])
         self.writer.close()
         self.writer = None
+
+    def _pictures(self, top: list[TrialRecord], step: int) -> None:
+        """``architecture/rank_K`` images in the ``search`` run: the ``pictures`` best trials, drawn."""
+        from nas.engine.drawing import render
+
+        assert self.writer is not None
+        for rank, record in enumerate(top, start=1):
+            try:
+                image = render(self.search.space.diagram(record.arch.sample),
+                               f"rank {rank}: trial #{record.number}, score {record.value:.4f}")
+            except Exception as exc:  # a space's diagram must never cost the search its results
+                self.search.say(f"tensorboard: no picture of trial #{record.number}: {type(exc).__name__}: {exc}")
+                continue
+            self.writer.add_image(f"architecture/rank_{rank}", image, step, dataformats="HWC")
+
+    def _graph(self, best: TrialRecord) -> None:
+        """The best model's graph (TensorBoard's Graphs tab, run ``search``), traced on one input of the
+        estimator's shape; estimators that build no model (table lookups) have none."""
+        import torch
+
+        estimator = self.search.estimator
+        shape, classes = getattr(estimator, "input_shape", None), getattr(estimator, "num_classes", None)
+        if shape is None or classes is None:
+            return
+        assert self.writer is not None
+        try:
+            model = getattr(estimator, "build_space", self.search.space).build(best.arch.sample, tuple(shape), int(classes))
+            if not isinstance(model, torch.nn.Module):
+                return
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer warnings about Python values in the forward pass
+                self.writer.add_graph(model.eval(), torch.zeros(1, *shape))
+        except Exception as exc:  # tracing fails on some forward passes; the rest of the logs stand
+            self.search.say(f"tensorboard: no graph of the best model (trial #{best.number}): {type(exc).__name__}: {exc}")
 
     def _top_runs(self, history: list[TrialRecord]) -> None:
         """A ``trial_NNNN`` run for each of the ``top_k`` best trials, so the HParams view has them."""

@@ -97,7 +97,12 @@ class TrainingEstimator(Estimator):
     """Trains the built model on ``dataset`` and scores it by final validation accuracy.
 
     Every knob is declared in config (``configs/estimator/train.yaml``). On CPU the same seed gives the
-    same results; on CUDA it trains under mixed precision (bfloat16 autocast where supported).
+    same results for the same ``threads``: torch splits float sums across its threads, so another
+    thread count may change the last digits, and then an accuracy or a ranking. The default, one
+    thread, gives the same results on any machine and stays fast beside other busy processes
+    (``experiments/cpu_threads.py``); ``threads=None`` takes every core this process may use.
+    The count is recorded in ``run.json`` (``estimator.threads``). On CUDA it trains under mixed
+    precision (bfloat16 autocast where supported).
     Fidelity knobs (``epochs``, ``data_fraction``, ``width_multiplier``, ``depth_multiplier``,
     ``input_scale``, ``max_seconds``) make the estimate cheaper; :meth:`fidelity` reports them and
     the runner records them with every trial.
@@ -132,7 +137,7 @@ class TrainingEstimator(Estimator):
         schedule: str = "cosine",
         label_smoothing: float = 0.0,
         device: str = "auto",
-        threads: int | None = None,
+        threads: int | None = 1,
         seed: int | None = 0,
         max_seconds: float | None = None,
         data_fraction: float = 1.0,
@@ -142,6 +147,7 @@ class TrainingEstimator(Estimator):
         eval_batch_size: int = 1024,
         inherited_epochs: int | None = None,
         inherited_lr: float | None = None,
+        test_curve: bool = True,
     ) -> None:
         checks = [
             (epochs >= 1, f"`epochs >= 1` must hold, but got epochs={epochs}."),
@@ -172,7 +178,10 @@ class TrainingEstimator(Estimator):
         self.momentum, self.weight_decay, self.schedule = momentum, weight_decay, schedule
         self.label_smoothing, self.max_seconds, self.eval_batch_size = label_smoothing, max_seconds, eval_batch_size
         self.inherited_epochs, self.inherited_lr = inherited_epochs, inherited_lr
+        self.test_curve = bool(test_curve)
         self.device = resolve_device(device)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"estimator 'train': `threads` must be an integer >= 1 or null (every core), but got {threads!r}.")
         if self.device.type == "cpu":
             torch.set_num_threads(threads or available_cpus())
         self.input_shape = self.data.input_shape
@@ -184,8 +193,9 @@ class TrainingEstimator(Estimator):
         self._make_optimizer(nn.Linear(1, 1))
 
     def describe(self) -> dict[str, Any]:
+        threads = {"threads": torch.get_num_threads()} if self.device.type == "cpu" else {}
         return {"dataset": self.data.name, "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,
-                "lr": self.lr, "schedule": self.schedule, "device": str(self.device),
+                "lr": self.lr, "schedule": self.schedule, "device": str(self.device), **threads,
                 **{k: v for k, v in self.fidelity().items() if k != "epochs"}}
 
     def fidelity(self) -> dict[str, Any]:
@@ -272,19 +282,24 @@ class TrainingEstimator(Estimator):
         scaler = torch.amp.GradScaler("cuda") if needs_scaling else None
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         start = time.perf_counter()
-        step, epochs_run, train_loss, val_acc, time_limited = 0, 0, float("nan"), 0.0, False
+        step, epochs_run, train_loss, val_acc, test_acc, time_limited = 0, 0, float("nan"), 0.0, 0.0, False
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(n, generator=generator).to(self.device)
             loss_sum = torch.zeros((), device=self.device)
+            correct = torch.zeros((), device=self.device, dtype=torch.long)
+            step_lr = lr
             for i in range(0, n, self.batch_size):
+                step_lr = lr * self._lr_factor(step, total)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr * self._lr_factor(step, total)
+                    group["lr"] = step_lr
                 idx = order[i:i + self.batch_size]
                 if len(idx) < 2:  # BatchNorm cannot train on a single example
                     continue
                 with self._autocast():
-                    loss = F.cross_entropy(model(t["x_train"][idx]), t["y_train"][idx], label_smoothing=self.label_smoothing)
+                    logits = model(t["x_train"][idx])
+                    loss = F.cross_entropy(logits, t["y_train"][idx], label_smoothing=self.label_smoothing)
+                correct += (logits.detach().argmax(1) == t["y_train"][idx]).sum()
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is None:
                     loss.backward()
@@ -301,7 +316,10 @@ class TrainingEstimator(Estimator):
             if not math.isfinite(train_loss):
                 raise TrialFailed(f"training loss became {train_loss} in epoch {epochs_run}")
             val_acc = self.accuracy(model, t["x_val"], t["y_val"])
-            if report(epoch, val_acc, train_loss=train_loss):
+            curves = {"train_loss": train_loss, "train_accuracy": int(correct) / n, "train_lr": step_lr}
+            if self.test_curve:  # for TensorBoard only: the score is validation accuracy, never this
+                test_acc = curves["test_accuracy"] = self.accuracy(model, t["x_test"], t["y_test"])
+            if report(epoch, val_acc, **curves):
                 if deadline_passed(report):  # the search's time budget is spent: scored on the epochs it had
                     time_limited = epochs_run < epochs
                     break
@@ -311,7 +329,8 @@ class TrainingEstimator(Estimator):
                 time_limited = True  # scored on the epochs it had: a fidelity, recorded with the trial
                 break
         seconds = time.perf_counter() - start
-        test_acc = self.accuracy(model, t["x_test"], t["y_test"])
+        if not self.test_curve:
+            test_acc = self.accuracy(model, t["x_test"], t["y_test"])
         metrics = {"val_accuracy": val_acc, "test_accuracy": test_acc, "train_loss": train_loss, "params": params,
                    "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited}
         return Evaluation(score=val_acc, metrics=metrics, model=model, inheritance=inherited)
