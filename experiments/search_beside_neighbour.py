@@ -51,7 +51,8 @@ def main() -> None:
     repo = Path(args.repo).resolve()
 
     alone = make_search(repo, args.args)
-    print(f"alone:              make search {alone['seconds']:6.1f} s (search {alone['search_s']} s), best {alone['best']}", flush=True)
+    print(f"alone:              make search {alone['seconds']:6.1f} s (search {alone['search_s']} s), best {alone['best']}\n    {alone['last']}",
+          flush=True)
     neighbour = subprocess.Popen([sys.executable, str(HERE / "cpu_threads.py"), "--child", "--forever", "--threads", "0", "--epochs", "5",
                                   "--archs", "3"], env={k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
                                  stdout=subprocess.DEVNULL)
@@ -61,7 +62,7 @@ def main() -> None:
     finally:
         neighbour.kill()
         neighbour.wait()
-    print(f"beside a neighbour: make search {shared['seconds']:6.1f} s (search {shared['search_s']} s), best {shared['best']}")
+    print(f"beside a neighbour: make search {shared['seconds']:6.1f} s (search {shared['search_s']} s), best {shared['best']}\n    {shared['last']}")
     print(f"ratio beside / alone: {shared['seconds'] / alone['seconds']:.2f} (target <= 2); search part "
           f"{shared['search_s'] / alone['search_s']:.2f}; ARGS {shlex.quote(args.args) if args.args else '(none)'}")
 

@@ -176,11 +176,11 @@ def instantiate(node: Mapping[str, Any] | DictConfig, *, kind: str, **runtime: A
 def _check_type(kind: str, key: str, value: Any, param: inspect.Parameter) -> None:
     """A value of a key whose default is a number or a flag must be one too (``estimator.epochs=abc``
     otherwise fails deep inside as a TypeError), unless the key also takes text (``int | str``, e.g.
-    ``"auto"``); other keys are checked by what they build."""
+    ``"auto"``), or null where it is optional (``int | None``); other keys are checked by what they build."""
     default, annotation = param.default, str(param.annotation)
     if default is None or default is inspect.Parameter.empty or isinstance(value, type(default)):
         return
-    if "str" in annotation or "Any" in annotation:
+    if "str" in annotation or "Any" in annotation or (value is None and "None" in annotation):
         return
     if isinstance(default, bool):
         raise ConfigError(f"{kind}: `{key}` must be true or false, but got {value!r}.")

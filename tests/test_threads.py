@@ -37,3 +37,12 @@ def test_resuming_on_another_thread_count_says_so(tmp_path, capsys):
     capsys.readouterr()
     nas.search(trials=3, overrides=["estimator.threads=2"], **kw)
     assert "CPU thread" not in capsys.readouterr().out  # now recorded as 2
+
+
+def test_null_threads_takes_every_core_from_the_command_line_config(tmp_path, monkeypatch):
+    monkeypatch.setattr("nas.estimators.training.available_cpus", lambda: 2)
+    nas.search(space="mlp", dataset="digits", trials=1, epochs=1, out_dir=tmp_path / "a", progress=False, tensorboard=False,
+               overrides=["estimator.threads=null"])
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["estimator"]["threads"] == 2
+    with pytest.raises(ConfigError, match=r"`epochs` must be a number \(its default is 10\), but got None"):
+        nas.search(space="mlp", dataset="digits", trials=1, out_dir=tmp_path / "b", progress=False, overrides=["estimator.epochs=null"])
