@@ -29,6 +29,7 @@ from nas.core.strategy import auto_startup
 from nas.datasets import DataSplits, as_splits
 from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
+from nas.engine.pool import LocalWorkers
 from nas.engine.progress import ProgressCallback
 from nas.engine.rundir import RUN_FILE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
 from nas.engine.tensorboard import TensorBoardCallback
@@ -97,13 +98,38 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     return space, made_strategy, estimator
 
 
+#: The default storage of a run with several local workers: SQLite under concurrent writers is
+#: Optuna's known "database is locked"; a journal file takes appends from every process.
+WORKERS_STORAGE = "journal://{run_dir}/study.log"
+
+
+def worker_count(cfg: DictConfig) -> int:
+    count = cfg.get("workers", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"`workers` must be an integer >= 1 (processes of this machine searching one study), but got {count!r}.")
+    return count
+
+
 def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.pruners.BasePruner | None = None,
-                    callbacks: Sequence[Callback] = (), **objects: Any) -> SearchResult:
+                    callbacks: Sequence[Callback] = (), worker: tuple[int | None, int | None] | None = None,
+                    **objects: Any) -> SearchResult:
     """Run the search ``cfg`` describes (the resolved config of ``nas-search``) in ``run_dir``.
 
     ``objects`` (space, strategy, estimator, dataset) replace their config; ``pruner`` replaces ``cfg.pruner``;
     ``callbacks`` observe the search besides the built-in ones (progress, TensorBoard, run directory).
+    ``cfg.workers`` > 1 starts that many worker processes on one study (:mod:`nas.engine.pool`) and
+    waits for them; ``worker`` is ``(index, count)`` in such a worker (:func:`run_worker`).
     """
+    count = worker_count(cfg)
+    coordinating = count > 1 and worker is None
+    if coordinating and (objects or pruner is not None):
+        raise ConfigError(f"`workers={count}` starts worker processes that build everything from the config; objects given in "
+                          f"Python ({', '.join(sorted(objects)) or 'pruner'}) cannot be sent to them. Name them by config "
+                          "(space=..., strategy=..., or a YAML file / _target_) or use workers=1.")
+    if coordinating and cfg.get("storage") is None:
+        cfg = OmegaConf.merge(cfg, {"storage": WORKERS_STORAGE})  # type: ignore[assignment]
+    if worker is not None or coordinating:
+        cfg = _worker_threads(cfg, count)
     space, strategy, estimator = build_components(cfg, **objects)
     budget_cfg = cfg.get("budget") or {}
     budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"))
@@ -114,37 +140,100 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None
     check_weight_config(weights_cfg)  # before the run directory is made
     identity = search_identity(cfg, space, estimator, objects)
-    resume_notes = check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"), resume=cfg.get("resume", "auto"),
-                                description=estimator.describe())
+    resume_notes = [] if worker is not None else check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"),
+                                                              resume=cfg.get("resume", "auto"), description=estimator.describe())
     run_dir.mkdir(parents=True, exist_ok=True)
     template, store = open_store(cfg.get("storage"), run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner)
     weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
                                 needed=strategy.inherits_weights and estimator.inherits_weights)
-    write_run_file(run_dir, space=space, strategy=strategy, estimator=estimator, storage=template, study_name=store.study_name,
-                   space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
-                   weights=weights, identity=identity)
-    observers: list[Callback] = [ProgressCallback(enabled=bool(cfg.get("progress", True)))]
+    if worker is None:  # a worker joins the run as its coordinator wrote it
+        write_run_file(run_dir, space=space, strategy=strategy, estimator=estimator, storage=template, study_name=store.study_name,
+                       space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+                       weights=weights, identity=identity)
+    index = 0 if coordinating else worker[0] if worker is not None else None  # the coordinator is worker 0
+    progress = ProgressCallback(enabled=bool(cfg.get("progress", True)), prefix="" if index is None else f"[w{index}] ", parallel=count)
+    shared = worker is not None or count > 1
+    observers: list[Callback] = [progress]
     if cfg.get("tensorboard", True):
-        observers.append(TensorBoardCallback(run_dir / "tb"))
+        observers.append(TensorBoardCallback(run_dir / "tb") if not shared else
+                         TensorBoardCallback(run_dir / "tb", search_run=f"search_worker{os.getpid() if index is None else index}",
+                                             summary=False))
     observers.append(BestCheckpoint(run_dir))
     if weights is not None:
         observers.append(WeightRetention(weights))
-    observers += [RunSummary(run_dir, functools.partial(leaderboard, space)), *callbacks]
+    summary: list[Callback] = [RunSummary(run_dir, functools.partial(leaderboard, space))]
+    if not coordinating:
+        observers += summary
+    observers += callbacks
     loop = SearchLoop(space=space, strategy=strategy, estimator=estimator, store=store, budget=budget, callbacks=observers,
-                      weights=weights, run_dir=run_dir, recover_stale="own" if template == DEFAULT_STORAGE else "shared")
+                      weights=weights, run_dir=run_dir, recover_stale="own" if template == DEFAULT_STORAGE and not shared else "shared",
+                      shared_run_dir=shared)
     pruner_name = type(store.pruner).__name__.replace("Pruner", "").lower()
     limits = ([f"{budget.trials} trials"] if budget.trials is not None else []) + (
         [f"{budget.timeout:g}s"] if budget.timeout is not None else [])
     loop.say(f"nas: space '{space.name}' ({len(space.dimensions())} dims), strategy '{strategy.name}', "
              f"{estimator.describe()}, {' or '.join(limits)}" + ("" if pruner_name == "nop" else f", pruner '{pruner_name}'") +
-             f" -> {run_dir}")
+             f" -> {run_dir}" + (f", {count} workers, storage {template}" if coordinating else ""))
     for line in strategy.budget_notes(budget.trials):
         loop.say(f"strategy '{strategy.name}': {line}")
     for line in resume_notes:
         loop.say(line)
-    loop.run()
+    if not coordinating:
+        loop.run()
+    else:
+        pool = LocalWorkers(run_dir, count, say=loop.say)
+        pool.start()
+        try:
+            loop.run(close=False)
+            pool.wait()
+        except KeyboardInterrupt:
+            pool.interrupt()
+            raise
+        summarise(SearchLoop(space=space, strategy=strategy, estimator=estimator, store=store, budget=budget,
+                             callbacks=[ProgressCallback(enabled=progress.enabled), *([TensorBoardCallback(run_dir / "tb")] if cfg.get("tensorboard", True) else []), *summary],
+                             run_dir=run_dir))
+        loop.close()
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
+
+
+def summarise(loop: SearchLoop) -> None:
+    """What a search's end writes, for the whole study, by the coordinator of its workers: the
+    ``search`` TensorBoard run (every trial in order, the pictures of the best, the best's graph),
+    the leaderboard and the lineage. Its callbacks see the start and the end, not the trials."""
+    loop.recover_stale = None
+    loop.open(announce=False)
+    history = loop.store.history()
+    for callback in loop.callbacks.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.replay(history)
+    loop.close()
+    finished = sum(r.finished for r in history)
+    loop.say(f"nas: the workers finished; the study holds {len(history)} trials ({finished} finished).")
+
+
+def _worker_threads(cfg: DictConfig, count: int) -> DictConfig:
+    """A worker's CPU threads: ``estimator.threads`` as set, or its share of the cores (``null``)."""
+    node = cfg.get("estimator")
+    if isinstance(node, DictConfig) and "threads" in node and node.get("threads") is None:
+        from nas.estimators.training import available_cpus
+
+        return OmegaConf.merge(cfg, {"estimator": {"threads": max(1, available_cpus() // count)}})  # type: ignore[return-value]
+    return cfg
+
+
+def run_worker(run_dir: str | Path, *, index: int | None = None, count: int | None = None) -> SearchResult:
+    """One more worker on ``run_dir``'s study (``nas-worker RUN_DIR``): its resolved config.yaml, run
+    beside the workers already there until the budget is spent."""
+    run_dir = Path(run_dir)
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(f"nas-worker: `run_dir` must be a run directory holding config.yaml (written when a search starts), "
+                          f"but {str(run_dir)!r} has none.")
+    cfg = OmegaConf.load(config)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"nas-worker: {config} must hold a mapping of config keys, but holds {type(cfg).__name__}.")
+    return run_from_config(cfg, run_dir, worker=(index, count or worker_count(cfg)))
 
 
 #: Estimator settings that may differ on resume: where and how fast it runs, not what it measures.

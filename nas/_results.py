@@ -126,12 +126,14 @@ def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) 
     if not columns:  # a table estimator: show its own numeric metrics
         columns = sorted({(n, n, "{:.4f}") for r in top for n, v in r.metrics.items() if isinstance(v, float)})
     score = "val acc" if "val_accuracy" in measured else "score"
-    rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + "architecture |",
-            "|---:|---:|---|---:|" + "---:|" * len(columns) + "---|"]
+    several = len({r.worker for r in trials if r.worker}) > 1  # workers: say which ran each trial
+    rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + ("worker | " if several else "")
+            + "architecture |", "|---:|---:|---|---:|" + "---:|" * len(columns) + ("---|" if several else "") + "---|"]
     for rank, r in enumerate(top, 1):
         text = space.format(r.arch.sample)  # whole: two cells that differ late must not look the same
         cells = "".join(f"{_cell(r.metrics.get(name), fmt)} | " for _, name, fmt in columns)
-        rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {cells}`{text}` |")
+        worker = f"{r.worker or '-'} | " if several else ""
+        rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {cells}{worker}`{text}` |")
     states: dict[str, int] = {}
     for r in trials:
         states[str(r.state)] = states.get(str(r.state), 0) + 1

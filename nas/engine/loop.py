@@ -9,6 +9,7 @@ bottom, like Optuna's ``_run_trial``: ask, call, classify the outcome, tell.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
@@ -26,6 +27,7 @@ from nas.core.strategy import Strategy
 from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_proposal
 from nas.core.workers import this_process, this_worker, worker_is_gone
 from nas.engine.callbacks import Callback, CallbackList
+from nas.engine.locks import file_lock
 from nas.store.base import Outcome, RunningTrial, TrialStore
 
 
@@ -80,8 +82,9 @@ class SearchLoop:
 
     def __init__(self, *, space: SearchSpace, strategy: Strategy | None, estimator: Estimator, store: TrialStore,
                  budget: Budget | None = None, callbacks: Iterable[Callback] = (), weights: Any = None,
-                 run_dir: Path | None = None, recover_stale: str | None = None) -> None:
+                 run_dir: Path | None = None, recover_stale: str | None = None, shared_run_dir: bool = False) -> None:
         self.space, self.strategy, self.estimator, self.store = space, strategy, estimator, store
+        self.shared_run_dir = shared_run_dir  # other local workers search in run_dir too (workers=N, nas-worker)
         self.budget = budget
         self.callbacks = CallbackList(callbacks)
         self.weights, self.run_dir = weights, run_dir
@@ -93,26 +96,41 @@ class SearchLoop:
         self._open = False
 
     # ---- the whole search -----------------------------------------------------------------
-    def run(self) -> list[TrialRecord]:
-        """Trials until the budget is spent or the strategy has nothing new; returns the history."""
+    def run(self, *, close: bool = True) -> list[TrialRecord]:
+        """Trials until the budget is spent or the strategy has nothing new; returns the history.
+        ``close=False`` leaves ``on_search_end`` to a later :meth:`close` (unless the loop raises)."""
         if self.budget is None:
             raise ConfigError("SearchLoop.run needs a `budget` (trials and/or timeout).")
         self.open()
         try:
             while True:
-                history = self.store.history()
-                self.stop_reason, expected = self._stop_reason(history)
-                if self.stop_reason is not None:
+                with self.start_lock():  # workers sharing a run directory: one checks the budget and starts at a time
+                    history = self.store.history()
+                    self.stop_reason, expected = self._stop_reason(history)
+                    trial = self.ask(history) if self.stop_reason is None else None
+                if trial is None:
                     if not expected:  # the trial budget spent is the expected end: no line for it
-                        self.say(self.stop_reason)
+                        self.say(self.stop_reason or "")
                     break
-                self.step(history)
-        finally:
+                evaluation, outcome = self.evaluate(trial)
+                self.tell(trial, outcome, evaluation)
+        except BaseException:
+            self.close()
+            raise
+        if close:
             self.close()
         return self.store.history()
 
-    def open(self) -> None:
-        """Recover stale trials, start the clock, and call ``on_search_start``."""
+    def start_lock(self) -> Any:
+        """Held while the budget is checked and a trial started: a file lock in the run directory when
+        ``shared_run_dir`` (its local workers then never start more than the budget), else nothing."""
+        if self.shared_run_dir and self.run_dir is not None:
+            return file_lock(self.run_dir / ".start.lock")
+        return contextlib.nullcontext()
+
+    def open(self, announce: bool = True) -> None:
+        """Recover stale trials, start the clock, and call ``on_search_start``; ``announce`` says when
+        the study is resumed."""
         if self._open:
             return
         self._open = True
@@ -124,7 +142,7 @@ class SearchLoop:
                 self.say(f"Marked {len(failed)} trial(s) left running by a stopped worker as failed: "
                          + ", ".join(f"#{n}" for n in failed) + ".")
         already = sum(r.finished for r in self.store.history())
-        if already and self.run_dir is not None:
+        if already and self.run_dir is not None and announce:
             self.say(f"Resuming study '{getattr(self.store, 'study_name', 'nas')}' in {self.run_dir}: {already} trials already finished.")
         self.started_at = time.perf_counter()
         if self.budget is not None and self.budget.timeout is not None:

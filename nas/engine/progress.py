@@ -57,15 +57,17 @@ def result_text(record: TrialRecord) -> str:
 class ProgressCallback(Callback):
     """Prints the search's messages and a line per finished trial to ``stream`` (stdout)."""
 
-    def __init__(self, *, enabled: bool = True, stream: TextIO | None = None) -> None:
+    def __init__(self, *, enabled: bool = True, stream: TextIO | None = None, prefix: str = "", parallel: int = 1) -> None:
         self.enabled = enabled
         self.stream = stream
+        self.prefix = prefix  # a worker's tag, e.g. "[w1] "
+        self.parallel = max(1, parallel)  # workers sharing the budget: the trials left are theirs together
         self.done_here = 0
         self.start = time.perf_counter()
 
     def say(self, text: str) -> None:
         if self.enabled:
-            print(text, file=self.stream or sys.stdout, flush=True)
+            print(self.prefix + text, file=self.stream or sys.stdout, flush=True)
 
     def on_search_start(self, search: SearchLoop) -> None:
         super().on_search_start(search)
@@ -81,7 +83,7 @@ class ProgressCallback(Callback):
         total = search.budget.trials if search.budget is not None else None
         elapsed = time.perf_counter() - self.start
         time_left = search.deadline - time.perf_counter() if search.deadline is not None else None
-        left = remaining(elapsed, self.done_here, total - finished if total is not None else None, time_left)
+        left = remaining(elapsed, self.done_here * self.parallel, total - finished if total is not None else None, time_left)
         best = search.store.best()
         best_text = f"best {best.value:.4f} (#{best.number})" if best is not None and best.value is not None else "best -"
         count = f"{finished:>3}/{total}" if total is not None else f"{finished:>3}"

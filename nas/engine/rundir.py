@@ -11,13 +11,16 @@ from typing import Any
 from nas.core.records import TrialRecord
 from nas.engine.callbacks import Callback
 from nas.engine.lineage import lineage_text
+from nas.engine.locks import file_lock
 
 RUN_FILE = "run.json"
 BEST_DIR = "best"
 
 
 def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    """Readers see the old text or the new, never half; the temporary name is this process's, so
+    workers writing the same file at once do not clobber each other's half-written copy."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -38,16 +41,23 @@ class BestCheckpoint(Callback):
 
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
         model = getattr(evaluation, "model", None)
-        best = self.search.store.best()
-        if model is None or best is None or best.number != record.number:
+        if model is None:
             return
+        with file_lock(self.dir.parent / ".best.lock"):  # workers of one run directory: one writer at a time
+            self.search.store.history()  # read under the lock: a better trial another worker finished wins
+            best = self.search.store.best()
+            if best is None or best.number != record.number:
+                return
+            self._save(record, model)
+
+    def _save(self, record: TrialRecord, model: Any) -> None:
         import torch
 
         from nas.datasets import save_preprocessing
 
         self.dir.mkdir(parents=True, exist_ok=True)
         save_preprocessing(self.search.estimator, self.dir)  # raw inputs -> network input, for best_model() and predict()
-        tmp = self.dir / "weights.pt.tmp"
+        tmp = self.dir / f"weights.pt.{os.getpid()}.tmp"
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
         os.replace(tmp, self.dir / "weights.pt")
         estimator, space = self.search.estimator, self.search.space

@@ -27,7 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from nas.core.architecture import Architecture
 from nas.core.space import SearchSpace
-from nas.core.records import TrialRecord, ranked
+from nas.core.records import TrialRecord, better, ranked
 from nas.engine.callbacks import Callback
 from nas.engine.lineage import lineage_text
 from nas.store.base import RunningTrial
@@ -114,9 +114,11 @@ class TensorBoardCallback(Callback):
     estimator is cheap); ``top_k``: how many of the best get a run at the end when not per trial;
     ``pictures``: how many of the best are drawn when the search ends."""
 
-    def __init__(self, root: str | Path, *, per_trial: bool | None = None, top_k: int = 20, pictures: int = 5) -> None:
+    def __init__(self, root: str | Path, *, per_trial: bool | None = None, top_k: int = 20, pictures: int = 5,
+                 search_run: str = "search", summary: bool = True) -> None:
         self.root = Path(root)
         self.per_trial_setting, self.top_k, self.pictures = per_trial, top_k, pictures
+        self.search_run, self.summary = search_run, summary
         self.per_trial = True
         self.writer: SummaryWriter | None = None
         self.logs: dict[int, TrialLog] = {}
@@ -125,7 +127,7 @@ class TensorBoardCallback(Callback):
     def on_search_start(self, search: SearchLoop) -> None:
         super().on_search_start(search)
         self.per_trial = (not search.estimator.cheap) if self.per_trial_setting is None else bool(self.per_trial_setting)
-        self.writer = SummaryWriter(str(self.root / "search"))
+        self.writer = SummaryWriter(str(self.root / self.search_run))
 
     def on_trial_start(self, trial: RunningTrial) -> None:
         if self.per_trial:
@@ -159,6 +161,10 @@ class TensorBoardCallback(Callback):
             del self.logs[number]
         if self.writer is None:
             return
+        if not self.summary:  # a worker of several: its coordinator writes the study's summary
+            self.writer.close()
+            self.writer = None
+            return
         if any(r.parent is not None for r in history):
             self.writer.add_text("search/lineage", lineage_text(history), 0)
         if not self.per_trial:
@@ -169,6 +175,21 @@ class TensorBoardCallback(Callback):
             self._graph(top[0])
         self.writer.close()
         self.writer = None
+
+    def replay(self, history: list[TrialRecord]) -> None:
+        """The ``search`` run's curves for trials this process did not run (its workers did), in order."""
+        assert self.writer is not None
+        best: TrialRecord | None = None
+        for record in history:
+            if record.value is None:
+                continue
+            self.writer.add_scalar("search/trial_val_accuracy", record.value, record.number)
+            if better(record, best):
+                best = record
+            if best is not None and best.value is not None:
+                self.writer.add_scalar("search/best_val_accuracy", best.value, record.number)
+                if "test_accuracy" in best.metrics:
+                    self.writer.add_scalar("search/best_test_accuracy", best.metrics["test_accuracy"], record.number)
 
     def _pictures(self, top: list[TrialRecord], step: int) -> None:
         """``architecture/rank_K`` images in the ``search`` run: the ``pictures`` best trials, drawn."""

@@ -1,0 +1,156 @@
+"""Local workers: `nas-search workers=N` and `nas-worker RUN_DIR` on one study, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import nas
+from nas import ConfigError
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+
+
+def nas_search(*args, cwd, timeout=300):
+    return subprocess.run([str(BIN / "nas-search"), *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def workers_of(result):
+    return {r.worker for r in result.trials}
+
+
+def test_two_workers_share_one_study_and_its_budget_exactly(tmp_path):
+    run_dir = tmp_path / "run"
+    done = nas_search("workers=2", "budget.trials=10", "estimator.epochs=3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = nas.load(run_dir)
+    assert len(result.trials) == 10 and all(r.state == "complete" for r in result.trials)
+    assert len(workers_of(result)) == 2  # the coordinator (worker 0) and one worker process
+    assert all(w.startswith(socket.gethostname() + ":") for w in workers_of(result))
+    assert (run_dir / "study.log").is_file() and not (run_dir / "study.db").exists()  # the journal file by default
+    assert json.loads((run_dir / "run.json").read_text())["storage"] == "journal://{run_dir}/study.log"
+    assert "[w0] trial" in done.stdout and "[w1] trial" in done.stdout
+    board = (run_dir / "leaderboard.md").read_text()
+    assert "| worker |" in board and "10 trials: 10 complete." in board
+    best = json.loads((run_dir / "best" / "arch.json").read_text())
+    assert best["trial"] == result.best.number  # the study's best, whichever worker ran it
+    assert len({r.arch.key for r in result.trials}) == 10  # the strategy saw the other worker's running trials
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    search = EventAccumulator(str(run_dir / "tb" / "search"), size_guidance={"images": 0}).Reload()
+    assert [e.step for e in search.Scalars("search/trial_val_accuracy")] == list(range(10))  # every trial, in order
+    assert search.Scalars("search/best_val_accuracy")[-1].value == pytest.approx(result.best.value)
+    assert "architecture/rank_1" in search.Tags()["images"] and search.Tags()["graph"]
+    assert (run_dir / "tb" / "search_worker0").is_dir() and (run_dir / "tb" / "search_worker1").is_dir()
+
+
+def test_many_workers_never_start_more_than_the_budget(tmp_path):
+    """One-epoch MLP trials take a tenth of a second: three workers race for the last trials of the budget."""
+    run_dir = tmp_path / "run"
+    done = nas_search("workers=3", "space=mlp", "estimator.epochs=1", "budget.trials=80", "tensorboard=false", "progress=false",
+                      f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = nas.load(run_dir)
+    assert len(result.trials) == 80 and sum(r.state == "complete" for r in result.trials) == 80
+    assert len(workers_of(result)) >= 2  # they raced (the last may start when the budget is nearly spent)
+
+
+def test_workers_settings_are_checked_before_any_process_starts(tmp_path):
+    with pytest.raises(ConfigError, match=r"`workers` must be an integer >= 1 .*but got 0"):
+        nas.search(space="mlp", trials=1, out_dir=tmp_path / "a", progress=False, overrides=["workers=0"])
+    with pytest.raises(ConfigError, match=r"`workers=2` starts worker processes .*objects given in Python \(space\)"):
+        nas.search(space=nas.get_space("mlp"), trials=1, out_dir=tmp_path / "b", progress=False, overrides=["workers=2"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_nas_worker_needs_a_run_directory(tmp_path):
+    done = subprocess.run([str(BIN / "nas-worker"), str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "must be a run directory holding config.yaml" in done.stderr
+
+
+def _wait_for(predicate, seconds=120.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail("timed out waiting")
+
+
+def _finished(run_dir):
+    try:
+        return sum(r.finished for r in nas.load(run_dir).trials)
+    except Exception:
+        return 0
+
+
+@pytest.mark.slow
+def test_a_worker_attached_with_nas_worker_joins_the_running_search(tmp_path):
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen([str(BIN / "nas-search"), "budget.trials=14", "estimator.epochs=3", "tensorboard=false",
+                              f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: _finished(run_dir) >= 1)
+    attached = subprocess.run([str(BIN / "nas-worker"), str(run_dir), "--index", "9"], env=ENV, capture_output=True, text=True,
+                              timeout=300)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0 and attached.returncode == 0, err + attached.stderr
+    result = nas.load(run_dir)
+    assert len(result.trials) == 14 and all(r.state == "complete" for r in result.trials)
+    assert len(workers_of(result)) == 2 and "[w9] trial" in attached.stdout
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_restarted_and_the_budget_still_exact(tmp_path):
+    run_dir = tmp_path / "run"
+    coordinator = subprocess.Popen([str(BIN / "nas-search"), "workers=2", "budget.trials=8", "estimator.epochs=3", "tensorboard=false",
+                                    f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+    me = f"{socket.gethostname()}:{coordinator.pid}"  # worker 0; kill the other one, in the middle of a trial
+
+    def others_running():
+        try:
+            return [r for r in nas.load(run_dir).trials if r.state == "running" and r.worker != me]
+        except Exception:
+            return []
+
+    _wait_for(lambda: bool(others_running()))
+    victim = int(others_running()[0].worker.rpartition(":")[2])
+    os.kill(victim, signal.SIGKILL)
+    out, err = coordinator.communicate(timeout=300)
+    assert coordinator.returncode == 0, err
+    assert f"(pid {victim}) died (signal 9); restarting it" in out
+    result = nas.load(run_dir)
+    states = [r.state for r in result.trials]
+    assert len(result.trials) == 8 and "running" not in states
+    killed = [r for r in result.trials if r.worker == f"{socket.gethostname()}:{victim}" and r.state == "failed"]
+    assert len(killed) == 1 and "worker stopped" in killed[0].reason
+    # The killed trial counts against the budget (re-queueing it is the heartbeat work still to come).
+    assert states.count("complete") == 7
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_rerunning_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [str(BIN / "nas-search"), "workers=2", "budget.trials=8", "estimator.epochs=3", "tensorboard=false", f"hydra.run.dir={run_dir}"]
+    coordinator = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: _finished(run_dir) >= 1)
+    coordinator.send_signal(signal.SIGINT)
+    out, err = coordinator.communicate(timeout=120)
+    assert coordinator.returncode == 130 and "to resume" in err
+    stopped = nas.load(run_dir).trials
+    assert "running" not in [r.state for r in stopped]
+    assert any(r.state == "failed" and "interrupted" in r.reason for r in stopped)
+    again = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert len(nas.load(run_dir).trials) == 8
