@@ -35,7 +35,7 @@ SETTINGS = {
     "threads=1": {"threads": 1, "env": {}},
     "threads=1, interop=1": {"threads": 1, "interop": 1, "env": {}},
 }
-CLEARED = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NAS_THREADS")
+CLEARED = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def child(threads: int, interop: int | None, epochs: int, archs: int, forever: bool) -> None:

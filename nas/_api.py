@@ -22,10 +22,9 @@ from nas.core.errors import ConfigError
 from nas.estimators.base import Estimator, Evaluation
 from nas._results import SearchResult, leaderboard
 from nas.core.space import Inherited, SearchSpace
-from nas.core.strategy import Strategy
+from nas.core.strategy import Strategy, auto_startup
 from nas.inheritance.weights import check_weight_config, make_weight_store
 from nas.core.records import TrialRecord, TrialState
-from nas.core.strategy import auto_startup
 from nas.datasets import DataSplits, as_splits
 from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
@@ -189,22 +188,23 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         except KeyboardInterrupt:
             pool.interrupt()
             raise
-        summarise(SearchLoop(space=space, strategy=strategy, estimator=estimator, store=store, budget=budget,
-                             callbacks=[ProgressCallback(enabled=progress.enabled), *([TensorBoardCallback(run_dir / "tb")] if cfg.get("tensorboard", True) else []), *summary],
-                             run_dir=run_dir))
+        summary = [ProgressCallback(enabled=progress.enabled), *summary]
+        summarise(loop, summary + ([TensorBoardCallback(run_dir / "tb")] if cfg.get("tensorboard", True) else []))
         loop.close()
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
 
 
-def summarise(loop: SearchLoop) -> None:
-    """What a search's end writes, for the whole study, by the coordinator of its workers: the
-    ``search`` TensorBoard run (every trial in order, the pictures of the best, the best's graph),
-    the leaderboard and the lineage. Its callbacks see the start and the end, not the trials."""
-    loop.recover_stale = None
+def summarise(workers_loop: SearchLoop, callbacks: list[Callback]) -> None:
+    """What a search's end writes for the whole study, once its workers are done: ``callbacks``
+    (the leaderboard, TensorBoard's ``search`` run with every trial in order, the pictures of the
+    best and the best's graph) see a start and an end on the same components, and no trials."""
+    w = workers_loop
+    loop = SearchLoop(space=w.space, strategy=w.strategy, estimator=w.estimator, store=w.store, budget=w.budget, callbacks=callbacks,
+                      run_dir=w.run_dir)
     loop.open(announce=False)
     history = loop.store.history()
-    for callback in loop.callbacks.callbacks:
+    for callback in callbacks:
         if isinstance(callback, TensorBoardCallback):
             callback.replay(history)
     loop.close()

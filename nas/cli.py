@@ -67,9 +67,7 @@ def search_main() -> None:
     """``nas-search [overrides...]``: a Hydra app over ``configs/``; ``-m`` sweeps."""
     import hydra
 
-    from nas._config import _register_plugins
-
-    from nas._config import register_resolvers
+    from nas._config import _register_plugins, register_resolvers
 
     register_resolvers()
     try:

@@ -2,7 +2,7 @@
 
 Reads the run directory's resolved ``config.yaml`` and searches its study until the budget is spent,
 beside the workers already there (on this machine: the budget is exact; see :mod:`nas.engine.pool`).
-``nas-search workers=N`` starts N of these itself.
+``nas-search workers=N`` is worker 0 and starts N-1 of these itself.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ def test_scalar_names_become_one_section_per_split():
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("review") / "run"
-    result = nas.search(space="mlp", strategy="random", dataset="digits", trials=3, epochs=3, seed=0, out_dir=out, progress=False)
+    result = nas.search(space="mlp", strategy="random", dataset="digits", trials=3, epochs=3, seed=0, out_dir=out, progress=False,
+                        overrides=["estimator.test_curve=true"])
     return result, out
 
 
@@ -47,6 +48,12 @@ def test_a_trained_trial_has_train_test_and_learning_rate_curves(trained_run):
     assert all(0 <= a <= 1 for a in train_acc) and train_acc[-1] > 0.5  # digits, far above chance
     first = result.trials[0]
     assert run.Scalars("test/accuracy")[-1].value == pytest.approx(first.metrics["test_accuracy"])  # the last point is the score's
+
+
+def test_the_test_curve_is_off_by_default(tmp_path):
+    nas.search(space="mlp", trials=1, epochs=2, out_dir=tmp_path, progress=False)
+    tags = _events(tmp_path / "tb" / "trial_0000").Tags()["scalars"]
+    assert "train/accuracy" in tags and "test/accuracy" not in tags
 
 
 def test_the_search_run_draws_the_best_and_holds_the_best_models_graph(trained_run):

@@ -44,7 +44,7 @@ def test_two_workers_share_one_study_and_its_budget_exactly(tmp_path):
     assert "| worker |" in board and "16 trials: 16 complete." in board
     best = json.loads((run_dir / "best" / "arch.json").read_text())
     assert best["trial"] == result.best.number  # the study's best, whichever worker ran it
-    assert len({r.arch.key for r in result.trials}) == 16  # the strategy saw the other worker's running trials
+    assert len({r.arch.key for r in result.trials}) == 16  # draws follow the shared history, running trials included: none twice
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -78,6 +78,17 @@ def test_workers_settings_are_checked_before_any_process_starts(tmp_path):
     with pytest.raises(ConfigError, match=r"`workers=2` starts worker processes .*objects given in Python \(space\)"):
         nas.search(space=nas.get_space("mlp"), trials=1, out_dir=tmp_path / "b", progress=False, overrides=["workers=2"])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_workers_get_the_visible_gpus_round_robin():
+    from nas.engine.pool import visible_gpus, worker_env
+
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []  # CUDA hidden: CPU workers
+    devices = [worker_env(i, {"PATH": "/bin"}, ["2", "5"])["CUDA_VISIBLE_DEVICES"] for i in range(5)]
+    assert devices == ["2", "5", "2", "5", "2"]
+    assert "CUDA_VISIBLE_DEVICES" not in worker_env(0, {"PATH": "/bin"}, [])
+    assert worker_env(0, {"PATH": "/bin"}, [])["PATH"] == "/bin"
 
 
 def test_nas_worker_needs_a_run_directory(tmp_path):

@@ -112,8 +112,7 @@ class SearchLoop:
                     if not expected:  # the trial budget spent is the expected end: no line for it
                         self.say(self.stop_reason or "")
                     break
-                evaluation, outcome = self.evaluate(trial)
-                self.tell(trial, outcome, evaluation)
+                self._evaluate_and_tell(trial)
         except BaseException:
             self.close()
             raise
@@ -174,7 +173,9 @@ class SearchLoop:
     # ---- one trial --------------------------------------------------------------------------
     def step(self, history: Sequence[TrialRecord] | None = None, *, proposal: Proposal | None = None) -> TrialRecord:
         """Ask (or take ``proposal``), evaluate and tell one trial."""
-        trial = self.ask(history, proposal=proposal)
+        return self._evaluate_and_tell(self.ask(history, proposal=proposal))
+
+    def _evaluate_and_tell(self, trial: RunningTrial) -> TrialRecord:
         evaluation, outcome = self.evaluate(trial)
         return self.tell(trial, outcome, evaluation)
 

@@ -62,7 +62,6 @@ class LocalWorkers:
         self.restarts_left = 2 * count if restarts is None else restarts
         self.gpus = visible_gpus(os.environ)
         self.procs: dict[int, subprocess.Popen] = {}
-        self.restarted = 0
         self.refused: str | None = None
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -83,15 +82,6 @@ class LocalWorkers:
                 self._watcher.join(timeout=_POLL_SECONDS)  # a short join: Ctrl-C reaches the main thread
         if self.refused is not None:
             raise ConfigError(self.refused)
-
-    def run(self) -> None:
-        """Start, then wait (Ctrl-C: :meth:`interrupt`)."""
-        self.start()
-        try:
-            self.wait()
-        except KeyboardInterrupt:
-            self.interrupt()
-            raise
 
     def _start(self, index: int) -> None:
         self.procs[index] = subprocess.Popen(worker_command(self.run_dir, index, self.count), env=worker_env(index, os.environ, self.gpus),
@@ -118,7 +108,6 @@ class LocalWorkers:
         how = f"signal {-code}" if code < 0 else f"exit status {code}"
         if self.restarts_left > 0 and self.refused is None:
             self.restarts_left -= 1
-            self.restarted += 1
             self.say(f"nas: worker {index} (pid {proc.pid}) died ({how}); restarting it")
             self._start(index)
         else:

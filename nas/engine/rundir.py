@@ -43,11 +43,16 @@ class BestCheckpoint(Callback):
         model = getattr(evaluation, "model", None)
         if model is None:
             return
+        if not self.search.shared_run_dir:  # one process: the store's best already counts this trial
+            self._save_if_best(record, model)
+            return
         with file_lock(self.dir.parent / ".best.lock"):  # workers of one run directory: one writer at a time
             self.search.store.history()  # read under the lock: a better trial another worker finished wins
-            best = self.search.store.best()
-            if best is None or best.number != record.number:
-                return
+            self._save_if_best(record, model)
+
+    def _save_if_best(self, record: TrialRecord, model: Any) -> None:
+        best = self.search.store.best()
+        if best is not None and best.number == record.number:
             self._save(record, model)
 
     def _save(self, record: TrialRecord, model: Any) -> None:

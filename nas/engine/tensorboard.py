@@ -6,7 +6,8 @@ Layout under ``tb/``:
   trial number, the best's test accuracy, the lineage text; when the search ends, a picture of
   each of the 5 best architectures (Images, ``architecture/rank_K``) and the best model's graph (Graphs).
 - ``trial_NNNN``: one run per trained trial: its curves per epoch (``val/accuracy``,
-  ``train/loss``, ``train/accuracy``, ``train/lr``, ``test/accuracy``), its HParams row (every
+  ``train/loss``, ``train/accuracy``, ``train/lr``; ``test/accuracy`` with the training estimator's
+  ``test_curve``), its HParams row (every
   dimension, state, parent, morphism, fidelity) and its architecture text.
 
 Estimators marked ``cheap`` (table lookups, zero-cost proxies) take milliseconds a trial, and a
@@ -142,14 +143,8 @@ class TensorBoardCallback(Callback):
         log = self.logs.pop(record.number, None)
         if log is not None:
             log.finish(self.search.space, record, arch_text(self.search.space, record.arch, record))
+        self._search_scalars(record, self.search.store.best())
         assert self.writer is not None
-        if record.value is not None:
-            self.writer.add_scalar("search/trial_val_accuracy", record.value, record.number)
-        best = self.search.store.best()
-        if best is not None and best.value is not None:
-            self.writer.add_scalar("search/best_val_accuracy", best.value, record.number)
-            if "test_accuracy" in best.metrics:
-                self.writer.add_scalar("search/best_test_accuracy", best.metrics["test_accuracy"], record.number)
         now = time.perf_counter()
         if now - self._flushed > _FLUSH_SECONDS:  # live in TensorBoard without a file write per lookup
             self.writer.flush()
@@ -169,27 +164,29 @@ class TensorBoardCallback(Callback):
             self.writer.add_text("search/lineage", lineage_text(history), 0)
         if not self.per_trial:
             self._top_runs(history)
-        top = [r for r in ranked(history)[:self.pictures] if r.value is not None]
+        top = ranked(history)[:self.pictures]
         self._pictures(top, step=len(history))
         if top:
             self._graph(top[0])
         self.writer.close()
         self.writer = None
 
-    def replay(self, history: list[TrialRecord]) -> None:
-        """The ``search`` run's curves for trials this process did not run (its workers did), in order."""
+    def _search_scalars(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        """The ``search`` run's points at ``record``'s number: its score, and the best so far."""
         assert self.writer is not None
+        if record.value is not None:
+            self.writer.add_scalar("search/trial_val_accuracy", record.value, record.number)
+        if best is not None and best.value is not None:
+            self.writer.add_scalar("search/best_val_accuracy", best.value, record.number)
+            if "test_accuracy" in best.metrics:
+                self.writer.add_scalar("search/best_test_accuracy", best.metrics["test_accuracy"], record.number)
+
+    def replay(self, history: list[TrialRecord]) -> None:
+        """The ``search`` run's points for trials this process did not run (its workers did), in order."""
         best: TrialRecord | None = None
         for record in history:
-            if record.value is None:
-                continue
-            self.writer.add_scalar("search/trial_val_accuracy", record.value, record.number)
-            if better(record, best):
-                best = record
-            if best is not None and best.value is not None:
-                self.writer.add_scalar("search/best_val_accuracy", best.value, record.number)
-                if "test_accuracy" in best.metrics:
-                    self.writer.add_scalar("search/best_test_accuracy", best.metrics["test_accuracy"], record.number)
+            best = record if better(record, best) else best
+            self._search_scalars(record, best)
 
     def _pictures(self, top: list[TrialRecord], step: int) -> None:
         """``architecture/rank_K`` images in the ``search`` run: the ``pictures`` best trials, drawn."""

@@ -147,7 +147,7 @@ class TrainingEstimator(Estimator):
         eval_batch_size: int = 1024,
         inherited_epochs: int | None = None,
         inherited_lr: float | None = None,
-        test_curve: bool = True,
+        test_curve: bool = False,
     ) -> None:
         checks = [
             (epochs >= 1, f"`epochs >= 1` must hold, but got epochs={epochs}."),
