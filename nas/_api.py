@@ -32,7 +32,8 @@ from nas.engine.pool import LocalWorkers
 from nas.engine.progress import ProgressCallback
 from nas.engine.rundir import RUN_FILE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
 from nas.engine.tensorboard import TensorBoardCallback
-from nas.store import DEFAULT_STORAGE, Outcome, RunningTrial, open_store
+from nas.store import Heartbeat, Outcome, RunningTrial, open_store
+from nas.store.optuna_store import MEMORY
 from nas.store.adapters import SamplerStrategy
 
 
@@ -111,13 +112,14 @@ def worker_count(cfg: DictConfig) -> int:
 
 def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.pruners.BasePruner | None = None,
                     callbacks: Sequence[Callback] = (), worker: tuple[int | None, int | None] | None = None,
-                    **objects: Any) -> SearchResult:
+                    replaces: str | None = None, **objects: Any) -> SearchResult:
     """Run the search ``cfg`` describes (the resolved config of ``nas-search``) in ``run_dir``.
 
     ``objects`` (space, strategy, estimator, dataset) replace their config; ``pruner`` replaces ``cfg.pruner``;
     ``callbacks`` observe the search besides the built-in ones (progress, TensorBoard, run directory).
     ``cfg.workers`` > 1 starts that many worker processes on one study (:mod:`nas.engine.pool`) and
-    waits for them; ``worker`` is ``(index, count)`` in such a worker (:func:`run_worker`).
+    waits for them; ``worker`` is ``(index, count)`` in such a worker (:func:`run_worker`), ``replaces``
+    the dead worker (``host:pid``) it replaces.
     """
     count = worker_count(cfg)
     coordinating = count > 1 and worker is None
@@ -142,7 +144,16 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     resume_notes = [] if worker is not None else check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"),
                                                               resume=cfg.get("resume", "auto"), description=estimator.describe())
     run_dir.mkdir(parents=True, exist_ok=True)
-    template, store = open_store(cfg.get("storage"), run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner)
+    shared = worker is not None or count > 1
+    storage = cfg.get("storage")
+    single = not shared and (storage is None or storage in MEMORY)  # nobody else can write this study
+    beats = heartbeat_of(cfg)  # checked even where unused
+    heartbeat = None if single else beats
+    requeue = cfg.get("requeue", 1)
+    if isinstance(requeue, bool) or not isinstance(requeue, int) or requeue < 0:
+        raise ConfigError(f"`requeue` must be an integer >= 0 (times a lost trial is run again), but got {requeue!r}.")
+    template, store = open_store(storage, run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner,
+                                 heartbeat=heartbeat)
     weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
                                 needed=strategy.inherits_weights and estimator.inherits_weights)
     if worker is None:  # a worker joins the run as its coordinator wrote it
@@ -151,7 +162,6 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
                        weights=weights, identity=identity)
     index = 0 if coordinating else worker[0] if worker is not None else None  # the coordinator is worker 0
     progress = ProgressCallback(enabled=bool(cfg.get("progress", True)), prefix="" if index is None else f"[w{index}] ", parallel=count)
-    shared = worker is not None or count > 1
     observers: list[Callback] = [progress]
     if cfg.get("tensorboard", True):
         observers.append(TensorBoardCallback(run_dir / "tb") if not shared else
@@ -165,8 +175,8 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         observers += summary
     observers += callbacks
     loop = SearchLoop(space=space, strategy=strategy, estimator=estimator, store=store, budget=budget, callbacks=observers,
-                      weights=weights, run_dir=run_dir, recover_stale="own" if template == DEFAULT_STORAGE and not shared else "shared",
-                      shared_run_dir=shared)
+                      weights=weights, run_dir=run_dir, recover_stale="own" if single else "shared", shared_run_dir=shared,
+                      requeue=requeue, replaces=replaces)
     pruner_name = type(store.pruner).__name__.replace("Pruner", "").lower()
     limits = ([f"{budget.trials} trials"] if budget.trials is not None else []) + (
         [f"{budget.timeout:g}s"] if budget.timeout is not None else [])
@@ -193,6 +203,16 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         loop.close()
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
+
+
+def heartbeat_of(cfg: DictConfig) -> Heartbeat:
+    """``cfg.heartbeat`` as a :class:`~nas.store.Heartbeat` (its keys checked)."""
+    node = cfg.get("heartbeat") or {}
+    settings = as_dict(node, kind="heartbeat") if isinstance(node, DictConfig) else dict(node)
+    unknown = sorted(set(settings) - {"interval", "grace"})
+    if unknown:
+        raise ConfigError(f"`heartbeat` takes `interval` and `grace` (seconds), but got unknown key(s) {', '.join(unknown)}.")
+    return Heartbeat(**settings)
 
 
 def summarise(workers_loop: SearchLoop, callbacks: list[Callback]) -> None:
@@ -222,7 +242,7 @@ def _worker_threads(cfg: DictConfig, count: int) -> DictConfig:
     return cfg
 
 
-def run_worker(run_dir: str | Path, *, index: int | None = None, count: int | None = None) -> SearchResult:
+def run_worker(run_dir: str | Path, *, index: int | None = None, count: int | None = None, replaces: str | None = None) -> SearchResult:
     """One more worker on ``run_dir``'s study (``nas-worker RUN_DIR``): its resolved config.yaml, run
     beside the workers already there until the budget is spent."""
     run_dir = Path(run_dir)
@@ -233,7 +253,7 @@ def run_worker(run_dir: str | Path, *, index: int | None = None, count: int | No
     cfg = OmegaConf.load(config)
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"nas-worker: {config} must hold a mapping of config keys, but holds {type(cfg).__name__}.")
-    return run_from_config(cfg, run_dir, worker=(index, count or worker_count(cfg)))
+    return run_from_config(cfg, run_dir, worker=(index, count or worker_count(cfg)), replaces=replaces)
 
 
 #: Estimator settings that may differ on resume: where and how fast it runs, not what it measures.

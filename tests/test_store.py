@@ -38,8 +38,7 @@ def arch(seed: int):
 @pytest.mark.parametrize("kind", KINDS)
 def test_start_finish_and_read_back_typed_records(tmp_path, kind):
     store = make_store(kind, tmp_path)
-    a, b, c = (store.start(arch(s), text=SPACE.format(arch(s).sample), parent=None if s == 0 else 0, worker="h:1",
-                           process={"started": "9"}) for s in range(3))
+    a, b, c = (store.start(arch(s), text=SPACE.format(arch(s).sample), parent=None if s == 0 else 0, worker="h:1") for s in range(3))
     assert [t.number for t in (a, b, c)] == [0, 1, 2]
     assert [r.state for r in store.history()] == [TrialState.RUNNING] * 3
     inh = Inheritance(parent=0, morphism="widen l1", fraction=0.5, preservation_error=1e-7)
@@ -114,15 +113,24 @@ def test_creating_a_trial_returns_it_with_its_number(tmp_path):
     assert store.storage.get_trial_number_from_id(created[1]._trial_id) == 1
 
 
-def test_stale_running_trials_are_failed_with_the_reason(tmp_path):
+def test_running_trials_of_a_dead_worker_are_failed_with_the_reason_and_requeued_once(tmp_path):
     store = make_store("sqlite", tmp_path)
-    store.start(arch(0), text="", parent=None, worker="gone:1", process={"started": "1"})
-    store.start(arch(1), text="", parent=None, worker="alive:2")
-    seen = []
-    failed = store.fail_stale(lambda worker, process: seen.append((worker, process)) or worker == "gone:1", "the worker stopped")
-    assert failed == [0] and seen == [("gone:1", {"started": "1"}), ("alive:2", {})]
+    store.start(arch(0), text="x0", parent=None, worker="gone:1")
+    store.start(arch(1), text="x1", parent=None, worker="alive:2")
+    other = make_store("sqlite", tmp_path)  # another process on the same study
+    lost = other.fail_running(lambda record: record.worker == "gone:1", "its worker died", requeue=1)
+    assert [(t.number, t.retry) for t in lost] == [(0, 2)]
     again = make_store("sqlite", tmp_path).history()
-    assert [(r.state, r.reason) for r in again] == [("failed", "the worker stopped"), ("running", None)]
+    assert [(r.state, r.reason, r.retry_of) for r in again] == [("failed", "its worker died", None), ("running", None, None),
+                                                                ("waiting", None, 0)]
+    assert again[2].arch.key == again[0].arch.key and other.in_budget() == 2  # the retry takes the lost one's place
+    retry = other.claim_waiting("new:3")
+    assert retry is not None and (retry.number, retry.retry_of, retry.worker) == (2, 0, "new:3")
+    assert store.claim_waiting("late:4") is None  # taken already: one worker runs a retry
+    # lost again: its one retry is spent, so it is failed and not queued a third time
+    lost = store.fail_running(lambda record: record.worker == "new:3", "died again", requeue=1)
+    assert [(t.number, t.retry) for t in lost] == [(2, None)]
+    assert store.in_budget() == 2 and store.finished_count() == 1
 
 
 def test_a_pruner_sees_the_stored_trial_and_stops_it(tmp_path):

@@ -130,7 +130,7 @@ def test_a_worker_attached_with_nas_worker_joins_the_running_search(tmp_path):
 @pytest.mark.slow
 def test_a_killed_worker_is_restarted_and_the_budget_still_exact(tmp_path):
     run_dir = tmp_path / "run"
-    coordinator = subprocess.Popen([str(BIN / "nas-search"), "workers=2", "budget.trials=8", "estimator.epochs=3", "tensorboard=false",
+    coordinator = subprocess.Popen([str(BIN / "nas-search"), "workers=2", "budget.trials=8", "estimator.epochs=10", "tensorboard=false",
                                     f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
     me = f"{socket.gethostname()}:{coordinator.pid}"  # worker 0; kill the other one, in the middle of a trial
@@ -149,11 +149,14 @@ def test_a_killed_worker_is_restarted_and_the_budget_still_exact(tmp_path):
     assert f"(pid {victim}) died (signal 9); restarting it" in out
     result = nas.load(run_dir)
     states = [r.state for r in result.trials]
-    assert len(result.trials) == 8 and "running" not in states
+    assert "running" not in states and "waiting" not in states
     killed = [r for r in result.trials if r.worker == f"{socket.gethostname()}:{victim}" and r.state == "failed"]
-    assert len(killed) == 1 and "worker stopped" in killed[0].reason
-    # The killed trial counts against the budget (re-queueing it is the heartbeat work still to come).
-    assert states.count("complete") == 7
+    assert len(killed) == 1 and f"its worker {socket.gethostname()}:{victim} died" in killed[0].reason
+    assert f"Trial #{killed[0].number} failed (lost: its worker" in out and "re-queued as #" in out
+    # The lost trial was run again (same architecture) by the restarted worker, at once: 8 finished, all complete.
+    retry = [r for r in result.trials if r.retry_of == killed[0].number]
+    assert len(retry) == 1 and retry[0].arch.key == killed[0].arch.key and retry[0].state == "complete"
+    assert states.count("complete") == 8 and len(result.trials) == 9
 
 
 @pytest.mark.slow

@@ -143,6 +143,7 @@ class TrialRecord:
     curve: tuple[float, ...] = ()
     fidelity: Mapping[str, Any] = field(default_factory=dict)
     inheritance: Inheritance | None = None
+    retry_of: int | None = None  # the lost trial (its worker died) this one runs again, same architecture
 
     def __post_init__(self) -> None:
         if not isinstance(self.state, TrialState):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,10 +26,10 @@ from nas.estimators.base import Estimator, Evaluation, ParentWeights
 from nas.core.space import SearchSpace
 from nas.core.strategy import Strategy
 from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_proposal
-from nas.core.workers import this_process, this_worker, worker_is_gone
+from nas.core.workers import this_worker
 from nas.engine.callbacks import Callback, CallbackList
 from nas.engine.locks import file_lock
-from nas.store.base import Outcome, RunningTrial, TrialStore
+from nas.store.base import Lost, Outcome, RunningTrial, TrialStore
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,17 @@ class SearchLoop:
 
     def __init__(self, *, space: SearchSpace, strategy: Strategy | None, estimator: Estimator, store: TrialStore,
                  budget: Budget | None = None, callbacks: Iterable[Callback] = (), weights: Any = None,
-                 run_dir: Path | None = None, recover_stale: str | None = None, shared_run_dir: bool = False) -> None:
+                 run_dir: Path | None = None, recover_stale: str | None = None, shared_run_dir: bool = False,
+                 requeue: int = 1, replaces: str | None = None) -> None:
         self.space, self.strategy, self.estimator, self.store = space, strategy, estimator, store
         self.shared_run_dir = shared_run_dir  # other local workers search in run_dir too (workers=N, nas-worker)
         self.budget = budget
         self.callbacks = CallbackList(callbacks)
         self.weights, self.run_dir = weights, run_dir
         self.recover_stale = recover_stale  # None | "own" (every running trial is ours) | "shared"
+        self.requeue = requeue  # times a lost trial (its worker died) is run again
+        self.replaces = replaces  # the dead worker ("host:pid") this process replaces: its running trials are lost
+        self._checked_lost = -math.inf
         self.worker = this_worker()
         self.started_at: float | None = None
         self.deadline: float | None = None
@@ -102,12 +107,21 @@ class SearchLoop:
         if self.budget is None:
             raise ConfigError("SearchLoop.run needs a `budget` (trials and/or timeout).")
         self.open()
+        waiting = False
         try:
             while True:
                 with self.start_lock():  # workers sharing a run directory: one checks the budget and starts at a time
+                    self.check_lost()
                     history = self.store.history()
                     self.stop_reason, expected = self._stop_reason(history)
-                    trial = self.ask(history) if self.stop_reason is None else None
+                    trial: RunningTrial | None = None
+                    if self.stop_reason is None:
+                        trial = self.ask(history)
+                    elif expected:  # a re-queued trial is inside the budget spent: still run
+                        trial = self._claim()
+                if trial is None and expected and self._wait_for_others(waiting):
+                    waiting = True
+                    continue
                 if trial is None:
                     if not expected:  # the trial budget spent is the expected end: no line for it
                         self.say(self.stop_reason or "")
@@ -119,6 +133,19 @@ class SearchLoop:
         if close:
             self.close()
         return self.store.history()
+
+    def _wait_for_others(self, said: bool) -> bool:
+        """With the trial budget spent, whether to wait for other workers' running trials (each ends,
+        or is found lost and re-queued for whoever is left); sleeps a poll when so."""
+        heartbeat = self.store.heartbeat
+        others = self.store.others_running() if heartbeat is not None else []
+        if not others:
+            return False
+        if not said:
+            self.say(f"Trial budget spent; waiting for trial(s) {', '.join(f'#{n}' for n in others)} of other workers to finish "
+                     "(or be found lost and run again).")
+        time.sleep(min(1.0, heartbeat.interval if heartbeat is not None else 1.0))
+        return True
 
     def start_lock(self) -> Any:
         """Held while the budget is checked and a trial started: a file lock in the run directory when
@@ -133,13 +160,15 @@ class SearchLoop:
         if self._open:
             return
         self._open = True
+        if self.recover_stale == "own":  # one process on its own study: whatever was left running is lost
+            self._announce_lost(self.store.fail_running(lambda record: True, "interrupted: the worker stopped before the trial finished",
+                                                        requeue=self.requeue))
+        if self.replaces is not None:
+            dead = self.replaces
+            self._announce_lost(self.store.fail_running(lambda record: record.worker == dead, f"lost: its worker {dead} died",
+                                                        requeue=self.requeue))
         if self.recover_stale is not None:
-            own = self.recover_stale == "own"
-            failed = self.store.fail_stale(lambda worker, process: own or worker_is_gone(worker, process),
-                                           "interrupted: the worker stopped before the trial finished")
-            if failed:
-                self.say(f"Marked {len(failed)} trial(s) left running by a stopped worker as failed: "
-                         + ", ".join(f"#{n}" for n in failed) + ".")
+            self.check_lost(force=True)
         already = sum(r.finished for r in self.store.history())
         if already and self.run_dir is not None and announce:
             self.say(f"Resuming study '{getattr(self.store, 'study_name', 'nas')}' in {self.run_dir}: {already} trials already finished.")
@@ -147,6 +176,19 @@ class SearchLoop:
         if self.budget is not None and self.budget.timeout is not None:
             self.deadline = self.started_at + float(self.budget.timeout)
         self.callbacks.on_search_start(self)
+
+    def check_lost(self, force: bool = False) -> None:
+        """Fail (and re-queue) the trials whose worker stopped beating: at most once a heartbeat interval."""
+        heartbeat = self.store.heartbeat
+        if heartbeat is None or (not force and time.monotonic() - self._checked_lost < heartbeat.interval):
+            return
+        self._checked_lost = time.monotonic()
+        self._announce_lost(self.store.fail_silent(requeue=self.requeue))
+
+    def _announce_lost(self, lost: list[Lost]) -> None:
+        for trial in lost:
+            again = f"; re-queued as #{trial.retry}" if trial.retry is not None else "; not re-queued (its retries are spent)"
+            self.say(f"Trial #{trial.number} failed ({trial.reason}){again}.")
 
     def close(self) -> None:
         """Call ``on_search_end`` (once)."""
@@ -158,7 +200,7 @@ class SearchLoop:
     def _stop_reason(self, history: Sequence[TrialRecord]) -> tuple[str | None, bool]:
         """Why the search stops now (``None``: it goes on), and whether that is the expected end."""
         assert self.budget is not None
-        started = self.store.count(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+        started = self.store.in_budget()
         if self.budget.trials is not None and started >= self.budget.trials:
             return f"Trial budget of {self.budget.trials} spent.", True
         if self.deadline is not None and time.perf_counter() >= self.deadline:
@@ -176,21 +218,57 @@ class SearchLoop:
         return self._evaluate_and_tell(self.ask(history, proposal=proposal))
 
     def _evaluate_and_tell(self, trial: RunningTrial) -> TrialRecord:
-        evaluation, outcome = self.evaluate(trial)
+        with self._beating(trial):
+            evaluation, outcome = self.evaluate(trial)
         return self.tell(trial, outcome, evaluation)
 
+    @contextlib.contextmanager
+    def _beating(self, trial: RunningTrial) -> Any:
+        """A thread that beats for ``trial`` every heartbeat interval while it is evaluated (with a heartbeat)."""
+        heartbeat = self.store.heartbeat
+        if heartbeat is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(heartbeat.interval):
+                try:
+                    self.store.beat(trial)
+                except Exception as exc:  # a storage hiccup costs a beat, not the trial; the grace spans several
+                    self.say(f"WARNING trial #{trial.number}: heartbeat not recorded ({type(exc).__name__}: {exc})")
+
+        thread = threading.Thread(target=beat, name=f"nas-heartbeat-{trial.number}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def ask(self, history: Sequence[TrialRecord] | None = None, *, proposal: Proposal | None = None) -> RunningTrial:
-        """Ask the strategy (unless ``proposal`` is given) and create the trial in the store (RUNNING)."""
+        """Take a re-queued trial, else ask the strategy (unless ``proposal`` is given), and create the
+        trial in the store (RUNNING)."""
+        if proposal is None and (claimed := self._claim()) is not None:
+            return claimed
         if proposal is None:
             if self.strategy is None:
                 raise ValueError("SearchLoop.ask: a loop without a strategy must be given each trial's `proposal`.")
             history = self.store.history() if history is None else history
             proposal = as_proposal(self.strategy.ask(history))
         arch = self.space.architecture(proposal.sample)
-        trial = self.store.start(arch, text=self.space.format(arch.sample), parent=proposal.parent, worker=self.worker,
-                                 process=this_process())
+        trial = self.store.start(arch, text=self.space.format(arch.sample), parent=proposal.parent, worker=self.worker)
+        self.store.beat(trial)  # at once: a trial without a beat is never found lost by Optuna's RDB check
         self.callbacks.on_trial_start(trial)
         return trial
+
+    def _claim(self) -> RunningTrial | None:
+        """A re-queued trial (a lost one to run again), taken for this worker, or ``None``."""
+        claimed = self.store.claim_waiting(self.worker)
+        if claimed is not None:
+            self.store.beat(claimed)
+            self.callbacks.on_trial_start(claimed)
+        return claimed
 
     def evaluate(self, trial: RunningTrial) -> tuple[Evaluation | None, Outcome]:
         """Run the estimator on ``trial`` and classify how it ended. Ctrl-C finishes the trial as

@@ -7,13 +7,15 @@ run directory makes it exact), the best checkpoint (another lock) and the strate
 trial, running ones included. Workers run in their own process group: Ctrl-C reaches the
 coordinator, which forwards one interrupt to each (their running trials are recorded as
 interrupted) and kills them on a second Ctrl-C. A worker that dies otherwise (killed, out of
-memory) is restarted, up to ``restarts`` times in all; its trial is marked failed by the next start.
+memory) is restarted, up to ``restarts`` times in all; the new one fails the dead one's running trial
+and re-queues it at once (elsewhere the heartbeat finds it, after its grace).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,8 +30,9 @@ REFUSED, INTERRUPTED = 2, 130
 _POLL_SECONDS = 0.2
 
 
-def worker_command(run_dir: Path, index: int, count: int) -> list[str]:
-    return [sys.executable, "-m", "nas.worker", str(run_dir), "--index", str(index), "--of", str(count)]
+def worker_command(run_dir: Path, index: int, count: int, replaces: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "nas.worker", str(run_dir), "--index", str(index), "--of", str(count),
+            *(["--replaces", replaces] if replaces else [])]
 
 
 def visible_gpus(env: Mapping[str, str]) -> list[str]:
@@ -83,9 +86,9 @@ class LocalWorkers:
         if self.refused is not None:
             raise ConfigError(self.refused)
 
-    def _start(self, index: int) -> None:
-        self.procs[index] = subprocess.Popen(worker_command(self.run_dir, index, self.count), env=worker_env(index, os.environ, self.gpus),
-                                             start_new_session=os.name != "nt")
+    def _start(self, index: int, replaces: str | None = None) -> None:
+        self.procs[index] = subprocess.Popen(worker_command(self.run_dir, index, self.count, replaces),
+                                             env=worker_env(index, os.environ, self.gpus), start_new_session=os.name != "nt")
 
     def _watch(self) -> None:
         while True:
@@ -109,7 +112,7 @@ class LocalWorkers:
         if self.restarts_left > 0 and self.refused is None:
             self.restarts_left -= 1
             self.say(f"nas: worker {index} (pid {proc.pid}) died ({how}); restarting it")
-            self._start(index)
+            self._start(index, replaces=f"{socket.gethostname()}:{proc.pid}")  # it fails and re-queues the dead one's trial
         else:
             self.say(f"nas: worker {index} (pid {proc.pid}) died ({how}); not restarted (restarts spent)")
 

@@ -12,9 +12,6 @@ from nas.engine.callbacks import Callback
 if TYPE_CHECKING:
     from nas.engine.loop import SearchLoop
 
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
-
-
 def clock(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -79,7 +76,7 @@ class ProgressCallback(Callback):
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
         self.done_here += 1
         search = self.search
-        finished = search.store.count(*_FINISHED)
+        finished = search.store.finished_count()
         total = search.budget.trials if search.budget is not None else None
         elapsed = time.perf_counter() - self.start
         time_left = search.deadline - time.perf_counter() if search.deadline is not None else None

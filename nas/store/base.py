@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError
 from nas.core.records import Inheritance, TrialRecord, TrialState, better
 
 
@@ -29,6 +30,42 @@ class RunningTrial:
     ref: Any = None  # the store's own identifier of the trial
     started: float = field(default_factory=time.perf_counter)
     curve: list[float] = field(default_factory=list)
+    retry_of: int | None = None  # the lost trial this one runs again (see :meth:`TrialStore.claim_waiting`)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """How workers sharing a study show they are alive: a beat every ``interval`` seconds while a
+    trial runs; a trial whose worker has not beaten for ``grace`` seconds is lost (failed, and
+    re-queued). ``grace`` must be well above ``interval`` and above any clock skew between hosts (a
+    journal file compares the hosts' clocks; an RDB server compares its own)."""
+
+    interval: int = 10
+    grace: int = 60
+    #: trials failed by Optuna's RDB heartbeat check, collected by its stale-trial callback
+    found: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "grace"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"`heartbeat.{name}` must be a whole number of seconds >= 1, but got {value!r}.")
+        if self.grace <= self.interval:
+            raise ConfigError(f"`heartbeat.grace > heartbeat.interval` must hold (a worker gets more than one beat's time), but got "
+                              f"grace={self.grace}, interval={self.interval}.")
+
+    def collect(self, _study: Any, trial: Any) -> None:
+        self.found.append(trial)
+
+
+@dataclass(frozen=True)
+class Lost:
+    """A running trial found lost (its worker died or stopped beating): failed, and re-queued as
+    ``retry`` unless its retries are spent (``None``)."""
+
+    number: int
+    reason: str
+    retry: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,13 +107,14 @@ class TrialStore(ABC):
         self._settled = 0                              # trials [0, _settled) are finished and kept
         self._best: TrialRecord | None = None
         self._count: dict[TrialState, int] = {}
+        self._superseded: set[int] = set()             # lost trials that a retry runs again
+        self._waiting: set[int] = set()                # re-queued trials no worker has taken yet
 
     # ---- what implementations provide -------------------------------------------------------
     @abstractmethod
-    def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None,
-              process: Mapping[str, str] | None = None) -> RunningTrial:
-        """Create a RUNNING trial for ``arch`` (``text``: its text form; ``worker`` and ``process``:
-        who runs it, see :mod:`nas.core.workers`)."""
+    def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None) -> RunningTrial:
+        """Create a RUNNING trial for ``arch`` (``text``: its text form; ``worker``: who runs it, see
+        :mod:`nas.core.workers`)."""
 
     @abstractmethod
     def finish(self, trial: RunningTrial, outcome: Outcome) -> TrialRecord:
@@ -90,10 +128,29 @@ class TrialStore(ABC):
         """Record an intermediate value; whether the pruner says stop. Default: no pruner."""
         return False
 
-    def fail_stale(self, is_stale: Callable[[str | None, Mapping[str, str] | None], bool], reason: str) -> list[int]:
-        """Mark FAILED, with ``reason``, every RUNNING trial whose worker ``is_stale(worker, process)``
-        says is gone (``process`` as the worker recorded it, see :mod:`nas.core.workers`); their numbers."""
+    #: Set when the workers of this study beat (:class:`Heartbeat`); ``None``: a single process.
+    heartbeat: Heartbeat | None = None
+
+    def beat(self, trial: RunningTrial) -> None:
+        """Say that ``trial``'s worker is alive (with :attr:`heartbeat`). Default: nobody listens."""
+
+    def fail_running(self, lost: Callable[[TrialRecord], bool], reason: str, *, requeue: int) -> list[Lost]:
+        """Fail, with ``reason``, every RUNNING trial of other processes that ``lost(record)`` says is
+        lost (its worker is known dead), re-queueing each up to ``requeue`` times. Default: none."""
         return []
+
+    def fail_silent(self, *, requeue: int) -> list[Lost]:
+        """Fail the RUNNING trials whose worker stopped beating for :attr:`heartbeat`'s grace, re-queueing
+        each up to ``requeue`` times. Default: no heartbeat, none."""
+        return []
+
+    def others_running(self) -> list[int]:
+        """Numbers of running trials of other workers that beat (waited for at the budget's end). Default: none."""
+        return []
+
+    def claim_waiting(self, worker: str | None) -> RunningTrial | None:
+        """Take a re-queued (WAITING) trial for ``worker`` to run, if there is one; else ``None``."""
+        return None
 
     # ---- shared bookkeeping -----------------------------------------------------------------
     def _put(self, record: TrialRecord) -> None:
@@ -108,6 +165,12 @@ class TrialStore(ABC):
             self._count[old.state] -= 1
         self._records[record.number] = record
         self._count[record.state] = self._count.get(record.state, 0) + 1
+        if record.retry_of is not None:
+            self._superseded.add(record.retry_of)
+        if record.state is TrialState.WAITING:
+            self._waiting.add(record.number)
+        else:
+            self._waiting.discard(record.number)
         if better(record, self._best):
             self._best = record
         while self._settled < len(self._records) and (r := self._records[self._settled]) is not None and r.finished:
@@ -123,6 +186,15 @@ class TrialStore(ABC):
     def count(self, *states: TrialState) -> int:
         """How many trials are in any of ``states`` (as of the last read)."""
         return sum(self._count.get(s, 0) for s in states)
+
+    def in_budget(self) -> int:
+        """Trials that count against a trial budget: every one started or queued, less the lost ones
+        that a retry runs again (so the finished trials of a budget stay exactly the budget)."""
+        return sum(self._count.values()) - len(self._superseded)
+
+    def finished_count(self) -> int:
+        """Finished trials, less the lost ones that a retry runs again (as of the last read)."""
+        return self.count(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED) - len(self._superseded)
 
     def record(self, number: int) -> TrialRecord | None:
         """The trial numbered ``number`` as last read, or ``None``."""

@@ -7,7 +7,7 @@ and there is no pruner (pass an Optuna pruner with ``storage="memory"`` to :func
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from nas.core.architecture import Architecture
 from nas.core.records import TrialRecord, TrialState
@@ -26,8 +26,7 @@ class MemoryStore(TrialStore):
                 raise ValueError(f"`history` must be numbered 0, 1, 2, ... in order, but record {number} has number {record.number}.")
             self._put(record)
 
-    def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None,
-              process: Mapping[str, str] | None = None) -> RunningTrial:
+    def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None) -> RunningTrial:
         number = len(self._records)
         self._put(TrialRecord(number=number, arch=arch, state=TrialState.RUNNING, parent=parent, worker=worker))
         return RunningTrial(number=number, arch=arch, parent=parent, worker=worker)

@@ -37,14 +37,17 @@ from optuna.trial import TrialState as OptunaState
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.records import Inheritance, TrialRecord, TrialState
-from nas.store.base import Outcome, RunningTrial, TrialStore
+from nas.store.base import Heartbeat, Lost, Outcome, RunningTrial, TrialStore
 
 # Two user attributes per trial keep what Optuna's params do not; each is one write (an attribute
 # costs a query and a flush on an RDB storage, so one per field would double a trial's cost).
-TRIAL_ATTR = "nas:trial"         # {key, text, worker, process, parent}: written with the trial
+TRIAL_ATTR = "nas:trial"         # {key, text, worker, parent, retry_of}: written with the trial
 RESULT_ATTR = "nas:result"       # {curve, cost, fidelity, inheritance, metrics, reason, weights}: written once at finish
+BEAT_ATTR = "nas:beat"           # the worker's last heartbeat (its clock, seconds since the epoch), where the storage has none
+#: The reason of a trial failed by Optuna's RDB heartbeat check (which leaves no room to write one).
+LOST_REASON = "lost: its worker stopped beating before the trial finished (heartbeat)"
 # Written by nas before the trial lifecycle was one module; still read, so old run directories load.
-LEGACY_KEY_ATTR, LEGACY_PARENT_ATTR, LEGACY_WORKER_ATTR, LEGACY_PROCESS_ATTR = "nas:key", "nas:parent", "nas:worker", "nas:process"
+LEGACY_KEY_ATTR, LEGACY_PARENT_ATTR, LEGACY_WORKER_ATTR = "nas:key", "nas:parent", "nas:worker"
 LEGACY_METRICS_ATTR, LEGACY_REASON_ATTR, LEGACY_WEIGHTS_ATTR = "nas:metrics", "nas:fail_reason", "nas:weights"
 
 DB_FILE = "study.db"
@@ -70,6 +73,9 @@ def _rdb_read_kind() -> str:
 
 _RDB_READ = _rdb_read_kind()
 
+#: What a storage raises on a write to a finished trial (Optuna 4.0: a plain RuntimeError, "has already finished").
+_FINISHED_ERROR: type[Exception] = getattr(optuna.exceptions, "UpdateFinishedTrialError", RuntimeError)
+
 _TO_OPTUNA = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaState.PRUNED, TrialState.FAILED: OptunaState.FAIL,
               TrialState.RUNNING: OptunaState.RUNNING, TrialState.WAITING: OptunaState.WAITING}
 _FROM_OPTUNA = {v: k for k, v in _TO_OPTUNA.items()}
@@ -78,13 +84,14 @@ _LEGACY_INHERITANCE = ("parent", "inherited_fraction", "preservation_error", "mo
 
 
 # ---- opening a storage ------------------------------------------------------------------------
-def open_storage(url: str | BaseStorage | None, run_dir: Path) -> tuple[str, BaseStorage]:
+def open_storage(url: str | BaseStorage | None, run_dir: Path, heartbeat: Heartbeat | None = None) -> tuple[str, BaseStorage]:
     """Resolve ``storage=`` to (the URL as recorded in run.json, the storage).
 
     ``None`` is an SQLite file in the run directory; ``"memory"`` Optuna's in-memory storage (nothing
     kept); ``journal:///path/file.log`` a journal file (several workers on one machine or a shared
     filesystem); any other ``dialect://...`` an RDB URL (PostgreSQL, MySQL, SQLite). ``{run_dir}`` in
-    a URL is replaced by the run directory. A storage object is used as it is."""
+    a URL is replaced by the run directory. A storage object is used as it is. With ``heartbeat`` an
+    RDB storage beats through Optuna's own heartbeat (its stale trials collected by ``heartbeat``)."""
     if isinstance(url, BaseStorage):
         return type(url).__name__, url
     template = url or DEFAULT_STORAGE
@@ -98,7 +105,7 @@ def open_storage(url: str | BaseStorage | None, run_dir: Path) -> tuple[str, Bas
                           f"'postgresql://user:pass@host/db' or 'memory', but got {url!r}.")
     for attempt in range(_SCHEMA_RACE_RETRIES + 1):
         try:
-            storage = optuna.storages.RDBStorage(resolved, heartbeat_interval=None)
+            storage = _rdb(resolved, heartbeat)
             if resolved.startswith("sqlite"):
                 _fast_sqlite(storage)
             return template, storage
@@ -111,6 +118,21 @@ def open_storage(url: str | BaseStorage | None, run_dir: Path) -> tuple[str, Bas
             first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
             raise ConfigError(f"`storage` must be a reachable Optuna storage URL, but {url!r} failed: {first}") from exc
     raise AssertionError("unreachable")
+
+
+def _rdb(url: str, heartbeat: Heartbeat | None) -> RDBStorage:
+    if heartbeat is None:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+    import inspect
+    import warnings
+
+    # Optuna 4.0 names the stale-trial callback `failed_trial_callback`; 4.9+ `heartbeat_stale_trial_callback`.
+    params = inspect.signature(RDBStorage.__init__).parameters
+    callback = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace,
+                                          **{callback: heartbeat.collect})  # type: ignore[arg-type]
 
 
 def _journal(url: str | None, path: str) -> BaseStorage:
@@ -159,7 +181,7 @@ class OptunaStore(TrialStore):
     """A :class:`TrialStore` over one Optuna study (``study``, for pruners and for users)."""
 
     def __init__(self, storage: BaseStorage, *, space: Any, study_name: str = "nas", pruner: optuna.pruners.BasePruner | None = None,
-                 description: str | None = None, create: bool = True) -> None:
+                 description: str | None = None, create: bool = True, heartbeat: Heartbeat | None = None) -> None:
         super().__init__()
         if not create:
             try:
@@ -168,7 +190,7 @@ class OptunaStore(TrialStore):
                 names = sorted(s.study_name for s in storage.get_all_studies())
                 raise ConfigError(f"`study_name` must name a study in {description or type(storage).__name__}, but {study_name!r} is not "
                                   f"there (it holds: {', '.join(names) or 'none'}).") from None
-        self.storage, self.space = storage, space
+        self.storage, self.space, self.heartbeat = storage, space, heartbeat
         self.description = description or type(storage).__name__
         self.pruner = pruner or optuna.pruners.NopPruner()
         self.prunes = not isinstance(self.pruner, optuna.pruners.NopPruner)
@@ -183,7 +205,8 @@ class OptunaStore(TrialStore):
         self._ids: dict[int, int] = {}          # trial number -> storage trial id
         self._unfinished: set[int] = set()      # storage ids of trials read as unfinished
         self._last_finished = -1                # highest storage id read as finished
-        self._process: dict[int, Any] = {}      # trial number -> the worker's process identity, while running
+        self._beats: dict[int, float] = {}      # trial number -> last heartbeat of other workers' running trials (journal)
+        self._beating: set[int] = set()         # numbers of running trials whose worker beats
         self._max_seen = -1                     # highest storage id created or read
         self._own_reads = False                 # whether this store's own finished trials are read back
         self._own_running: set[int] = set()     # numbers of this store's trials that it has not finished
@@ -191,9 +214,10 @@ class OptunaStore(TrialStore):
         self._dims = space.dimensions()
 
     # ---- writing ----------------------------------------------------------------------------
-    def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None,
-              process: Mapping[str, str] | None = None) -> RunningTrial:
-        info: dict[str, Any] = {"key": arch.key, "text": text, "worker": worker, "process": dict(process or {})}
+    def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None) -> RunningTrial:
+        info: dict[str, Any] = {"key": arch.key, "text": text, "worker": worker}
+        if self.heartbeat is not None:
+            info["beats"] = True  # its worker beats: it is waited for, or found lost
         if parent is not None:
             info["parent"] = int(parent)
         template = optuna.trial.create_trial(
@@ -220,9 +244,11 @@ class OptunaStore(TrialStore):
         return RunningTrial(number=number, arch=arch, parent=parent, worker=worker, ref=trial_id)
 
     def report(self, trial: RunningTrial, step: int, value: float) -> bool:
+        if not self.prunes and self.heartbeat is None:
+            return False  # no pruner, one process: the curve is stored once, at finish, not one write per epoch
+        self.storage.set_trial_intermediate_value(trial.ref, step, value)  # a lost trial keeps its curve
         if not self.prunes:
-            return False  # no pruner: the curve is stored once, at finish, not one write per epoch
-        self.storage.set_trial_intermediate_value(trial.ref, step, value)
+            return False
         # what Trial.should_prune hands the pruner: the study and the stored trial
         return bool(self.pruner.prune(self.study, self.storage.get_trial(trial.ref)))
 
@@ -235,13 +261,16 @@ class OptunaStore(TrialStore):
             bundle["fidelity"] = dict(outcome.fidelity)
         if outcome.inheritance is not None:
             bundle["inheritance"] = outcome.inheritance.to_dict()
-        self.storage.set_trial_user_attr(trial.ref, RESULT_ATTR, bundle)
         complete = outcome.state is TrialState.COMPLETE
-        self.storage.set_trial_state_values(trial.ref, _TO_OPTUNA[outcome.state], [float(outcome.value)] if complete else None)  # type: ignore[arg-type]
+        try:
+            self.storage.set_trial_user_attr(trial.ref, RESULT_ATTR, bundle)
+            self.storage.set_trial_state_values(trial.ref, _TO_OPTUNA[outcome.state], [float(outcome.value)] if complete else None)  # type: ignore[arg-type]
+        except _FINISHED_ERROR:  # another worker found it lost (a grace shorter than a pause) first
+            return self._lost_meanwhile(trial)
         record = TrialRecord(number=trial.number, arch=trial.arch, state=outcome.state, value=outcome.value if complete else None,
                              metrics=dict(outcome.metrics), cost=outcome.cost, parent=trial.parent, reason=outcome.reason,
                              weights=outcome.weights, worker=trial.worker, curve=tuple(outcome.curve), fidelity=dict(outcome.fidelity),
-                             inheritance=outcome.inheritance)
+                             inheritance=outcome.inheritance, retry_of=trial.retry_of)
         self._put(record)
         self._own_running.discard(trial.number)
         self._finished_ids.add(trial.ref)
@@ -250,18 +279,103 @@ class OptunaStore(TrialStore):
             self._last_finished = max(self._last_finished, trial.ref)
         return record
 
-    def fail_stale(self, is_stale: Callable[[str | None, Mapping[str, str] | None], bool], reason: str) -> list[int]:
-        failed = []
+    def _lost_meanwhile(self, trial: RunningTrial) -> TrialRecord:
+        """The stored record of our trial that another worker failed as lost while it ran (its retry runs it again)."""
+        self._own_running.discard(trial.number)
+        self._unfinished.add(trial.ref)
+        self._refresh()
+        record = self._records[trial.number]
+        assert record is not None
+        return record
+
+    def beat(self, trial: RunningTrial) -> None:
+        if self.heartbeat is None:
+            return
+        if isinstance(self.storage, RDBStorage):
+            self.storage.record_heartbeat(trial.ref)  # Optuna's heartbeat, on the database's clock
+        else:
+            self.storage.set_trial_user_attr(trial.ref, BEAT_ATTR, time.time())
+
+    def fail_running(self, lost: Callable[[TrialRecord], bool], reason: str, *, requeue: int) -> list[Lost]:
+        found = []
         for record in self.history():
-            if record.state is TrialState.RUNNING and is_stale(record.worker, self._process.get(record.number)):
-                trial_id = self._ids[record.number]
-                self.storage.set_trial_user_attr(trial_id, RESULT_ATTR, {"reason": reason, "curve": [], "metrics": {}})
-                self.storage.set_trial_state_values(trial_id, OptunaState.FAIL)
-                self._unfinished.add(trial_id)  # read it back as failed
-                failed.append(record.number)
-        if failed:
+            if record.state is TrialState.RUNNING and record.number not in self._own_running and lost(record):
+                if self._fail(record.number, reason):
+                    found.append(self._requeue(record.number, reason, requeue))
+        return found
+
+    def fail_silent(self, *, requeue: int) -> list[Lost]:
+        if self.heartbeat is None:
+            return []
+        if isinstance(self.storage, RDBStorage):  # Optuna's own check: fails them, and hands each to our callback
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            failed, self.heartbeat.found[:] = list(self.heartbeat.found), []
+            for trial in failed:
+                self._unfinished.add(trial._trial_id)  # read it back as failed
+            return [self._requeue(trial.number, LOST_REASON, requeue) for trial in failed]
+        found, now = [], time.time()
+        for record in self.history():
+            beat = self._beats.get(record.number)
+            if record.state is TrialState.RUNNING and record.number not in self._own_running and beat is not None:  # it beats
+                silent = now - beat
+                if silent > self.heartbeat.grace:
+                    reason = f"lost: its worker {record.worker} stopped beating ({silent:.0f}s without a heartbeat)"
+                    if self._fail(record.number, reason):
+                        found.append(self._requeue(record.number, reason, requeue))
+        return found
+
+    def _fail(self, number: int, reason: str) -> bool:
+        """Fail a lost trial, keeping its curve so far; whether this process did (not another first)."""
+        trial_id = self._ids[number]
+        trial = self.storage.get_trial(trial_id)
+        if trial.state.is_finished():
+            return False
+        curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+        try:
+            self.storage.set_trial_user_attr(trial_id, RESULT_ATTR, {"reason": reason, "curve": curve, "metrics": {}})
+            done = self.storage.set_trial_state_values(trial_id, OptunaState.FAIL)
+        except _FINISHED_ERROR:  # another worker failed it, or its own worker finished it, first
+            done = False
+        self._unfinished.add(trial_id)  # read it back as failed
+        return done is not False
+
+    def _requeue(self, number: int, reason: str, requeue: int) -> Lost:
+        """Queue the lost trial ``number`` to run again (same architecture), unless it has been ``requeue`` times."""
+        trial = self.storage.get_trial(self._ids[number])
+        info = dict(_trial_info(trial.user_attrs))
+        if int(info.get("attempt", 1)) > requeue:
             self._refresh()
-        return failed
+            return Lost(number=number, reason=reason)
+        retry: dict[str, Any] = {k: info[k] for k in ("key", "text", "parent") if k in info}
+        retry.update(retry_of=number, attempt=int(info.get("attempt", 1)) + 1, worker=None, beats=True)
+        template = optuna.trial.create_trial(state=OptunaState.WAITING, params=dict(trial.params), distributions=dict(trial.distributions),
+                                             user_attrs={TRIAL_ATTR: retry})
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        self._unfinished.add(trial_id)
+        self._refresh()
+        return Lost(number=number, reason=reason, retry=self.storage.get_trial_number_from_id(trial_id))
+
+    def claim_waiting(self, worker: str | None) -> RunningTrial | None:
+        for number in sorted(self._waiting):
+            trial_id = self._ids[number]
+            if not self.storage.set_trial_state_values(trial_id, OptunaState.RUNNING):  # another worker took it first
+                self._unfinished.add(trial_id)
+                continue
+            trial = self.storage.get_trial(trial_id)
+            info = {**_trial_info(trial.user_attrs), "worker": worker}
+            self.storage.set_trial_user_attr(trial_id, TRIAL_ATTR, info)
+            record = record_from_trial(trial, self.space)
+            self._own_running.add(number)
+            self._unfinished.add(trial_id)
+            self._put(TrialRecord(number=number, arch=record.arch, state=TrialState.RUNNING, parent=record.parent, worker=worker,
+                                  retry_of=record.retry_of))
+            return RunningTrial(number=number, arch=record.arch, parent=record.parent, worker=worker, ref=trial_id,
+                                retry_of=record.retry_of)
+        return None
 
     # ---- reading ----------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -275,7 +389,7 @@ class OptunaStore(TrialStore):
                 self._last_finished = max(self._last_finished, trial_id)
             else:
                 self._unfinished.add(trial_id)
-                self._process[trial.number] = _trial_info(trial.user_attrs).get("process")
+            self._note_beat(trial)
             self._put(record_from_trial(trial, self.space))
 
     def _changed_trials(self) -> list[FrozenTrial]:
@@ -300,10 +414,27 @@ class OptunaStore(TrialStore):
             except KeyError:  # no such trial yet: everything after it is new too, so nothing more
                 break
             trial = self.storage.get_trial(trial_id)
-            if kept is None or trial.state is not OptunaState.RUNNING:
+            if kept is None or trial.state is not OptunaState.RUNNING or kept.state is not TrialState.RUNNING:
                 changed.append(trial)
+            else:
+                self._note_beat(trial)
             number += 1
         return changed
+
+    def _note_beat(self, trial: FrozenTrial) -> None:
+        """Keep which running trials beat, and their last beat (or start), for :meth:`fail_silent` and
+        :meth:`others_running`. Trials of a worker that does not beat (an older nas, plain Optuna) are left alone."""
+        if trial.state is OptunaState.RUNNING and _trial_info(trial.user_attrs).get("beats"):
+            beat = trial.user_attrs.get(BEAT_ATTR)
+            start = trial.datetime_start.timestamp() if trial.datetime_start is not None else None
+            self._beats[trial.number] = float(beat) if isinstance(beat, (int, float)) else (start if start is not None else time.time())
+            self._beating.add(trial.number)
+        else:
+            self._beats.pop(trial.number, None)
+            self._beating.discard(trial.number)
+
+    def others_running(self) -> list[int]:
+        return sorted(n for n in self._beating if n not in self._own_running)
 
     def close(self) -> None:
         if isinstance(self.storage, RDBStorage):
@@ -339,20 +470,21 @@ def record_from_trial(trial: FrozenTrial, space: Any) -> TrialRecord:
         cost = (trial.datetime_complete - trial.datetime_start).total_seconds()
     curve = bundle.get("curve") or [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
     inheritance = bundle.get("inheritance")
+    reason = bundle.get("reason") or (LOST_REASON if state is TrialState.FAILED and not bundle else None)
     return TrialRecord(
         number=trial.number, arch=arch, state=state, value=trial.value if state is TrialState.COMPLETE else None,
-        metrics=dict(bundle.get("metrics", {})), cost=cost, parent=info.get("parent"), reason=bundle.get("reason"),
+        metrics=dict(bundle.get("metrics", {})), cost=cost, parent=info.get("parent"), reason=reason,
         weights=bundle.get("weights"), worker=info.get("worker"), curve=tuple(float(v) for v in curve),
-        fidelity=dict(bundle.get("fidelity") or {}), inheritance=Inheritance.from_dict(inheritance) if inheritance else None)
+        fidelity=dict(bundle.get("fidelity") or {}), inheritance=Inheritance.from_dict(inheritance) if inheritance else None,
+        retry_of=info.get("retry_of"))
 
 
 def _trial_info(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-    """What a trial was started with (key, text, worker, process, parent), in either layout."""
+    """What a trial was started with (key, text, worker, parent, retry_of, attempt), in either layout."""
     info = attrs.get(TRIAL_ATTR)
     if info is not None:
         return info
-    return {"key": attrs.get(LEGACY_KEY_ATTR, ""), "worker": attrs.get(LEGACY_WORKER_ATTR), "process": attrs.get(LEGACY_PROCESS_ATTR),
-            "parent": attrs.get(LEGACY_PARENT_ATTR)}
+    return {"key": attrs.get(LEGACY_KEY_ATTR, ""), "worker": attrs.get(LEGACY_WORKER_ATTR), "parent": attrs.get(LEGACY_PARENT_ATTR)}
 
 
 def _legacy_bundle(attrs: Mapping[str, Any]) -> dict[str, Any]:
