@@ -30,9 +30,10 @@ from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
 from nas.engine.pool import LocalWorkers
 from nas.engine.progress import ProgressCallback
+from nas.engine.resume import checkpoints_from_config
 from nas.engine.rundir import RUN_FILE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
 from nas.engine.tensorboard import TensorBoardCallback
-from nas.store import Heartbeat, Outcome, RunningTrial, open_store
+from nas.store import DEFAULT_STORAGE, Heartbeat, Outcome, RunningTrial, open_store
 from nas.store.optuna_store import MEMORY
 from nas.store.adapters import SamplerStrategy
 
@@ -105,8 +106,9 @@ WORKERS_STORAGE = "journal://{run_dir}/study.log"
 
 def worker_count(cfg: DictConfig) -> int:
     count = cfg.get("workers", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ConfigError(f"`workers` must be an integer >= 1 (processes of this machine searching one study), but got {count!r}.")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(f"`workers` must be an integer >= 0 (processes of this machine searching one study; 0 = prepare the run "
+                          f"directory and study for workers started elsewhere, `nas-worker RUN_DIR`), but got {count!r}.")
     return count
 
 
@@ -122,7 +124,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     the dead worker (``host:pid``) it replaces.
     """
     count = worker_count(cfg)
-    coordinating = count > 1 and worker is None
+    coordinating = count != 1 and worker is None  # 0: prepare only
     if coordinating and (objects or pruner is not None):
         raise ConfigError(f"`workers={count}` starts worker processes that build everything from the config; objects given in "
                           f"Python ({', '.join(sorted(objects)) or 'pruner'}) cannot be sent to them. Name them by config "
@@ -130,7 +132,8 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     if coordinating and cfg.get("storage") is None:
         cfg = OmegaConf.merge(cfg, {"storage": WORKERS_STORAGE})  # type: ignore[assignment]
     if worker is not None or coordinating:
-        cfg = _worker_threads(cfg, count)
+        cfg = _worker_threads(cfg, max(1, count))
+        refuse_sqlite_for_workers(cfg.get("storage"), count)
     space, strategy, estimator = build_components(cfg, **objects)
     budget_cfg = cfg.get("budget") or {}
     budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"))
@@ -152,6 +155,9 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     requeue = cfg.get("requeue", 1)
     if isinstance(requeue, bool) or not isinstance(requeue, int) or requeue < 0:
         raise ConfigError(f"`requeue` must be an integer >= 0 (times a lost trial is run again), but got {requeue!r}.")
+    checkpoints_cfg = cfg.get("checkpoints")
+    checkpoints = checkpoints_from_config(as_dict(checkpoints_cfg, kind="checkpoints") if isinstance(checkpoints_cfg, DictConfig)
+                                          else checkpoints_cfg, run_dir)
     template, store = open_store(storage, run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner,
                                  heartbeat=heartbeat)
     weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
@@ -160,7 +166,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         write_run_file(run_dir, space=space, strategy=strategy, estimator=estimator, storage=template, study_name=store.study_name,
                        space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                        weights=weights, identity=identity)
-    index = 0 if coordinating else worker[0] if worker is not None else None  # the coordinator is worker 0
+    index = 0 if coordinating and count else worker[0] if worker is not None else None  # the coordinator is worker 0
     progress = ProgressCallback(enabled=bool(cfg.get("progress", True)), prefix="" if index is None else f"[w{index}] ", parallel=count)
     observers: list[Callback] = [progress]
     if cfg.get("tensorboard", True):
@@ -176,18 +182,20 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     observers += callbacks
     loop = SearchLoop(space=space, strategy=strategy, estimator=estimator, store=store, budget=budget, callbacks=observers,
                       weights=weights, run_dir=run_dir, recover_stale="own" if single else "shared", shared_run_dir=shared,
-                      requeue=requeue, replaces=replaces)
+                      requeue=requeue, replaces=replaces, checkpoints=checkpoints)
     pruner_name = type(store.pruner).__name__.replace("Pruner", "").lower()
     limits = ([f"{budget.trials} trials"] if budget.trials is not None else []) + (
         [f"{budget.timeout:g}s"] if budget.timeout is not None else [])
     loop.say(f"nas: space '{space.name}' ({len(space.dimensions())} dims), strategy '{strategy.name}', "
              f"{estimator.describe()}, {' or '.join(limits)}" + ("" if pruner_name == "nop" else f", pruner '{pruner_name}'") +
-             f" -> {run_dir}" + (f", {count} workers, storage {template}" if coordinating else ""))
+             f" -> {run_dir}" + (f", {count} workers, storage {template}" if coordinating and count else ""))
     for line in strategy.budget_notes(budget.trials):
         loop.say(f"strategy '{strategy.name}': {line}")
     for line in resume_notes:
         loop.say(line)
-    if not coordinating:
+    if count == 0 and worker is None:
+        loop.say(f"nas: prepared {run_dir} (study '{store.study_name}' in {template}); attach workers with: nas-worker {run_dir}")
+    elif not coordinating:
         loop.run()
     else:
         pool = LocalWorkers(run_dir, count, say=loop.say)
@@ -203,6 +211,19 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         loop.close()
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
+
+
+def refuse_sqlite_for_workers(storage: Any, count: int) -> None:
+    """Several workers on one SQLite file would meet Optuna's known "database is locked": refused, with what to use."""
+    url = str(storage) if storage is not None else DEFAULT_STORAGE  # a worker's run of a single-process search: its study.db
+    if url in MEMORY:
+        raise ConfigError(f"`storage` must be shared by the processes of workers={count} or nas-worker, but {url!r} lives in one "
+                          f"process's memory. Use storage=null (a journal file in the run directory) or an RDB URL.")
+    if url.startswith("sqlite"):
+        raise ConfigError(f"`storage` must take concurrent writers for workers={count} or nas-worker, but {url!r} is an SQLite file, "
+                          f"which several processes writing at once lock (Optuna's known 'database is locked'). Use the journal "
+                          f"file (storage=null with workers > 1 gives {WORKERS_STORAGE!r}) or an RDB server such as "
+                          f"'postgresql://user:pass@host/db'. A single-process run's study.db stays one process's.")
 
 
 def heartbeat_of(cfg: DictConfig) -> Heartbeat:

@@ -28,6 +28,8 @@ def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]
         print(f"\nInterrupted. Finished trials are kept in {run_dir}; run the same command with "
               f"hydra.run.dir={run_dir} to resume.", file=sys.stderr)
         sys.exit(130)
+    if cfg.get("workers", 1) == 0:  # prepared for workers started elsewhere: nothing ran yet
+        return None
     print()
     print(result.leaderboard())
     print()

@@ -1,5 +1,6 @@
 """Heartbeats: a trial whose worker stops beating is lost (failed with its curve, re-queued once),
-on the journal file (a beat of our own) and on an RDB storage (Optuna's heartbeat)."""
+on the journal file (a beat of our own) and on an RDB storage (Optuna's heartbeat): SQLite, and a real
+PostgreSQL server (tests/postgres_server.py; skipped, saying why, where none can run), whose clock is the server's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from nas.core.records import TrialState
 from nas.store import Heartbeat, Outcome, open_store
 from nas.store.optuna_store import BEAT_ATTR, LOST_REASON
 from nas.testing import ToySpace
+from tests.postgres_server import fresh_database
 
 SPACE = ToySpace()
 
@@ -28,7 +30,7 @@ def two_workers(tmp_path, url, heartbeat):
     return [open_store(url, run_dir=tmp_path, space=SPACE, heartbeat=heartbeat)[1] for _ in range(2)]
 
 
-def test_a_journal_trial_whose_worker_stops_beating_is_failed_with_its_curve_and_requeued(tmp_path):
+def test_a_journal_trial_whose_worker_stops_beating_is_failed_with_its_curve_and_requeued(tmp_path, monkeypatch):
     a, b = two_workers(tmp_path, f"journal:///{tmp_path / 'study.log'}", Heartbeat(interval=1, grace=5))
     trial = a.start(arch(0), text="t", parent=None, worker="a:1")
     a.beat(trial)
@@ -36,7 +38,10 @@ def test_a_journal_trial_whose_worker_stops_beating_is_failed_with_its_curve_and
         a.report(trial, step, value)
     b.history()
     assert b.others_running() == [0] and b.fail_silent(requeue=1) == []  # beating: alive
-    a.storage.set_trial_user_attr(trial.ref, BEAT_ATTR, time.time() - 100)  # its last beat, 100 s ago
+    a.storage.set_trial_user_attr(trial.ref, BEAT_ATTR, time.time() - 100)  # its last beat, 100 s ago by its clock
+    assert b.fail_silent(requeue=1) == []  # but b just saw it change: a skewed clock is no death
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + 100)  # 100 s later on b's clock, no beat since
     lost = b.fail_silent(requeue=1)
     assert [(t.number, t.retry) for t in lost] == [(0, 1)] and "stopped beating (100s without a heartbeat)" in lost[0].reason
     record = b.history()[0]
@@ -50,8 +55,16 @@ def test_a_journal_trial_whose_worker_stops_beating_is_failed_with_its_curve_and
     assert a.in_budget() == 1
 
 
-def test_an_rdb_trial_whose_worker_stops_beating_is_found_by_optunas_heartbeat(tmp_path):
-    a, b = two_workers(tmp_path, f"sqlite:///{tmp_path / 'study.db'}", Heartbeat(interval=1, grace=2))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rdb_url(request, tmp_path):
+    """An empty RDB storage: an SQLite file, or a database of its own on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
+def test_an_rdb_trial_whose_worker_stops_beating_is_found_by_optunas_heartbeat(tmp_path, rdb_url):
+    a, b = two_workers(tmp_path, rdb_url, Heartbeat(interval=1, grace=2))
     beating = a.start(arch(0), text="t", parent=None, worker="a:1")
     silent = a.start(arch(1), text="t", parent=None, worker="a:1")
     a.report(silent, 0, 0.3)

@@ -1,6 +1,7 @@
-"""The trial store contract, on every store: SQLite, journal file, Optuna's in-memory storage and
-the plain-Python MemoryStore; the private Optuna calls of nas/store/optuna_store.py, pinned; the
-layout written before the lifecycle redesign still loads."""
+"""The trial store contract, on every store: SQLite, journal file, Optuna's in-memory storage, a real
+PostgreSQL server (a throwaway one, tests/postgres_server.py; skipped, saying why, where none can run)
+and the plain-Python MemoryStore; the private Optuna calls of nas/store/optuna_store.py, pinned on
+both RDB storages; the layout written before the lifecycle redesign still loads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import time
+
 import pytest
 
 import nas
@@ -18,15 +21,39 @@ from nas.store import MemoryStore, OptunaStore, Outcome, open_store, record_from
 from nas.store import optuna_store
 from nas.store.optuna_store import RESULT_ATTR, TRIAL_ATTR, discard_last_trial, distribution
 from nas.testing import ToySpace
+from tests.postgres_server import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ToySpace()
-KINDS = ["sqlite", "journal", "memory", "python"]
+KINDS = ["sqlite", "journal", "memory", "python", "postgresql"]
+RDB_KINDS = ["sqlite", "postgresql"]  # Optuna's RDBStorage: the private reads and writes pinned below
+_postgres: dict = {}  # the "postgresql" kind of the running test: the session's server, a database per folder, the stores
+
+
+@pytest.fixture(autouse=True)
+def _postgres_kind(request):
+    """A test of the "postgresql" kind gets the session's PostgreSQL server (or is skipped with the
+    reason); :func:`make_store` gives it a fresh database per folder, and its stores are closed after."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("kind") == "postgresql":
+        _postgres.update(server=request.getfixturevalue("postgres_server"), databases={}, stores=[])
+    yield
+    for store in _postgres.get("stores", ()):
+        store.close()
+    _postgres.clear()
 
 
 def make_store(kind: str, tmp_path: Path, **kw):
     if kind == "python":
         return MemoryStore()
+    if kind == "postgresql":
+        databases = _postgres["databases"]
+        if tmp_path not in databases:
+            databases[tmp_path] = fresh_database(_postgres["server"])
+        store = open_store(databases[tmp_path], run_dir=tmp_path, space=SPACE, **kw)[1]
+        assert store.storage.engine.dialect.name == "postgresql"
+        _postgres["stores"].append(store)
+        return store
     url = {"sqlite": f"sqlite:///{tmp_path}/s.db", "journal": f"journal:///{tmp_path}/s.log", "memory": "memory"}[kind]
     return open_store(url, run_dir=tmp_path, space=SPACE, **kw)[1]
 
@@ -57,7 +84,7 @@ def test_start_finish_and_read_back_typed_records(tmp_path, kind):
     assert store.best() == first and store.count(TrialState.COMPLETE, TrialState.FAILED) == 2
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
 def test_a_second_store_on_the_same_storage_sees_the_first_ones_trials(tmp_path, kind):
     """Two workers: each reads only what changed, and sees the other's trials, running and finished."""
     one, two = make_store(kind, tmp_path), make_store(kind, tmp_path)
@@ -70,10 +97,11 @@ def test_a_second_store_on_the_same_storage_sees_the_first_ones_trials(tmp_path,
     assert one.best().number == 1 and two.best() is not None and two.history()[0].value == 0.4 and two.best().number == 1
 
 
-def test_a_trial_another_worker_created_before_ours_is_never_skipped(tmp_path):
+@pytest.mark.parametrize("kind", RDB_KINDS)
+def test_a_trial_another_worker_created_before_ours_is_never_skipped(tmp_path, kind):
     """Our own finished trials are not read back; a trial of another worker created between our
     last read and our own trial is still read, running and then finished."""
-    one, two = make_store("sqlite", tmp_path), make_store("sqlite", tmp_path)
+    one, two = make_store(kind, tmp_path), make_store(kind, tmp_path)
     one.history()
     theirs = two.start(arch(1), text="", parent=None, worker="two:2")
     ours = one.start(arch(0), text="", parent=None, worker="one:1")
@@ -84,10 +112,11 @@ def test_a_trial_another_worker_created_before_ours_is_never_skipped(tmp_path):
     assert one._changed_trials() == []  # and then nothing is read again
 
 
-def test_the_incremental_read_queries_only_what_changed(tmp_path):
+@pytest.mark.parametrize("kind", RDB_KINDS)
+def test_the_incremental_read_queries_only_what_changed(tmp_path, kind):
     """Pins the private RDBStorage._get_trials the store reads with (4.1+: trials above the last
     finished id plus the unfinished ones named; 4.0: all but the finished ids given), and nothing else."""
-    store = make_store("sqlite", tmp_path)
+    store = make_store(kind, tmp_path)
     done = [store.start(arch(s), text="", parent=None, worker=None) for s in range(3)]
     for t in done[:2]:
         store.finish(t, Outcome(state=TrialState.COMPLETE, value=0.5))
@@ -104,23 +133,25 @@ def test_the_incremental_read_queries_only_what_changed(tmp_path):
     assert store._changed_trials() == []  # everything finished and read: the query returns nothing
 
 
-def test_creating_a_trial_returns_it_with_its_number(tmp_path):
+@pytest.mark.parametrize("kind", RDB_KINDS)
+def test_creating_a_trial_returns_it_with_its_number(tmp_path, kind):
     """Pins the private RDBStorage._create_new_trial the store creates trials with."""
-    store = make_store("sqlite", tmp_path)
+    store = make_store(kind, tmp_path)
     template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params={}, distributions={}, user_attrs={"k": 1})
     created = [store.storage._create_new_trial(store.study_id, template_trial=template) for _ in range(2)]
     assert [t.number for t in created] == [0, 1] and created[1].user_attrs == {"k": 1}
     assert store.storage.get_trial_number_from_id(created[1]._trial_id) == 1
 
 
-def test_running_trials_of_a_dead_worker_are_failed_with_the_reason_and_requeued_once(tmp_path):
-    store = make_store("sqlite", tmp_path)
+@pytest.mark.parametrize("kind", RDB_KINDS)
+def test_running_trials_of_a_dead_worker_are_failed_with_the_reason_and_requeued_once(tmp_path, kind):
+    store = make_store(kind, tmp_path)
     store.start(arch(0), text="x0", parent=None, worker="gone:1")
     store.start(arch(1), text="x1", parent=None, worker="alive:2")
-    other = make_store("sqlite", tmp_path)  # another process on the same study
+    other = make_store(kind, tmp_path)  # another process on the same study
     lost = other.fail_running(lambda record: record.worker == "gone:1", "its worker died", requeue=1)
     assert [(t.number, t.retry) for t in lost] == [(0, 2)]
-    again = make_store("sqlite", tmp_path).history()
+    again = make_store(kind, tmp_path).history()
     assert [(r.state, r.reason, r.retry_of) for r in again] == [("failed", "its worker died", None), ("running", None, None),
                                                                 ("waiting", None, 0)]
     assert again[2].arch.key == again[0].arch.key and other.in_budget() == 2  # the retry takes the lost one's place
@@ -133,15 +164,16 @@ def test_running_trials_of_a_dead_worker_are_failed_with_the_reason_and_requeued
     assert store.in_budget() == 2 and store.finished_count() == 1
 
 
-def test_a_pruner_sees_the_stored_trial_and_stops_it(tmp_path):
-    store = make_store("sqlite", tmp_path, pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+@pytest.mark.parametrize("kind", RDB_KINDS)
+def test_a_pruner_sees_the_stored_trial_and_stops_it(tmp_path, kind):
+    store = make_store(kind, tmp_path, pruner=optuna.pruners.ThresholdPruner(lower=0.5))
     trial = store.start(arch(0), text="", parent=None, worker=None)
     assert store.report(trial, 0, 0.7) is False and store.report(trial, 1, 0.3) is True
     stored = store.storage.get_trial(trial.ref)
     assert stored.intermediate_values == {0: 0.7, 1: 0.3}
     # without a pruner nothing is written per report: the curve is stored once, at finish
     (tmp_path / "plain").mkdir()
-    plain = make_store("sqlite", tmp_path / "plain")
+    plain = make_store(kind, tmp_path / "plain")
     t = plain.start(arch(0), text="", parent=None, worker=None)
     assert plain.report(t, 0, 0.1) is False and plain.storage.get_trial(t.ref).intermediate_values == {}
 
@@ -199,3 +231,30 @@ def test_only_the_store_module_names_optuna_internals():
     offenders = sorted(str(p.relative_to(ROOT)) for folder in ("nas", "search_spaces", "strategies", "experiments")
                        for p in (ROOT / folder).rglob("*.py") if private.search(p.read_text()))
     assert offenders == ["nas/store/optuna_store.py"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_the_budget_lock_is_held_by_one_store_of_the_study_at_a_time(tmp_path, kind):
+    """Two stores on one study (two workers, on one host or two): the second waits for the first's
+    budget lock (a PostgreSQL advisory lock; a file lock next to a journal or SQLite file)."""
+    import threading
+
+    first, second = make_store(kind, tmp_path), make_store(kind, tmp_path)
+    events: list[str] = []
+    held = threading.Event()
+
+    def other() -> None:
+        held.wait(10)
+        with second.budget_lock():
+            events.append("second in")
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with first.budget_lock():
+        held.set()
+        time.sleep(0.5)  # the other one is waiting all this time
+        events.append("first out")
+    thread.join(10)
+    assert events == ["first out", "second in"]
+    with first.budget_lock():  # released: taken again at once
+        pass

@@ -73,8 +73,8 @@ def test_many_workers_never_start_more_than_the_budget(tmp_path):
 
 
 def test_workers_settings_are_checked_before_any_process_starts(tmp_path):
-    with pytest.raises(ConfigError, match=r"`workers` must be an integer >= 1 .*but got 0"):
-        nas.search(space="mlp", trials=1, out_dir=tmp_path / "a", progress=False, overrides=["workers=0"])
+    with pytest.raises(ConfigError, match=r"`workers` must be an integer >= 0 .*but got -1"):
+        nas.search(space="mlp", trials=1, out_dir=tmp_path / "a", progress=False, overrides=["workers=-1"])
     with pytest.raises(ConfigError, match=r"`workers=2` starts worker processes .*objects given in Python \(space\)"):
         nas.search(space=nas.get_space("mlp"), trials=1, out_dir=tmp_path / "b", progress=False, overrides=["workers=2"])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
@@ -115,8 +115,10 @@ def _finished(run_dir):
 @pytest.mark.slow
 def test_a_worker_attached_with_nas_worker_joins_the_running_search(tmp_path):
     run_dir = tmp_path / "run"
+    # One process on a journal file (an SQLite file takes no second writer: refused, tested below).
     first = subprocess.Popen([str(BIN / "nas-search"), "budget.trials=14", "estimator.epochs=3", "tensorboard=false",
-                              f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              "storage='journal://{run_dir}/study.log'", f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: _finished(run_dir) >= 1)
     attached = subprocess.run([str(BIN / "nas-worker"), str(run_dir), "--index", "9"], env=ENV, capture_output=True, text=True,
                               timeout=300)
@@ -174,3 +176,31 @@ def test_ctrl_c_stops_every_worker_and_rerunning_resumes(tmp_path):
     again = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert len(nas.load(run_dir).trials) == 8
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("sqlite:///{run_dir}/study.db", "is an SQLite file, which several processes writing at once lock"),
+    ("memory", "lives in one process's memory"),
+])
+def test_workers_refuse_a_storage_they_cannot_share(tmp_path, storage, message):
+    out = subprocess.run([str(BIN / "nas-search"), "workers=2", f"storage='{storage}'", "budget.trials=2", f"hydra.run.dir={tmp_path}"],
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and message in out.stderr and "trial" not in out.stdout
+
+
+def test_a_single_process_run_directory_takes_no_attached_worker(tmp_path):
+    nas.search(space="mlp", trials=1, epochs=1, out_dir=tmp_path, progress=False, tensorboard=False)
+    out = subprocess.run([str(BIN / "nas-worker"), str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "is an SQLite file" in out.stderr
+
+
+def test_workers_0_prepares_the_run_for_workers_started_elsewhere(tmp_path):
+    run_dir = tmp_path / "run"
+    prepared = subprocess.run([str(BIN / "nas-search"), "workers=0", "space=mlp", "budget.trials=3", "estimator.epochs=1",
+                               "tensorboard=false", f"hydra.run.dir={run_dir}"], env=ENV, capture_output=True, text=True, timeout=120)
+    assert prepared.returncode == 0, prepared.stderr
+    assert f"attach workers with: nas-worker {run_dir}" in prepared.stdout and "trial" not in prepared.stdout.replace("trials", "")
+    assert nas.load(run_dir).trials == [] and (run_dir / "study.log").is_file()
+    worker = subprocess.run([str(BIN / "nas-worker"), str(run_dir)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, worker.stderr
+    assert [r.state for r in nas.load(run_dir).trials] == ["complete"] * 3

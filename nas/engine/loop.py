@@ -28,7 +28,7 @@ from nas.core.strategy import Strategy
 from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_proposal
 from nas.core.workers import this_worker
 from nas.engine.callbacks import Callback, CallbackList
-from nas.engine.locks import file_lock
+from nas.engine.resume import StateFactory, TrialCheckpoints
 from nas.store.base import Lost, Outcome, RunningTrial, TrialStore
 
 
@@ -55,14 +55,20 @@ class Budget:
 
 class TrialReporter:
     """The ``report`` an estimator gets for one trial: keeps the curve, tells the callbacks and the
-    store (pruner), and says stop when the pruner does or the search's deadline has passed."""
+    store (pruner), and says stop when the pruner does or the search's deadline has passed. With
+    checkpoints (:mod:`nas.engine.resume`) it also saves the estimator's training state
+    (:meth:`checkpoint`) and hands a re-run of a lost trial the state the lost one saved (:meth:`resume`)."""
 
     def __init__(self, loop: SearchLoop, trial: RunningTrial) -> None:
         self.loop, self.trial = loop, trial
         self._deadline_hit = False
+        self._steps: list[int] = []
+        self._save_failed = False
+        self.resumed: dict[str, int] = {}  # {resumed_from: trial, resumed_steps: reports restored}, when resumed
 
     def __call__(self, step: int, value: float, **scalars: float) -> bool:
         self.trial.curve.append(float(value))
+        self._steps.append(int(step))
         self.loop.callbacks.on_report(self.trial, step, float(value), scalars)
         if self.loop.store.report(self.trial, step, float(value)):
             return True
@@ -74,6 +80,38 @@ class TrialReporter:
     def deadline_passed(self) -> bool:
         return self._deadline_hit
 
+    def checkpoint(self, step: int, state: StateFactory) -> None:
+        """Save ``state()`` (the estimator's training state after report ``step``) when a checkpoint is
+        due. A save that fails (a full disk) costs a re-run its head start, not the trial: said once."""
+        saver = self.loop.checkpoints
+        if saver is None or not saver.due(self.trial.number):
+            return
+        try:
+            saver.save(self.trial.number, {"estimator": state(), "curve": list(self.trial.curve), "steps": list(self._steps),
+                                           "step": int(step)})
+        except OSError as exc:
+            if not self._save_failed:
+                self.loop.say(f"WARNING trial #{self.trial.number}: checkpoint not saved ({exc}); a re-run would start from scratch")
+            self._save_failed = True
+
+    def resume(self) -> Mapping[str, Any] | None:
+        """For a re-run of a lost trial: the estimator's state the lost trial (or the one it re-ran) saved
+        last, its curve so far restored to this trial; ``None`` when there is none (start from scratch)."""
+        saver, number = self.loop.checkpoints, self.trial.retry_of
+        while saver is not None and number is not None:
+            saved = saver.load(number)
+            if saved is not None and "estimator" in saved:
+                curve, steps = [float(v) for v in saved.get("curve", [])], [int(s) for s in saved.get("steps", [])]
+                self.trial.curve[:] = curve
+                self._steps[:] = steps
+                for step, value in zip(steps, curve):  # the pruner of a shared study sees the whole curve
+                    self.loop.store.report(self.trial, step, value)
+                self.resumed = {"resumed_from": number, "resumed_steps": len(curve)}
+                return saved["estimator"]
+            record = self.loop.store.record(number)
+            number = record.retry_of if record is not None else None
+        return None
+
 
 class SearchLoop:
     """Runs one search over ``store``. See the module docstring for who calls which method.
@@ -84,7 +122,7 @@ class SearchLoop:
     def __init__(self, *, space: SearchSpace, strategy: Strategy | None, estimator: Estimator, store: TrialStore,
                  budget: Budget | None = None, callbacks: Iterable[Callback] = (), weights: Any = None,
                  run_dir: Path | None = None, recover_stale: str | None = None, shared_run_dir: bool = False,
-                 requeue: int = 1, replaces: str | None = None) -> None:
+                 requeue: int = 1, replaces: str | None = None, checkpoints: TrialCheckpoints | None = None) -> None:
         self.space, self.strategy, self.estimator, self.store = space, strategy, estimator, store
         self.shared_run_dir = shared_run_dir  # other local workers search in run_dir too (workers=N, nas-worker)
         self.budget = budget
@@ -94,6 +132,7 @@ class SearchLoop:
         self.requeue = requeue  # times a lost trial (its worker died) is run again
         self.replaces = replaces  # the dead worker ("host:pid") this process replaces: its running trials are lost
         self._checked_lost = -math.inf
+        self.checkpoints = checkpoints  # training state of running trials, for re-runs of lost ones
         self.worker = this_worker()
         self.started_at: float | None = None
         self.deadline: float | None = None
@@ -148,10 +187,11 @@ class SearchLoop:
         return True
 
     def start_lock(self) -> Any:
-        """Held while the budget is checked and a trial started: a file lock in the run directory when
-        ``shared_run_dir`` (its local workers then never start more than the budget), else nothing."""
-        if self.shared_run_dir and self.run_dir is not None:
-            return file_lock(self.run_dir / ".start.lock")
+        """Held while the budget is checked and a trial started, when other workers share the study
+        (``shared_run_dir``, or a heartbeat): the store's budget lock, so they never start more than
+        the budget between them, on any host (:meth:`TrialStore.budget_lock`); else nothing."""
+        if self.shared_run_dir or self.store.heartbeat is not None:
+            return self.store.budget_lock()
         return contextlib.nullcontext()
 
     def open(self, announce: bool = True) -> None:
@@ -185,8 +225,19 @@ class SearchLoop:
         self._checked_lost = time.monotonic()
         self._announce_lost(self.store.fail_silent(requeue=self.requeue))
 
+    def _reruns(self, trial: RunningTrial) -> list[int]:
+        """``trial``'s number and those of the lost trials it re-runs (their checkpoints end with it)."""
+        numbers, number = [trial.number], trial.retry_of
+        while number is not None and number not in numbers:
+            numbers.append(number)
+            record = self.store.record(number)
+            number = record.retry_of if record is not None else None
+        return numbers
+
     def _announce_lost(self, lost: list[Lost]) -> None:
         for trial in lost:
+            if trial.retry is None and self.checkpoints is not None:
+                self.checkpoints.remove(trial.number)  # nobody will resume it
             again = f"; re-queued as #{trial.retry}" if trial.retry is not None else "; not re-queued (its retries are spent)"
             self.say(f"Trial #{trial.number} failed ({trial.reason}){again}.")
 
@@ -285,24 +336,25 @@ class SearchLoop:
             if report.deadline_passed():
                 reason = f"stopped at the search's time budget ({reason})"
             return None, self._outcome(trial, TrialState.PRUNED, None, metrics, start, reason=reason,
-                                       inheritance=getattr(exc, "inheritance", None), note=note)
+                                       inheritance=getattr(exc, "inheritance", None), note=note, resumed=report.resumed)
         except KeyboardInterrupt:
             self.tell(trial, Outcome(state=TrialState.FAILED, reason="interrupted by the user (Ctrl-C)", curve=list(trial.curve),
                                      cost=time.perf_counter() - start), None)
             raise
         except Exception as exc:  # a failing trial is recorded and the search goes on
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
-                                       reason=f"{type(exc).__name__}: {exc}", note=note)
+                                       reason=f"{type(exc).__name__}: {exc}", note=note, resumed=report.resumed)
         value = float(evaluation.score)
         if not math.isfinite(value):
             return evaluation, self._outcome(trial, TrialState.FAILED, None, evaluation.metrics, start, reason=f"score is {value}",
-                                             inheritance=evaluation.inheritance, note=note)
+                                             inheritance=evaluation.inheritance, note=note, resumed=report.resumed)
         return evaluation, self._outcome(trial, TrialState.COMPLETE, value, evaluation.metrics, start,
-                                         inheritance=evaluation.inheritance, note=note)
+                                         inheritance=evaluation.inheritance, note=note, resumed=report.resumed)
 
     def _outcome(self, trial: RunningTrial, state: TrialState, value: float | None, metrics: Mapping[str, Any], start: float, *,
-                 reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None) -> Outcome:
-        extras = {k: v for k, v in metrics.items() if k != "curve" and storable(v)}
+                 reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None,
+                 resumed: Mapping[str, int] | None = None) -> Outcome:
+        extras = {k: v for k, v in {**metrics, **(resumed or {})}.items() if k != "curve" and storable(v)}
         cost = metrics.get("seconds")
         if inheritance is None and note is not None and trial.parent is not None:
             inheritance = Inheritance(parent=trial.parent, note=note)
@@ -316,6 +368,8 @@ class SearchLoop:
         if self.weights is not None and outcome.state is TrialState.COMPLETE and model is not None:
             outcome = self._keep_weights(trial, outcome, model)
         record = self.store.finish(trial, outcome)
+        if self.checkpoints is not None:
+            self.checkpoints.remove(*self._reruns(trial))
         if self.strategy is not None:
             self.strategy.tell(record)
         if record.inheritance is not None and record.inheritance.violated:

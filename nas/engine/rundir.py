@@ -11,7 +11,7 @@ from typing import Any
 from nas.core.records import TrialRecord
 from nas.engine.callbacks import Callback
 from nas.engine.lineage import lineage_text
-from nas.engine.locks import file_lock
+from nas.store.locks import file_lock
 
 RUN_FILE = "run.json"
 BEST_DIR = "best"

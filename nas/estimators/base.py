@@ -28,6 +28,22 @@ def deadline_passed(report: Any) -> bool:
     return bool(check()) if callable(check) else False
 
 
+def resume_state(report: Any) -> Any:
+    """The training state a re-run of a lost trial resumes from (what the estimator gave
+    :func:`save_state` last in the lost run), or ``None``: start from scratch. Reports outside a
+    search have none."""
+    resume = getattr(report, "resume", None)
+    return resume() if callable(resume) else None
+
+
+def save_state(report: Any, step: int, state: Any) -> None:
+    """Offer the training state after report ``step``: ``state()`` (a mapping of tensors and plain
+    values) is called and saved only when a checkpoint is due. Reports outside a search ignore it."""
+    checkpoint = getattr(report, "checkpoint", None)
+    if callable(checkpoint):
+        checkpoint(step, state)
+
+
 @dataclass
 class Evaluation:
     """What an estimator measured for one architecture.

@@ -15,7 +15,7 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, TrialFailed, unknown_name_message
-from nas.estimators.base import Estimator, Evaluation, ParentWeights, Report, deadline_passed, pruned
+from nas.estimators.base import Estimator, Evaluation, ParentWeights, Report, deadline_passed, pruned, resume_state, save_state
 from nas.estimators.modes import restoring_modes
 from nas.core.space import SearchSpace
 from nas.core.records import Inheritance
@@ -283,7 +283,16 @@ class TrainingEstimator(Estimator):
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         start = time.perf_counter()
         step, epochs_run, train_loss, val_acc, test_acc, time_limited = 0, 0, float("nan"), 0.0, 0.0, False
-        for epoch in range(epochs):
+        saved = resume_state(report)  # a re-run of a lost trial: continue where it stopped, as if never stopped
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            if scaler is not None and saved.get("scaler") is not None:
+                scaler.load_state_dict(saved["scaler"])
+            step, epochs_run, train_loss, val_acc = saved["step"], saved["epochs_run"], saved["train_loss"], saved["val_acc"]
+        for epoch in range(epochs_run, epochs):
             model.train()
             order = torch.randperm(n, generator=generator).to(self.device)
             loss_sum = torch.zeros((), device=self.device)
@@ -328,6 +337,11 @@ class TrainingEstimator(Estimator):
             if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds and epochs_run < epochs:
                 time_limited = True  # scored on the epochs it had: a fidelity, recorded with the trial
                 break
+            if epochs_run < epochs:  # after the last epoch the trial ends: nothing to resume
+                save_state(report, epoch, lambda: {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(), "scaler": scaler.state_dict() if scaler is not None else None,
+                    "step": step, "epochs_run": epochs_run, "train_loss": train_loss, "val_acc": val_acc})
         seconds = time.perf_counter() - start
         if not self.test_curve:
             test_acc = self.accuracy(model, t["x_test"], t["y_test"])

@@ -12,7 +12,7 @@ import optuna
 
 from nas.store.base import Heartbeat, Lost, Outcome, RunningTrial, TrialStore
 from nas.store.memory import MemoryStore
-from nas.store.optuna_store import DEFAULT_STORAGE, OptunaStore, open_storage, record_from_trial
+from nas.store.optuna_store import DEFAULT_STORAGE, OptunaStore, lock_file_of, open_storage, record_from_trial
 
 
 def open_store(storage: str | optuna.storages.BaseStorage | None, *, run_dir: Path, space: Any, study_name: str = "nas",
@@ -22,7 +22,7 @@ def open_store(storage: str | optuna.storages.BaseStorage | None, *, run_dir: Pa
     (``create``; else a missing study is an error); returns (the storage URL as recorded in run.json, the store)."""
     template, backend = open_storage(storage, run_dir, heartbeat)
     return template, OptunaStore(backend, space=space, study_name=study_name, pruner=pruner, description=template, create=create,
-                                 heartbeat=heartbeat)
+                                 heartbeat=heartbeat, lock_file=lock_file_of(storage, run_dir))
 
 
 __all__ = ["DEFAULT_STORAGE", "Heartbeat", "Lost", "MemoryStore", "OptunaStore", "Outcome", "RunningTrial", "TrialStore", "open_store", "open_storage",

@@ -8,6 +8,7 @@ storage) and :class:`~nas.store.memory.MemoryStore` (plain Python, for benchmark
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -143,6 +144,11 @@ class TrialStore(ABC):
         """Fail the RUNNING trials whose worker stopped beating for :attr:`heartbeat`'s grace, re-queueing
         each up to ``requeue`` times. Default: no heartbeat, none."""
         return []
+
+    def budget_lock(self) -> Any:
+        """A context held while a worker checks the budget and starts a trial, by every worker of the
+        study (so that they never start more than the budget). Default: nothing to share."""
+        return contextlib.nullcontext()
 
     def others_running(self) -> list[int]:
         """Numbers of running trials of other workers that beat (waited for at the budget's end). Default: none."""

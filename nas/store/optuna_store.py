@@ -24,8 +24,10 @@ pinned and the oldest supported Optuna):
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.records import Inheritance, TrialRecord, TrialState
 from nas.store.base import Heartbeat, Lost, Outcome, RunningTrial, TrialStore
+from nas.store.locks import JournalLock, file_lock
 
 # Two user attributes per trial keep what Optuna's params do not; each is one write (an attribute
 # costs a query and a flush on an RDB storage, so one per field would double a trial's cost).
@@ -84,6 +87,17 @@ _LEGACY_INHERITANCE = ("parent", "inherited_fraction", "preservation_error", "mo
 
 
 # ---- opening a storage ------------------------------------------------------------------------
+def lock_file_of(url: str | BaseStorage | None, run_dir: Path) -> str | None:
+    """Where a file storage's budget lock is held (``<file>.start.lock``); ``None`` for a server or memory."""
+    if url is not None and not isinstance(url, str):
+        return None
+    resolved = (url or DEFAULT_STORAGE).replace("{run_dir}", str(run_dir.resolve()))
+    for prefix in ("journal://", "sqlite:///"):
+        if resolved.startswith(prefix) and resolved[len(prefix):] not in ("", ":memory:"):
+            return resolved[len(prefix):] + ".start.lock"
+    return None
+
+
 def open_storage(url: str | BaseStorage | None, run_dir: Path, heartbeat: Heartbeat | None = None) -> tuple[str, BaseStorage]:
     """Resolve ``storage=`` to (the URL as recorded in run.json, the storage).
 
@@ -143,7 +157,7 @@ def _journal(url: str | None, path: str) -> BaseStorage:
         raise ConfigError(f"`storage` 'journal://' must name a file, as in 'journal:///path/to/study.log', but got {url!r}.")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(path))
+        return JournalStorage(JournalFileBackend(path, lock_obj=JournalLock(path)))  # type: ignore[arg-type]
     except OSError as exc:
         raise ConfigError(f"`storage` must be a journal file that can be created and written, but {url!r} failed: {exc}") from exc
 
@@ -181,7 +195,8 @@ class OptunaStore(TrialStore):
     """A :class:`TrialStore` over one Optuna study (``study``, for pruners and for users)."""
 
     def __init__(self, storage: BaseStorage, *, space: Any, study_name: str = "nas", pruner: optuna.pruners.BasePruner | None = None,
-                 description: str | None = None, create: bool = True, heartbeat: Heartbeat | None = None) -> None:
+                 description: str | None = None, create: bool = True, heartbeat: Heartbeat | None = None,
+                 lock_file: str | None = None) -> None:
         super().__init__()
         if not create:
             try:
@@ -191,6 +206,7 @@ class OptunaStore(TrialStore):
                 raise ConfigError(f"`study_name` must name a study in {description or type(storage).__name__}, but {study_name!r} is not "
                                   f"there (it holds: {', '.join(names) or 'none'}).") from None
         self.storage, self.space, self.heartbeat = storage, space, heartbeat
+        self.lock_file = lock_file  # the file the budget lock is held on, for file storages (journal, SQLite)
         self.description = description or type(storage).__name__
         self.pruner = pruner or optuna.pruners.NopPruner()
         self.prunes = not isinstance(self.pruner, optuna.pruners.NopPruner)
@@ -207,6 +223,7 @@ class OptunaStore(TrialStore):
         self._last_finished = -1                # highest storage id read as finished
         self._beats: dict[int, float] = {}      # trial number -> last heartbeat of other workers' running trials (journal)
         self._beating: set[int] = set()         # numbers of running trials whose worker beats
+        self._beat_seen: dict[int, float] = {}  # trial number -> when this process saw its beat change (its own clock)
         self._max_seen = -1                     # highest storage id created or read
         self._own_reads = False                 # whether this store's own finished trials are read back
         self._own_running: set[int] = set()     # numbers of this store's trials that it has not finished
@@ -322,7 +339,10 @@ class OptunaStore(TrialStore):
             beat = self._beats.get(record.number)
             if record.state is TrialState.RUNNING and record.number not in self._own_running and beat is not None:  # it beats
                 silent = now - beat
-                if silent > self.heartbeat.grace:
+                # Silent by the beat's own time stamp and unchanged for the grace on this process's clock: a skewed
+                # clock, or a storage that stalled every worker at once, does not make a live worker look dead.
+                unchanged = time.monotonic() - self._beat_seen.get(record.number, time.monotonic())
+                if silent > self.heartbeat.grace and unchanged > self.heartbeat.grace:
                     reason = f"lost: its worker {record.worker} stopped beating ({silent:.0f}s without a heartbeat)"
                     if self._fail(record.number, reason):
                         found.append(self._requeue(record.number, reason, requeue))
@@ -427,14 +447,44 @@ class OptunaStore(TrialStore):
         if trial.state is OptunaState.RUNNING and _trial_info(trial.user_attrs).get("beats"):
             beat = trial.user_attrs.get(BEAT_ATTR)
             start = trial.datetime_start.timestamp() if trial.datetime_start is not None else None
-            self._beats[trial.number] = float(beat) if isinstance(beat, (int, float)) else (start if start is not None else time.time())
+            last = float(beat) if isinstance(beat, (int, float)) else (start if start is not None else time.time())
+            if self._beats.get(trial.number) != last:
+                self._beat_seen[trial.number] = time.monotonic()  # when this process saw it change
+            self._beats[trial.number] = last
             self._beating.add(trial.number)
         else:
             self._beats.pop(trial.number, None)
+            self._beat_seen.pop(trial.number, None)
             self._beating.discard(trial.number)
 
     def others_running(self) -> list[int]:
         return sorted(n for n in self._beating if n not in self._own_running)
+
+    @contextlib.contextmanager
+    def budget_lock(self) -> Iterator[None]:
+        """Held while a worker checks the budget and starts a trial, by every worker of the study on
+        any host: a PostgreSQL advisory lock (MySQL: a named lock) on a connection of its own, which the
+        server drops with the connection when the worker dies; a file lock next to a journal or SQLite
+        file (the processes of one machine, or a file system that honours ``flock``)."""
+        dialect = self.storage.engine.dialect.name if isinstance(self.storage, RDBStorage) else None
+        if dialect in ("postgresql", "mysql"):
+            from sqlalchemy import text
+
+            assert isinstance(self.storage, RDBStorage)
+            key = int.from_bytes(hashlib.sha1(f"nas:{self.study_name}".encode()).digest()[:8], "big", signed=True)
+            take, give = (("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)") if dialect == "postgresql" else
+                          ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)"))
+            with self.storage.engine.connect() as connection:
+                connection.execute(text(take), {"key": key, "name": f"nas:{key}"})
+                try:
+                    yield
+                finally:
+                    connection.execute(text(give), {"key": key, "name": f"nas:{key}"})
+        elif self.lock_file is not None:
+            with file_lock(self.lock_file):
+                yield
+        else:  # in-memory: one process
+            yield
 
     def close(self) -> None:
         if isinstance(self.storage, RDBStorage):

@@ -1,0 +1,172 @@
+"""nas on a real PostgreSQL server: a throwaway one per test session (tests/postgres_server.py),
+127.0.0.1 and a unix socket only; every test here is skipped, saying why, where PostgreSQL cannot run.
+
+The store contract on PostgreSQL is tests/test_store.py's (its "postgresql" kind) and the RDB heartbeat
+is tests/test_heartbeat.py's (its ``rdb_url``); here: the test server itself, searches of separate
+processes on one study, and ``nas-search workers=2 storage=postgresql+psycopg2://...``."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import types
+from pathlib import Path
+
+import optuna
+import pytest
+
+import nas
+from nas.core.records import TrialState
+from nas.store import Outcome, open_store
+from nas.store.optuna_store import TRIAL_ATTR
+from nas.testing import ToySpace
+from tests import postgres_server
+from tests.postgres_server import PostgresServer, fresh_database
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+
+# One search process of several on one study: waits for the others (a file each in argv[3]) so that
+# they really run side by side, then searches with trials that take a moment.
+SEARCHER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import nas
+    from nas.testing import ToySpace
+
+    class Quick(nas.Estimator):
+        input_shape, num_classes = (4,), 2
+        def evaluate(self, arch, report):
+            time.sleep(0.2)
+            return nas.Evaluation(score=ToySpace.score(arch.sample))
+
+    out_dir, storage, barrier, count = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+    (barrier / out_dir.replace("/", "_")).touch()
+    deadline = time.monotonic() + 120
+    while len(list(barrier.iterdir())) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    nas.search(space=ToySpace(), estimator=Quick(), trials=12, out_dir=out_dir, progress=False, tensorboard=False, storage=storage)
+""")
+
+
+def test_the_server_listens_on_loopback_only_and_comes_back_with_its_data_after_a_stop(postgres_server, tmp_path):
+    """The helper the outage tests build on: stop, start again on the same data and the same port."""
+    url = fresh_database(postgres_server)
+    assert url.startswith(f"postgresql+psycopg2://nas@127.0.0.1:{postgres_server.port}/nas_")
+    connection = postgres_server.connect()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW listen_addresses")
+        assert cursor.fetchone() == ("127.0.0.1",)
+        cursor.execute("SHOW unix_socket_directories")
+        assert cursor.fetchone() == (str(postgres_server.socket_dir),)
+    connection.close()
+    store = open_store(url, run_dir=tmp_path, space=ToySpace())[1]
+    space = ToySpace()
+    trial = store.start(space.architecture({"depth": 1, "l1.op": "c", "lr": 0.1}), text="t", parent=None, worker="w:1")
+    store.finish(trial, Outcome(state=TrialState.COMPLETE, value=0.5))
+    store.close()
+    import psycopg2
+
+    port = postgres_server.port
+    postgres_server.stop()
+    try:
+        with pytest.raises(psycopg2.OperationalError, match="Connection refused"):
+            postgres_server.connect()
+    finally:
+        postgres_server.start()
+    assert postgres_server.port == port
+    again = open_store(url, run_dir=tmp_path, space=ToySpace())[1]
+    assert [(r.number, r.state, r.value, r.worker) for r in again.history()] == [(0, "complete", 0.5, "w:1")]
+    again.close()
+
+
+@pytest.fixture
+def fake_initdb(monkeypatch):
+    """An initdb (and pg_ctl) that fails as a full disk would, where the postgres user may run it (as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="nas-fake-initdb-"))
+    folder.chmod(0o755)
+    fake = folder / "initdb"
+    fake.write_text("#!/bin/sh\necho 'some progress' >&2\necho 'initdb: error: no room on the device' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(postgres_server, "find_binaries", lambda: (str(fake), str(fake)))
+    yield
+    shutil.rmtree(folder)
+
+
+def _can_run_as_the_server_user() -> bool:
+    """Whether initdb is reached at all: not root, or root with a postgres user and runuser."""
+    if os.geteuid() != 0:
+        return True
+    try:
+        pwd.getpwnam(postgres_server.SYSTEM_USER)
+    except KeyError:
+        return False
+    return shutil.which("runuser") is not None
+
+
+@pytest.mark.parametrize("broken, reason", [
+    ("no_psycopg2", "psycopg2 is not installed"),
+    ("no_binaries", "initdb and pg_ctl were found neither on PATH nor in /usr/lib/postgresql/*/bin"),
+    ("initdb_fails", "initdb failed (exit 3): initdb: error: no room on the device"),
+])
+def test_a_server_that_cannot_run_says_why_and_leaves_nothing_behind(request, monkeypatch, broken, reason):
+    """What the session fixture skips with; every check but the one broken passes."""
+    monkeypatch.setitem(sys.modules, "psycopg2", None if broken == "no_psycopg2" else types.ModuleType("psycopg2"))  # None: its import fails
+    if broken == "no_binaries":
+        monkeypatch.setattr(postgres_server, "find_binaries", lambda: None)
+    if broken == "initdb_fails":
+        if not _can_run_as_the_server_user():
+            pytest.skip("running as root without a postgres user or runuser: initdb is never reached")
+        request.getfixturevalue("fake_initdb")
+    server = PostgresServer().setup()
+    assert server.reason is not None and reason in server.reason, server.reason
+    assert server.root is None and not server.running
+
+
+def test_two_search_processes_share_one_postgresql_study(postgres_server, tmp_path):
+    """Two OS processes, each `nas.search(..., storage=<postgresql url>)` with its own run directory,
+    started together on a new database (both create its tables, the loser of that race retries)."""
+    url = fresh_database(postgres_server)
+    script, barrier = tmp_path / "searcher.py", tmp_path / "barrier"
+    script.write_text(SEARCHER)
+    barrier.mkdir()
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"w{i}"), url, str(barrier), "2"], cwd=tmp_path, env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(err for _, err in outputs)
+    trials = optuna.load_study(study_name="nas", storage=url).trials
+    # Separate run directories, one study: the budget is checked under the server's advisory lock, exact.
+    assert len(trials) == 12, len(trials)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # no number twice, none skipped
+    assert all(t.state is optuna.trial.TrialState.COMPLETE for t in trials), [t.state for t in trials]
+    workers = {t.user_attrs[TRIAL_ATTR]["worker"] for t in trials}
+    assert {w.rpartition(":")[2] for w in workers} == {str(p.pid) for p in procs}  # both processes ran trials
+    result = nas.load(tmp_path / "w0", space=ToySpace())  # read back through nas, from the server
+    assert [(r.number, r.state, r.worker) for r in result.trials] == [
+        (t.number, "complete", t.user_attrs[TRIAL_ATTR]["worker"]) for t in sorted(trials, key=lambda t: t.number)]
+
+
+def test_nas_search_workers_on_a_postgresql_storage(postgres_server, tmp_path):
+    """`nas-search workers=2 storage=postgresql+psycopg2://...`: the budget exact (the server's advisory lock)."""
+    url = fresh_database(postgres_server)
+    run_dir = tmp_path / "run"
+    done = subprocess.run([str(BIN / "nas-search"), "workers=2", f"storage={url}", "study_name=pg", "budget.trials=6",
+                           "estimator.epochs=1", "tensorboard=false", f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="pg", storage=url).trials
+    assert len(trials) == 6 and all(t.state is optuna.trial.TrialState.COMPLETE for t in trials), [t.state for t in trials]
+    assert f", 2 workers, storage {url}" in done.stdout and "[w0] trial" in done.stdout
+    # worker 1 (its own process, a few seconds of imports later) ran trials or found them all done: in this study
+    assert "[w1] trial" in done.stdout or "[w1] Resuming study 'pg'" in done.stdout, done.stdout
+    assert json.loads((run_dir / "run.json").read_text())["storage"] == url
+    result = nas.load(run_dir)
+    assert len(result.trials) == 6 and result.best is not None
+    assert "6 trials: 6 complete." in (run_dir / "leaderboard.md").read_text()

@@ -1,0 +1,101 @@
+"""Checkpoints: the re-run of a lost trial resumes where the lost one stopped, and its curve is the
+one an unbroken run draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nas
+from nas.core.errors import ConfigError
+from nas.engine.loop import Budget, SearchLoop
+from nas.engine.resume import TrialCheckpoints, checkpoints_from_config
+from nas.estimators.training import TrainingEstimator
+from nas.store import open_store
+from strategies import RandomSearch
+
+EPOCHS = 5
+
+
+class Killed(BaseException):
+    """Stands for kill -9 in the middle of a trial: nothing of the loop's runs after it."""
+
+
+class DiesInEpoch(TrainingEstimator):
+    """Training that dies during epoch ``die_at`` (after the checkpoints of the epochs before it)."""
+
+    die_at: int | None = None
+
+    def evaluate(self, arch, report, parent=None):
+        def dying(step, value, **scalars):
+            if step == self.die_at:
+                raise Killed()
+            return report(step, value, **scalars)
+
+        for name in ("checkpoint", "resume", "deadline_passed"):
+            setattr(dying, name, getattr(report, name))
+        return super().evaluate(arch, dying, parent)
+
+
+def loop_in(run_dir, estimator, *, recover):
+    space = estimator.build_space
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _, store = open_store(None, run_dir=run_dir, space=space)
+    return SearchLoop(space=space, strategy=RandomSearch(space, seed=3), estimator=estimator, store=store, budget=Budget(trials=1),
+                      run_dir=run_dir, recover_stale=recover, checkpoints=TrialCheckpoints(run_dir / "checkpoints"))
+
+
+def test_a_lost_trial_is_run_again_from_its_last_checkpoint_and_its_curve_is_unbroken(tmp_path, digits_splits):
+    space = nas.get_space("mlp")
+    make = dict(space=space, dataset=digits_splits, epochs=EPOCHS, threads=1, seed=0)
+    unbroken = loop_in(tmp_path / "unbroken", TrainingEstimator(**make), recover="own").run()[0]
+
+    dying = DiesInEpoch(**make)
+    dying.die_at = 3  # epochs 0, 1, 2 done and saved; killed in epoch 3
+    run_dir = tmp_path / "lost"
+    with pytest.raises(Killed):
+        loop_in(run_dir, dying, recover="own").run()
+    assert (run_dir / "checkpoints" / "trial-00000.pt").is_file()
+
+    said = []
+    again = loop_in(run_dir, TrainingEstimator(**make), recover="own")
+    again.callbacks.callbacks.append(type("Said", (nas.Callback,), {"on_message": lambda self, text: said.append(text)})())
+    history = again.run()
+    lost, retry = history
+    assert lost.state == "failed" and retry.retry_of == 0 and retry.state == "complete"
+    assert any("re-queued as #1" in line for line in said)
+    assert retry.metrics["resumed_from"] == 0 and retry.metrics["resumed_steps"] == 3  # three epochs not trained again
+    assert retry.arch.key == unbroken.arch.key
+    np.testing.assert_array_equal(retry.curve, unbroken.curve)  # the same five epochs, to the last bit (CPU)
+    assert retry.value == unbroken.value and retry.metrics["epochs"] == EPOCHS
+    assert list((run_dir / "checkpoints").iterdir()) == []  # finished: its checkpoints and the lost one's are gone
+
+
+def test_without_a_checkpoint_the_re_run_starts_from_scratch(tmp_path, digits_splits):
+    space = nas.get_space("mlp")
+    dying = DiesInEpoch(space=space, dataset=digits_splits, epochs=2, threads=1)
+    dying.die_at = 0  # before any checkpoint
+    with pytest.raises(Killed):
+        loop_in(tmp_path, dying, recover="own").run()
+    (tmp_path / "checkpoints" / "trial-00000.pt").write_bytes(b"torn")  # and a torn file is no checkpoint either
+    retry = loop_in(tmp_path, TrainingEstimator(space=space, dataset=digits_splits, epochs=2, threads=1), recover="own").run()[1]
+    assert retry.state == "complete" and "resumed_from" not in retry.metrics and len(retry.curve) == 2
+
+
+def test_checkpoints_every_n_seconds_save_at_most_that_often(tmp_path):
+    saver = TrialCheckpoints(tmp_path, every=3600)
+    assert saver.due(0)
+    saver.save(0, {"x": 1})
+    assert not saver.due(0) and saver.due(1) and saver.load(0) == {"x": 1}
+    saver.remove(0)
+    assert saver.load(0) is None and saver.due(0)
+
+
+@pytest.mark.parametrize("node, message", [
+    ({"every": -1}, "`checkpoints.every` must be a number of seconds >= 0"),
+    ({"every": 0, "often": 1}, "unknown key(s) often"),
+])
+def test_bad_checkpoint_settings_are_refused_naming_the_key(tmp_path, node, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        checkpoints_from_config(node, tmp_path)
+    assert checkpoints_from_config({"every": None}, tmp_path) is None
