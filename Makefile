@@ -18,7 +18,7 @@ STAMP_OLDEST := $(VENV_OLDEST)/.installed-stamp
 # tests start a throwaway server of their own (tests/postgres_server.py) and skip where none can run.
 OPTUNA_TESTS := tests/test_store.py tests/test_heartbeat.py tests/test_lifecycle.py tests/test_durability.py tests/test_search.py \
 	tests/test_schedulers.py tests/test_curves.py tests/test_strategies.py tests/test_bo.py tests/test_inheritance.py \
-	tests/test_hydra_state.py tests/test_portability.py tests/test_typing.py tests/test_postgres.py
+	tests/test_hydra_state.py tests/test_portability.py tests/test_typing.py
 
 .PHONY: setup search test test-fast test-oldest test-oldest-optuna clean
 

@@ -158,8 +158,12 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     checkpoints_cfg = cfg.get("checkpoints")
     checkpoints = checkpoints_from_config(as_dict(checkpoints_cfg, kind="checkpoints") if isinstance(checkpoints_cfg, DictConfig)
                                           else checkpoints_cfg, run_dir)
+    patience = cfg.get("storage_retry", 600)
+    if isinstance(patience, bool) or not isinstance(patience, (int, float)) or patience < 0:
+        raise ConfigError(f"`storage_retry` must be a number of seconds >= 0 (how long an unreachable database is retried), "
+                          f"but got {patience!r}.")
     template, store = open_store(storage, run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner,
-                                 heartbeat=heartbeat)
+                                 heartbeat=heartbeat, patience=patience)
     weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
                                 needed=strategy.inherits_weights and estimator.inherits_weights)
     if worker is None:  # a worker joins the run as its coordinator wrote it

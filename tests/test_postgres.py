@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import types
 from pathlib import Path
 
@@ -170,3 +171,48 @@ def test_nas_search_workers_on_a_postgresql_storage(postgres_server, tmp_path):
     result = nas.load(run_dir)
     assert len(result.trials) == 6 and result.best is not None
     assert "6 trials: 6 complete." in (run_dir / "leaderboard.md").read_text()
+
+
+OUTAGE_SEARCHER = textwrap.dedent("""
+    import sys, time
+    import nas
+    from nas.testing import ToySpace
+
+    class Quick(nas.Estimator):
+        input_shape, num_classes = (4,), 2
+        def evaluate(self, arch, report):
+            time.sleep(0.25)
+            return nas.Evaluation(score=ToySpace.score(arch.sample))
+
+    nas.search(space=ToySpace(), estimator=Quick(), trials=16, out_dir=sys.argv[1], progress=True, tensorboard=False, storage=sys.argv[2])
+""")
+
+
+def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(postgres_server, tmp_path):
+    """The server stops (every connection dropped) and comes back 4 s later: the worker retries with
+    backoff, says so, and ends with the whole budget, every value the one its architecture scores."""
+    url = fresh_database(postgres_server)
+    script = tmp_path / "searcher.py"
+    script.write_text(OUTAGE_SEARCHER)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), url], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if sum(t.state.is_finished() for t in optuna.load_study(study_name="nas", storage=url).trials) >= 3:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.2)
+        postgres_server.stop()
+        time.sleep(4)
+    finally:
+        if not postgres_server.running:
+            postgres_server.start()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "unreachable" in out and "retrying in" in out and "reachable again after" in out, out
+    trials = optuna.load_study(study_name="nas", storage=url).trials
+    assert len(trials) == 16 and all(t.state is optuna.trial.TrialState.COMPLETE for t in trials), [t.state for t in trials]
+    assert all(t.value == ToySpace.score(t.params) for t in trials)  # no wrong result: each value its architecture's

@@ -258,3 +258,36 @@ def test_the_budget_lock_is_held_by_one_store_of_the_study_at_a_time(tmp_path, k
     assert events == ["first out", "second in"]
     with first.budget_lock():  # released: taken again at once
         pass
+
+
+def test_only_an_unreachable_database_is_retried(tmp_path, monkeypatch):
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from nas.store.optuna_store import transient
+
+    refused = OperationalError("SELECT 1", {}, Exception("connection refused"))
+    wrapped = optuna.exceptions.StorageInternalError("commit failed")
+    wrapped.__cause__ = refused
+    assert transient(refused) and transient(wrapped)
+    assert not transient(IntegrityError("INSERT", {}, Exception("duplicate key"))) and not transient(ValueError("bad value"))
+
+    store = make_store("sqlite", tmp_path)
+    said, calls = [], []
+    store.notify = said.append
+    real = store.storage._create_new_trial
+
+    def flaky(*args, **kwargs):  # the database is away for two attempts, then back
+        calls.append(1)
+        if len(calls) <= 2:
+            raise refused
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.storage, "_create_new_trial", flaky)
+    trial = store.start(arch(0), text="", parent=None, worker=None)
+    assert trial.number == 0 and len(calls) == 3
+    assert len(said) == 3 and "unreachable" in said[0] and "retrying in 0.5 s" in said[0] and "retrying in 1 s" in said[1]
+    assert "reachable again" in said[2]
+    store.patience = 0  # no patience: the error is raised at once
+    calls.clear()
+    with pytest.raises(OperationalError):
+        store.start(arch(1), text="", parent=None, worker=None)

@@ -114,10 +114,15 @@ def _finished(run_dir):
 
 @pytest.mark.slow
 def test_a_worker_attached_with_nas_worker_joins_the_running_search(tmp_path):
+    """`workers=0` prepares the run for workers started elsewhere; one is started, a second attaches
+    while it runs; they share the budget exactly."""
     run_dir = tmp_path / "run"
-    # One process on a journal file (an SQLite file takes no second writer: refused, tested below).
-    first = subprocess.Popen([str(BIN / "nas-search"), "budget.trials=14", "estimator.epochs=3", "tensorboard=false",
-                              "storage='journal://{run_dir}/study.log'", f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV,
+    prepared = subprocess.run([str(BIN / "nas-search"), "workers=0", "budget.trials=14", "estimator.epochs=3", "tensorboard=false",
+                               f"hydra.run.dir={run_dir}"], env=ENV, capture_output=True, text=True, timeout=120)
+    assert prepared.returncode == 0, prepared.stderr
+    assert f"attach workers with: nas-worker {run_dir}" in prepared.stdout and "| rank |" not in prepared.stdout
+    assert nas.load(run_dir).trials == [] and (run_dir / "study.log").is_file()
+    first = subprocess.Popen([str(BIN / "nas-worker"), str(run_dir), "--index", "1"], cwd=tmp_path, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: _finished(run_dir) >= 1)
     attached = subprocess.run([str(BIN / "nas-worker"), str(run_dir), "--index", "9"], env=ENV, capture_output=True, text=True,
@@ -192,15 +197,3 @@ def test_a_single_process_run_directory_takes_no_attached_worker(tmp_path):
     nas.search(space="mlp", trials=1, epochs=1, out_dir=tmp_path, progress=False, tensorboard=False)
     out = subprocess.run([str(BIN / "nas-worker"), str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "is an SQLite file" in out.stderr
-
-
-def test_workers_0_prepares_the_run_for_workers_started_elsewhere(tmp_path):
-    run_dir = tmp_path / "run"
-    prepared = subprocess.run([str(BIN / "nas-search"), "workers=0", "space=mlp", "budget.trials=3", "estimator.epochs=1",
-                               "tensorboard=false", f"hydra.run.dir={run_dir}"], env=ENV, capture_output=True, text=True, timeout=120)
-    assert prepared.returncode == 0, prepared.stderr
-    assert f"attach workers with: nas-worker {run_dir}" in prepared.stdout and "trial" not in prepared.stdout.replace("trials", "")
-    assert nas.load(run_dir).trials == [] and (run_dir / "study.log").is_file()
-    worker = subprocess.run([str(BIN / "nas-worker"), str(run_dir)], env=ENV, capture_output=True, text=True, timeout=300)
-    assert worker.returncode == 0, worker.stderr
-    assert [r.state for r in nas.load(run_dir).trials] == ["complete"] * 3

@@ -124,6 +124,7 @@ class SearchLoop:
                  run_dir: Path | None = None, recover_stale: str | None = None, shared_run_dir: bool = False,
                  requeue: int = 1, replaces: str | None = None, checkpoints: TrialCheckpoints | None = None) -> None:
         self.space, self.strategy, self.estimator, self.store = space, strategy, estimator, store
+        store.notify = self.say  # type: ignore[method-assign]  # the store's warnings (a database retried) go where ours go
         self.shared_run_dir = shared_run_dir  # other local workers search in run_dir too (workers=N, nas-worker)
         self.budget = budget
         self.callbacks = CallbackList(callbacks)

@@ -17,12 +17,12 @@ from nas.store.optuna_store import DEFAULT_STORAGE, OptunaStore, lock_file_of, o
 
 def open_store(storage: str | optuna.storages.BaseStorage | None, *, run_dir: Path, space: Any, study_name: str = "nas",
                pruner: optuna.pruners.BasePruner | None = None, create: bool = True,
-               heartbeat: Heartbeat | None = None) -> tuple[str, OptunaStore]:
+               heartbeat: Heartbeat | None = None, patience: float = 600) -> tuple[str, OptunaStore]:
     """The study named ``study_name`` in ``storage`` (see :func:`open_storage`), created if absent
     (``create``; else a missing study is an error); returns (the storage URL as recorded in run.json, the store)."""
     template, backend = open_storage(storage, run_dir, heartbeat)
     return template, OptunaStore(backend, space=space, study_name=study_name, pruner=pruner, description=template, create=create,
-                                 heartbeat=heartbeat, lock_file=lock_file_of(storage, run_dir))
+                                 heartbeat=heartbeat, lock_file=lock_file_of(storage, run_dir), patience=patience)
 
 
 __all__ = ["DEFAULT_STORAGE", "Heartbeat", "Lost", "MemoryStore", "OptunaStore", "Outcome", "RunningTrial", "TrialStore", "open_store", "open_storage",

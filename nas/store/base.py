@@ -129,6 +129,14 @@ class TrialStore(ABC):
         """Record an intermediate value; whether the pruner says stop. Default: no pruner."""
         return False
 
+    @staticmethod
+    def notify(text: str) -> None:
+        """Where the store says what the search should hear (a database unreachable, retried): the
+        search loop sets its own ``say``; standing alone, standard error."""
+        import sys
+
+        print(text, file=sys.stderr, flush=True)
+
     #: Set when the workers of this study beat (:class:`Heartbeat`); ``None``: a single process.
     heartbeat: Heartbeat | None = None
 

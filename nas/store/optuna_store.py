@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -86,6 +87,66 @@ _LEGACY_INHERITANCE = ("parent", "inherited_fraction", "preservation_error", "mo
                        "preservation_violated", "inheritance")
 
 
+# ---- an unreachable database: retried with backoff ------------------------------------------------
+#: Seconds between attempts while an RDB server is unreachable: doubling from half a second, at most 30.
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 30.0
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (a server gone, a dropped connection, a
+    locked SQLite file), not that the request was wrong: SQLAlchemy's OperationalError or
+    InterfaceError, or a DBAPI error that invalidated the connection, anywhere in its chain (Optuna
+    wraps a failed commit in StorageInternalError)."""
+    from sqlalchemy import exc as sa
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (sa.OperationalError, sa.InterfaceError)):
+            return True
+        if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retried(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a store method again, with backoff, while its database is unreachable (:func:`transient`),
+    saying so through the store's ``notify``; after the store's ``patience`` seconds the error is raised.
+    A write is only ever repeated whole, so no partial or wrong result is recorded: a finish whose first
+    attempt did reach the database reads back as the trial it finished."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: OptunaStore, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self._retrying, "on", False):  # an inner call of a retried method (this thread's): the outer one retries
+            return method(self, *args, **kwargs)
+        start, delay = time.monotonic(), _BACKOFF_FIRST
+        self._retrying.on = True
+        try:
+            while True:
+                try:
+                    result = method(self, *args, **kwargs)
+                except Exception as exc:
+                    waited = time.monotonic() - start
+                    if not transient(exc) or waited + delay > self.patience:
+                        raise
+                    first = (str(exc.__cause__ or exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                    self.notify(f"WARNING storage {self.description} unreachable ({first}); retrying in {delay:g} s "
+                                f"(waited {waited:.0f} s of {self.patience:g})")
+                    time.sleep(delay)
+                    delay = min(2 * delay, _BACKOFF_MAX)
+                    continue
+                if time.monotonic() - start > _BACKOFF_FIRST and delay > _BACKOFF_FIRST:
+                    self.notify(f"storage {self.description} reachable again after {time.monotonic() - start:.0f} s")
+                return result
+        finally:
+            self._retrying.on = False
+
+    return wrapper
+
+
 # ---- opening a storage ------------------------------------------------------------------------
 def lock_file_of(url: str | BaseStorage | None, run_dir: Path) -> str | None:
     """Where a file storage's budget lock is held (``<file>.start.lock``); ``None`` for a server or memory."""
@@ -135,8 +196,10 @@ def open_storage(url: str | BaseStorage | None, run_dir: Path, heartbeat: Heartb
 
 
 def _rdb(url: str, heartbeat: Heartbeat | None) -> RDBStorage:
+    # Connections of the pool are checked before use: after a database restart a stale one is replaced, not failed.
+    engine = {"pool_pre_ping": True}
     if heartbeat is None:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=None, engine_kwargs=engine)
     import inspect
     import warnings
 
@@ -145,7 +208,7 @@ def _rdb(url: str, heartbeat: Heartbeat | None) -> RDBStorage:
     callback = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace,
+        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace, engine_kwargs=engine,
                                           **{callback: heartbeat.collect})  # type: ignore[arg-type]
 
 
@@ -196,7 +259,7 @@ class OptunaStore(TrialStore):
 
     def __init__(self, storage: BaseStorage, *, space: Any, study_name: str = "nas", pruner: optuna.pruners.BasePruner | None = None,
                  description: str | None = None, create: bool = True, heartbeat: Heartbeat | None = None,
-                 lock_file: str | None = None) -> None:
+                 lock_file: str | None = None, patience: float = 600) -> None:
         super().__init__()
         if not create:
             try:
@@ -207,6 +270,8 @@ class OptunaStore(TrialStore):
                                   f"there (it holds: {', '.join(names) or 'none'}).") from None
         self.storage, self.space, self.heartbeat = storage, space, heartbeat
         self.lock_file = lock_file  # the file the budget lock is held on, for file storages (journal, SQLite)
+        self.patience = float(patience)  # seconds an unreachable database is retried before its error is raised
+        self._retrying = threading.local()  # whether this thread is inside a retried method
         self.description = description or type(storage).__name__
         self.pruner = pruner or optuna.pruners.NopPruner()
         self.prunes = not isinstance(self.pruner, optuna.pruners.NopPruner)
@@ -231,6 +296,7 @@ class OptunaStore(TrialStore):
         self._dims = space.dimensions()
 
     # ---- writing ----------------------------------------------------------------------------
+    @retried
     def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None) -> RunningTrial:
         info: dict[str, Any] = {"key": arch.key, "text": text, "worker": worker}
         if self.heartbeat is not None:
@@ -260,6 +326,7 @@ class OptunaStore(TrialStore):
         self._put(TrialRecord(number=number, arch=arch, state=TrialState.RUNNING, parent=parent, worker=worker))
         return RunningTrial(number=number, arch=arch, parent=parent, worker=worker, ref=trial_id)
 
+    @retried
     def report(self, trial: RunningTrial, step: int, value: float) -> bool:
         if not self.prunes and self.heartbeat is None:
             return False  # no pruner, one process: the curve is stored once, at finish, not one write per epoch
@@ -269,6 +336,7 @@ class OptunaStore(TrialStore):
         # what Trial.should_prune hands the pruner: the study and the stored trial
         return bool(self.pruner.prune(self.study, self.storage.get_trial(trial.ref)))
 
+    @retried
     def finish(self, trial: RunningTrial, outcome: Outcome) -> TrialRecord:
         bundle: dict[str, Any] = {"curve": list(outcome.curve), "metrics": dict(outcome.metrics)}
         for name in ("cost", "reason", "weights"):
@@ -305,6 +373,7 @@ class OptunaStore(TrialStore):
         assert record is not None
         return record
 
+    @retried
     def beat(self, trial: RunningTrial) -> None:
         if self.heartbeat is None:
             return
@@ -313,6 +382,7 @@ class OptunaStore(TrialStore):
         else:
             self.storage.set_trial_user_attr(trial.ref, BEAT_ATTR, time.time())
 
+    @retried
     def fail_running(self, lost: Callable[[TrialRecord], bool], reason: str, *, requeue: int) -> list[Lost]:
         found = []
         for record in self.history():
@@ -321,6 +391,7 @@ class OptunaStore(TrialStore):
                     found.append(self._requeue(record.number, reason, requeue))
         return found
 
+    @retried
     def fail_silent(self, *, requeue: int) -> list[Lost]:
         if self.heartbeat is None:
             return []
@@ -379,6 +450,7 @@ class OptunaStore(TrialStore):
         self._refresh()
         return Lost(number=number, reason=reason, retry=self.storage.get_trial_number_from_id(trial_id))
 
+    @retried
     def claim_waiting(self, worker: str | None) -> RunningTrial | None:
         for number in sorted(self._waiting):
             trial_id = self._ids[number]
@@ -398,6 +470,7 @@ class OptunaStore(TrialStore):
         return None
 
     # ---- reading ----------------------------------------------------------------------------
+    @retried
     def _refresh(self) -> None:
         for trial in self._changed_trials():
             trial_id = trial._trial_id
@@ -474,17 +547,33 @@ class OptunaStore(TrialStore):
             key = int.from_bytes(hashlib.sha1(f"nas:{self.study_name}".encode()).digest()[:8], "big", signed=True)
             take, give = (("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)") if dialect == "postgresql" else
                           ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)"))
-            with self.storage.engine.connect() as connection:
-                connection.execute(text(take), {"key": key, "name": f"nas:{key}"})
+            connection = self._take_budget_lock(text(take), {"key": key, "name": f"nas:{key}"})
+            try:
+                yield
+            finally:
                 try:
-                    yield
-                finally:
                     connection.execute(text(give), {"key": key, "name": f"nas:{key}"})
+                except Exception as exc:  # the server went away: it dropped the lock with the connection
+                    if not transient(exc):
+                        raise
+                finally:
+                    connection.close()
         elif self.lock_file is not None:
             with file_lock(self.lock_file):
                 yield
         else:  # in-memory: one process
             yield
+
+    @retried
+    def _take_budget_lock(self, statement: Any, params: Mapping[str, Any]) -> Any:
+        assert isinstance(self.storage, RDBStorage)
+        connection = self.storage.engine.connect()
+        try:
+            connection.execute(statement, params)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     def close(self) -> None:
         if isinstance(self.storage, RDBStorage):
