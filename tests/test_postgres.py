@@ -48,12 +48,12 @@ SEARCHER = textwrap.dedent("""
             time.sleep(0.2)
             return nas.Evaluation(score=ToySpace.score(arch.sample))
 
-    out_dir, storage, barrier, count = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+    out_dir, storage, barrier, count, trials = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     (barrier / out_dir.replace("/", "_")).touch()
     deadline = time.monotonic() + 120
     while len(list(barrier.iterdir())) < count and time.monotonic() < deadline:
         time.sleep(0.05)
-    nas.search(space=ToySpace(), estimator=Quick(), trials=12, out_dir=out_dir, progress=False, tensorboard=False, storage=storage)
+    nas.search(space=ToySpace(), estimator=Quick(), trials=trials, out_dir=out_dir, progress=True, tensorboard=False, storage=storage)
 """)
 
 
@@ -138,7 +138,7 @@ def test_two_search_processes_share_one_postgresql_study(postgres_server, tmp_pa
     script, barrier = tmp_path / "searcher.py", tmp_path / "barrier"
     script.write_text(SEARCHER)
     barrier.mkdir()
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"w{i}"), url, str(barrier), "2"], cwd=tmp_path, env=ENV,
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"w{i}"), url, str(barrier), "2", "12"], cwd=tmp_path, env=ENV,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(err for _, err in outputs)
@@ -173,28 +173,14 @@ def test_nas_search_workers_on_a_postgresql_storage(postgres_server, tmp_path):
     assert "6 trials: 6 complete." in (run_dir / "leaderboard.md").read_text()
 
 
-OUTAGE_SEARCHER = textwrap.dedent("""
-    import sys, time
-    import nas
-    from nas.testing import ToySpace
-
-    class Quick(nas.Estimator):
-        input_shape, num_classes = (4,), 2
-        def evaluate(self, arch, report):
-            time.sleep(0.25)
-            return nas.Evaluation(score=ToySpace.score(arch.sample))
-
-    nas.search(space=ToySpace(), estimator=Quick(), trials=16, out_dir=sys.argv[1], progress=True, tensorboard=False, storage=sys.argv[2])
-""")
-
-
 def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(postgres_server, tmp_path):
     """The server stops (every connection dropped) and comes back 4 s later: the worker retries with
     backoff, says so, and ends with the whole budget, every value the one its architecture scores."""
     url = fresh_database(postgres_server)
-    script = tmp_path / "searcher.py"
-    script.write_text(OUTAGE_SEARCHER)
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), url], cwd=tmp_path, env=ENV,
+    script, barrier = tmp_path / "searcher.py", tmp_path / "barrier"
+    script.write_text(SEARCHER)
+    barrier.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), url, str(barrier), "1", "16"], cwd=tmp_path, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
