@@ -125,6 +125,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     """
     count = worker_count(cfg)
     coordinating = count != 1 and worker is None  # 0: prepare only
+    job = sweep_worker(cfg, count)  # one job of a sweep of workers: one process on the shared study, in its own run directory
     if coordinating and (objects or pruner is not None):
         raise ConfigError(f"`workers={count}` starts worker processes that build everything from the config; objects given in "
                           f"Python ({', '.join(sorted(objects)) or 'pruner'}) cannot be sent to them. Name them by config "
@@ -170,7 +171,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         write_run_file(run_dir, space=space, strategy=strategy, estimator=estimator, storage=template, study_name=store.study_name,
                        space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                        weights=weights, identity=identity)
-    index = 0 if coordinating and count else worker[0] if worker is not None else None  # the coordinator is worker 0
+    index = 0 if coordinating and count else worker[0] if worker is not None else job  # the coordinator is worker 0
     progress = ProgressCallback(enabled=bool(cfg.get("progress", True)), prefix="" if index is None else f"[w{index}] ", parallel=count)
     observers: list[Callback] = [progress]
     if cfg.get("tensorboard", True):
@@ -217,14 +218,34 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
 
 
-def refuse_sqlite_for_workers(storage: Any, count: int) -> None:
+def sweep_worker(cfg: DictConfig, count: int) -> int | None:
+    """``cfg.worker``: this job's index in a sweep of workers (``nas-search -m worker=0,1,2,3`` with a
+    Hydra launcher), each job one worker on the shared ``storage``; ``None`` outside such a sweep."""
+    index = cfg.get("worker")
+    if index is None:
+        return None
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ConfigError(f"`worker` must be a job's index >= 0 in a sweep of workers (-m worker=0,1,2,3) or null, but got {index!r}.")
+    if cfg.get("storage") is None:
+        raise ConfigError(f"`worker={index}` (a sweep of workers, one Hydra job each) needs a `storage` every job shares, such as "
+                          "storage='journal:///shared/folder/study.log' or a postgresql:// URL; with storage=null each job would "
+                          "search a study of its own.")
+    if count != 1:
+        raise ConfigError(f"`worker={index}` makes this job one worker of a sweep: `workers` must be 1 (each job one process), "
+                          f"but got workers={count}.")
+    refuse_sqlite_for_workers(cfg.get("storage"), count, who=f"a sweep of workers (worker={index})")
+    return index
+
+
+def refuse_sqlite_for_workers(storage: Any, count: int, who: str | None = None) -> None:
     """Several workers on one SQLite file would meet Optuna's known "database is locked": refused, with what to use."""
+    who = who or f"workers={count} or nas-worker"
     url = str(storage) if storage is not None else DEFAULT_STORAGE  # a worker's run of a single-process search: its study.db
     if url in MEMORY:
-        raise ConfigError(f"`storage` must be shared by the processes of workers={count} or nas-worker, but {url!r} lives in one "
+        raise ConfigError(f"`storage` must be shared by the processes of {who}, but {url!r} lives in one "
                           f"process's memory. Use storage=null (a journal file in the run directory) or an RDB URL.")
     if url.startswith("sqlite"):
-        raise ConfigError(f"`storage` must take concurrent writers for workers={count} or nas-worker, but {url!r} is an SQLite file, "
+        raise ConfigError(f"`storage` must take concurrent writers for {who}, but {url!r} is an SQLite file, "
                           f"which several processes writing at once lock (Optuna's known 'database is locked'). Use the journal "
                           f"file (storage=null with workers > 1 gives {WORKERS_STORAGE!r}) or an RDB server such as "
                           f"'postgresql://user:pass@host/db'. A single-process run's study.db stays one process's.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from nas._config import config_dir
 from nas.core.errors import NASError
@@ -85,18 +86,68 @@ def leaderboard_main(argv: list[str] | None = None) -> None:
     """``nas-leaderboard RUN_DIR [--top K]``: print the leaderboard of an existing run directory."""
     from nas._results import load
 
-    parser = argparse.ArgumentParser(prog="nas-leaderboard", description="Print the leaderboard of a run directory "
-                                     "(finished or cut short): the best trials, their scores and architectures.")
-    parser.add_argument("run_dir", type=Path, help="a run directory of nas-search or nas.search (it holds run.json)")
+    parser = _run_dir_parser("nas-leaderboard", "Print the leaderboard of a run directory (finished or cut short): the best "
+                             "trials, their scores and architectures.")
     parser.add_argument("--top", type=int, default=10, help="how many trials to list (default: 10)")
     args = parser.parse_args(argv)
+    print(_or_exit(load, args.run_dir).leaderboard(args.top))
+
+
+def _run_dir_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("run_dir", type=Path, help="a run directory of nas-search or nas.search (it holds run.json)")
+    return parser
+
+
+def _or_exit(function: Any, *args: Any) -> Any:
+    """``function(*args)``; a NASError is printed as one line and exits with status 2."""
     try:
-        result = load(args.run_dir)
+        return function(*args)
     except NASError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(result.leaderboard(args.top))
 
 
 if __name__ == "__main__":
     search_main()
+
+
+def dashboard_app(run_dir: str | Path) -> Any:
+    """optuna-dashboard's WSGI app on a run directory's study, opened as nas opens it (a journal file
+    under the workers' own lock, so the dashboard's writes, notes for instance, never interleave with
+    theirs; Optuna's stock ``optuna-dashboard study.log`` takes another lock)."""
+    import json
+
+    from nas.core.errors import ConfigError
+    from nas.engine.rundir import RUN_FILE
+    from nas.store import open_storage
+
+    import importlib
+
+    try:
+        optuna_dashboard = importlib.import_module("optuna_dashboard")  # an optional extra
+    except ImportError:
+        raise ConfigError("nas-dashboard needs optuna-dashboard: pip install \"nas[dashboard]\"") from None
+    meta_file = Path(run_dir) / RUN_FILE
+    if not meta_file.is_file():
+        raise ConfigError(f"nas-dashboard: `run_dir` must be a run directory holding {RUN_FILE}, but {str(run_dir)!r} has none.")
+    _, storage = open_storage(json.loads(meta_file.read_text())["storage"], Path(run_dir))
+    return optuna_dashboard.wsgi(storage)
+
+
+def dashboard_main(argv: list[str] | None = None) -> None:
+    """``nas-dashboard RUN_DIR [--host H] [--port P]``: optuna-dashboard on a run's study, live."""
+    parser = _run_dir_parser("nas-dashboard", "Serve optuna-dashboard on a run directory's study (safe while its workers "
+                             "write: the journal file is opened under their lock).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    args = parser.parse_args(argv)
+    app = _or_exit(dashboard_app, args.run_dir)
+    from wsgiref.simple_server import make_server
+
+    print(f"nas-dashboard: http://{args.host}:{args.port}/dashboard/ on {args.run_dir} (Ctrl-C stops it)", flush=True)
+    with make_server(args.host, args.port, app) as server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass

@@ -181,7 +181,7 @@ def test_two_workers_children_inherit_from_parents_the_other_worker_trained(tmp_
     workers = [subprocess.Popen([sys.executable, "-c", TWO_WORKERS, str(tmp_path), str(seed)]) for seed in (1, 2)]
     assert [w.wait(timeout=300) for w in workers] == [0, 0]
     trials = nas.load(tmp_path / "worker1").trials
-    assert 16 <= len(trials) <= 17 and all(r.state == "complete" for r in trials)
+    assert len(trials) == 16 and all(r.state == "complete" for r in trials)  # the budget lock by shared.db: exact
     by_number = {r.number: r for r in trials}
     assert {r.worker.rpartition(":")[2] for r in trials} == {str(w.pid) for w in workers}  # each trial names the process that ran it
     crossed = [r for r in trials if r.parent is not None and by_number[r.parent].worker != r.worker]

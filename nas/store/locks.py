@@ -51,7 +51,7 @@ class JournalLock:
     Optuna's journal storage serialises its own threads."""
 
     def __init__(self, journal_path: str | Path) -> None:
-        self.path = f"{journal_path}.lock"
+        self.path = f"{journal_path}.flock"  # not Optuna's own lock name (<journal>.lock), which its symlink lock removes
         self._fd: int | None = None
 
     def acquire(self) -> bool:
