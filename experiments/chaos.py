@@ -10,7 +10,8 @@ few seconds and starts a new one in its place, until the budget is done. Then th
 3. Every ``--kill-every`` seconds (jittered, seeded) the supervisor kills a random worker that is in
    the middle of a trial with SIGKILL and starts a new worker with ``--replaces host:pid`` (as
    ``workers=N`` does), until ``--max-kills``; then lets them finish. Re-runs are killed too, so a
-   trial may be lost more than once: ``--requeue`` (5) re-runs are allowed, not the default 1.
+   trial may be lost more than once: ``--requeue`` (5) re-runs are allowed, not the default 1; and
+   every epoch is checkpointed (``checkpoints.every=0``; the default, 30 s, outlasts these trials).
 4. It snapshots every finished trial while the chaos goes on, and checks at the end: exactly
    ``--trials`` COMPLETE trials; none RUNNING or WAITING; no finished trial's state, value or curve
    changed after it finished; every architecture completed once (random search does not repeat
@@ -59,7 +60,7 @@ def running_workers(run_dir: Path) -> set[str]:
 def chaos(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     prepare = [str(BIN / "nas-search"), "workers=0", f"budget.trials={args.trials}", f"estimator.epochs={args.epochs}",
-               "tensorboard=false", f"seed={args.seed}", "heartbeat.interval=1", "heartbeat.grace=5", f"requeue={args.requeue}",
+               "tensorboard=false", f"seed={args.seed}", "heartbeat.interval=1", "heartbeat.grace=5", f"requeue={args.requeue}", "checkpoints.every=0",
                f"hydra.run.dir={run_dir}",
                *([f"storage='{args.storage}'"] if args.storage else []), *args.override]
     done = subprocess.run(prepare, env=env, capture_output=True, text=True)

@@ -3,6 +3,8 @@ one an unbroken run draws."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -82,13 +84,18 @@ def test_without_a_checkpoint_the_re_run_starts_from_scratch(tmp_path, digits_sp
     assert retry.state == "complete" and "resumed_from" not in retry.metrics and len(retry.curve) == 2
 
 
-def test_checkpoints_every_n_seconds_save_at_most_that_often(tmp_path):
-    saver = TrialCheckpoints(tmp_path, every=3600)
-    assert saver.due(0)
+def test_checkpoints_every_n_seconds_save_at_most_that_often(tmp_path, monkeypatch):
+    saver = TrialCheckpoints(tmp_path, every=30)
+    assert not saver.due(0)  # the first offer starts the clock: a trial shorter than 30 s is never saved
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + 31)
+    assert saver.due(0) and not saver.due(1)
     saver.save(0, {"x": 1})
-    assert not saver.due(0) and saver.due(1) and saver.load(0) == {"x": 1}
+    assert not saver.due(0) and saver.load(0) == {"x": 1}
     saver.remove(0)
-    assert saver.load(0) is None and saver.due(0)
+    assert saver.load(0) is None
+    every_epoch = TrialCheckpoints(tmp_path / "e", every=0)
+    assert every_epoch.due(0) and every_epoch.due(0)
 
 
 @pytest.mark.parametrize("node, message", [

@@ -23,7 +23,7 @@ CHECKPOINT_DIR = "checkpoints"
 
 class TrialCheckpoints:
     """Saves, loads and removes trials' checkpoints under ``root``: every epoch (``every=0``) or at
-    most every ``every`` seconds."""
+    most every ``every`` seconds (the search's default, 30: a save costs about 10 ms)."""
 
     def __init__(self, root: str | Path, *, every: float = 0) -> None:
         if isinstance(every, bool) or not isinstance(every, (int, float)) or every < 0:
@@ -41,8 +41,14 @@ class TrialCheckpoints:
         return self.root / f"trial-{number:05d}.pt"
 
     def due(self, number: int) -> bool:
-        """Whether a save of trial ``number`` now keeps to ``every``."""
-        return time.monotonic() - self._last.get(number, -float("inf")) >= self.every
+        """Whether a save of trial ``number`` now keeps to ``every``: every offer when 0, else once
+        ``every`` seconds have passed since the last save (since the first offer, for the first save:
+        a trial shorter than that is never saved, and costs nothing)."""
+        now = time.monotonic()
+        if number not in self._last:
+            self._last[number] = now
+            return self.every == 0
+        return now - self._last[number] >= self.every
 
     def save(self, number: int, state: Mapping[str, Any]) -> None:
         """Write ``state`` (tensors and plain values) for trial ``number``; the old file stays whole until replaced."""
