@@ -29,6 +29,7 @@ from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_
 from nas.core.workers import this_worker
 from nas.engine.callbacks import Callback, CallbackList
 from nas.engine.resume import StateFactory, TrialCheckpoints
+from nas.store.locks import file_lock
 from nas.store.base import Lost, Outcome, RunningTrial, TrialStore
 
 
@@ -190,10 +191,16 @@ class SearchLoop:
     def start_lock(self) -> Any:
         """Held while the budget is checked and a trial started, when other workers share the study
         (``shared_run_dir``, or a heartbeat): the store's budget lock, so they never start more than
-        the budget between them, on any host (:meth:`TrialStore.budget_lock`); else nothing."""
-        if self.shared_run_dir or self.store.heartbeat is not None:
-            return self.store.budget_lock()
-        return contextlib.nullcontext()
+        the budget between them, on any host (:meth:`TrialStore.budget_lock`), and with a shared run
+        directory a file lock in it too (exact on one machine for a storage with no lock of its own,
+        Optuna's gRPC proxy); else nothing."""
+        if not (self.shared_run_dir or self.store.heartbeat is not None):
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        if self.shared_run_dir and self.run_dir is not None:  # a storage without a lock of its own (gRPC) is exact here still
+            stack.enter_context(file_lock(self.run_dir / ".start.lock"))
+        stack.enter_context(self.store.budget_lock())
+        return stack
 
     def open(self, announce: bool = True) -> None:
         """Recover stale trials, start the clock, and call ``on_search_start``; ``announce`` says when

@@ -164,7 +164,8 @@ def open_storage(url: str | BaseStorage | None, run_dir: Path, heartbeat: Heartb
 
     ``None`` is an SQLite file in the run directory; ``"memory"`` Optuna's in-memory storage (nothing
     kept); ``journal:///path/file.log`` a journal file (several workers on one machine or a shared
-    filesystem); any other ``dialect://...`` an RDB URL (PostgreSQL, MySQL, SQLite). ``{run_dir}`` in
+    filesystem); ``grpc://host:port`` Optuna's gRPC storage proxy; any other ``dialect://...`` an RDB
+    URL (PostgreSQL, MySQL, SQLite). ``{run_dir}`` in
     a URL is replaced by the run directory. A storage object is used as it is. With ``heartbeat`` an
     RDB storage beats through Optuna's own heartbeat (its stale trials collected by ``heartbeat``)."""
     if isinstance(url, BaseStorage):
@@ -175,6 +176,8 @@ def open_storage(url: str | BaseStorage | None, run_dir: Path, heartbeat: Heartb
     resolved = template.replace("{run_dir}", str(run_dir.resolve()))
     if resolved.startswith("journal://"):
         return template, _journal(url, resolved[len("journal://"):])
+    if resolved.startswith("grpc://"):
+        return template, _grpc(url, resolved[len("grpc://"):])
     if "://" not in resolved:
         raise ConfigError(f"`storage` must be an Optuna storage URL such as 'sqlite:///path/study.db', 'journal:///path/study.log', "
                           f"'postgresql://user:pass@host/db' or 'memory', but got {url!r}.")
@@ -223,6 +226,24 @@ def _journal(url: str | None, path: str) -> BaseStorage:
         return JournalStorage(JournalFileBackend(path, lock_obj=JournalLock(path)))  # type: ignore[arg-type]
     except OSError as exc:
         raise ConfigError(f"`storage` must be a journal file that can be created and written, but {url!r} failed: {exc}") from exc
+
+
+def _grpc(url: str | None, address: str) -> BaseStorage:
+    """Optuna's gRPC storage proxy (``optuna.storages.run_grpc_proxy_server`` in front of any storage,
+    run by the user), checked reachable now: a wrong address fails here, not in the first trial."""
+    proxy = getattr(optuna.storages, "GrpcStorageProxy", None)
+    if proxy is None:
+        raise ConfigError(f"`storage` {url!r} needs Optuna's gRPC storage proxy (Optuna >= 4.2), but this is Optuna {optuna.__version__}.")
+    host, _, port = address.rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"`storage` 'grpc://' must name a host and port, as in 'grpc://localhost:13000', but got {url!r}.")
+    try:
+        storage = proxy(host=host, port=int(port))
+        storage.get_all_studies()
+    except Exception as exc:  # grpc raises its own error types for a refused or unknown address
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"`storage` must be a reachable gRPC storage proxy, but {url!r} failed: {first}") from exc
+    return storage
 
 
 def _fast_sqlite(storage: RDBStorage) -> None:
