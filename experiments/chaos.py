@@ -2,7 +2,7 @@
 few seconds and starts a new one in its place, until the budget is done. Then the invariants.
 
     .venv/bin/python experiments/chaos.py [--workers 4] [--trials 24] [--epochs 8] [--kill-every 3]
-                                          [--max-kills 8] [--storage URL] [--json FILE]
+                                          [--max-kills 8] [--storage URL | --start-postgres] [--json FILE]
 
 1. ``nas-search workers=0`` prepares a run directory and its study (a journal file by default; or
    ``--storage``, e.g. a PostgreSQL URL) for workers started elsewhere.
@@ -148,6 +148,8 @@ def main() -> None:
     p.add_argument("--kill-every", type=float, default=3.0, help="seconds between kills, on average")
     p.add_argument("--max-kills", type=int, default=8)
     p.add_argument("--storage", default=None, help="an Optuna storage URL (default: the run directory's journal file)")
+    p.add_argument("--start-postgres", action="store_true", help="start a throwaway PostgreSQL server (tests/postgres_server.py) "
+                   "and use a new database of it as the storage")
     p.add_argument("--requeue", type=int, default=5, help="times a lost trial is re-run (the chaos kills re-runs too)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=900)
@@ -155,8 +157,21 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("override", nargs="*", help="more nas-search overrides, e.g. space=mlp")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="nas-chaos-") as tmp:
-        figures = chaos(args, args.out or Path(tmp) / "run")
+    server = None
+    if args.start_postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.postgres_server import PostgresServer, fresh_database
+
+        server = PostgresServer().setup()
+        if server.reason:
+            sys.exit(f"no PostgreSQL server: {server.reason}")
+        args.storage = fresh_database(server)
+    try:
+        with tempfile.TemporaryDirectory(prefix="nas-chaos-") as tmp:
+            figures = chaos(args, args.out or Path(tmp) / "run")
+    finally:
+        if server is not None:
+            server.close()
     width = max(map(len, figures))
     for name, value in figures.items():
         print(f"{name:<{width}}  {value}")

@@ -29,7 +29,7 @@ optuna_dashboard = pytest.importorskip("optuna_dashboard", reason="optuna-dashbo
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-TRIALS = 12
+TRIALS = 16
 JOURNAL = "journal://{run_dir}/study.log"  # what `workers=2` uses when no storage is given
 
 

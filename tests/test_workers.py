@@ -169,7 +169,7 @@ def test_a_killed_worker_is_restarted_and_the_budget_still_exact(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_rerunning_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    args = [str(BIN / "nas-search"), "workers=2", "budget.trials=8", "estimator.epochs=3", "tensorboard=false", f"hydra.run.dir={run_dir}"]
+    args = [str(BIN / "nas-search"), "workers=2", "budget.trials=8", "estimator.epochs=10", "tensorboard=false", f"hydra.run.dir={run_dir}"]
     coordinator = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: _finished(run_dir) >= 1)
     coordinator.send_signal(signal.SIGINT)
@@ -197,3 +197,17 @@ def test_a_single_process_run_directory_takes_no_attached_worker(tmp_path):
     nas.search(space="mlp", trials=1, epochs=1, out_dir=tmp_path, progress=False, tensorboard=False)
     out = subprocess.run([str(BIN / "nas-worker"), str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "is an SQLite file" in out.stderr
+
+
+def test_a_trial_records_the_device_and_the_gpu_its_worker_was_given(monkeypatch, digits_splits):
+    import torch
+
+    from nas.estimators.training import TrainingEstimator
+
+    estimator = TrainingEstimator(space=nas.get_space("mlp"), dataset=digits_splits, epochs=1, threads=1)
+    space = estimator.build_space
+    evaluation = estimator.evaluate(space.architecture(space.sample(__import__("numpy").random.default_rng(0))), lambda *a, **k: False)
+    assert evaluation.metrics["device"] == "cpu"
+    estimator.device = torch.device("cuda", 0)  # as a worker of `workers=N` on a GPU machine sees it (no CUDA needed to name it)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert estimator.device_label() == "cuda:0 (GPU 3)"

@@ -224,6 +224,16 @@ class TrainingEstimator(Estimator):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
 
+    def device_label(self) -> str:
+        """Where a trial trained, as recorded with it: ``cpu``, or ``cuda:0`` with the physical GPU a
+        worker was given (``CUDA_VISIBLE_DEVICES``, set per worker by ``workers=N``), e.g. ``cuda:0 (GPU 3)``."""
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if self.device.type != "cuda" or not visible:
+            return str(self.device)
+        index = self.device.index or 0
+        gpus = [g.strip() for g in visible.split(",") if g.strip()]
+        return f"{self.device.type}:{index}" + (f" (GPU {gpus[index]})" if index < len(gpus) else "")
+
     @torch.no_grad()
     def accuracy(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         model.eval()
@@ -346,5 +356,5 @@ class TrainingEstimator(Estimator):
         if not self.test_curve:
             test_acc = self.accuracy(model, t["x_test"], t["y_test"])
         metrics = {"val_accuracy": val_acc, "test_accuracy": test_acc, "train_loss": train_loss, "params": params,
-                   "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited}
+                   "macs": macs, "seconds": seconds, "epochs": epochs_run, "time_limited": time_limited, "device": self.device_label()}
         return Evaluation(score=val_acc, metrics=metrics, model=model, inheritance=inherited)
