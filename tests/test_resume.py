@@ -106,3 +106,17 @@ def test_bad_checkpoint_settings_are_refused_naming_the_key(tmp_path, node, mess
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         checkpoints_from_config(node, tmp_path)
     assert checkpoints_from_config({"every": None}, tmp_path) is None
+
+
+def test_a_full_disk_costs_the_checkpoint_not_the_trial(tmp_path, digits_splits, monkeypatch):
+    def full(self, number, state):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TrialCheckpoints, "save", full)
+    loop = loop_in(tmp_path, TrainingEstimator(space=nas.get_space("mlp"), dataset=digits_splits, epochs=3, threads=1), recover="own")
+    said = []
+    loop.callbacks.callbacks.append(type("Said", (nas.Callback,), {"on_message": lambda self, text: said.append(text)})())
+    record = loop.run()[0]
+    assert record.state == "complete" and len(record.curve) == 3
+    warnings = [line for line in said if "checkpoint not saved" in line]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0] and "from scratch" in warnings[0]  # said once, not per epoch
