@@ -73,7 +73,7 @@ def chaos(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
 
     def start(index: int, replaces: str | None = None) -> None:
         log = open(logs / f"w{index}-{len(os.listdir(logs))}.log", "w")
-        command = [str(BIN / "nas-worker"), str(run_dir), "--index", str(index), "--of", str(args.workers)]
+        command = [str(BIN / "nas-worker"), str(run_dir), "--index", str(index)]
         procs[index] = subprocess.Popen(command + (["--replaces", replaces] if replaces else []), env=env, stdout=log,
                                         stderr=subprocess.STDOUT)
 

@@ -39,7 +39,7 @@ def one_storage(label: str, storage: str | None, workers: int, trials: int, tmp:
     if done.returncode != 0:
         sys.exit(f"{label}: preparing failed:\n{done.stderr[-2000:]}")
     start = time.perf_counter()
-    procs = [subprocess.Popen([str(BIN / "nas-worker"), str(run_dir), "--index", str(i), "--of", str(workers)], env=env,
+    procs = [subprocess.Popen([str(BIN / "nas-worker"), str(run_dir), "--index", str(i)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(workers)]
     outputs = [p.communicate() for p in procs]
     seconds = time.perf_counter() - start

@@ -27,13 +27,12 @@ BIN = Path(sys.executable).parent
 
 def search_span(run_dir: Path) -> float:
     """Seconds from the first trial's start to the last trial's end, from the study's own timestamps."""
-    import json
-
     import optuna
 
+    from nas._results import run_file
     from nas.store import open_storage
 
-    meta = json.loads((run_dir / "run.json").read_text())
+    meta = run_file(run_dir)
     _, storage = open_storage(meta["storage"], run_dir)
     trials = optuna.load_study(study_name=meta["study_name"], storage=storage).trials
     start = min(t.datetime_start for t in trials if t.datetime_start is not None)

@@ -30,7 +30,7 @@ from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
 from nas.engine.pool import LocalWorkers
 from nas.engine.progress import ProgressCallback
-from nas.engine.resume import checkpoints_from_config
+from nas.engine.resume import TrialCheckpoints, checkpoints_from_config
 from nas.engine.rundir import RUN_FILE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
 from nas.engine.tensorboard import TensorBoardCallback
 from nas.store import DEFAULT_STORAGE, Heartbeat, Outcome, RunningTrial, open_store
@@ -113,18 +113,18 @@ def worker_count(cfg: DictConfig) -> int:
 
 
 def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.pruners.BasePruner | None = None,
-                    callbacks: Sequence[Callback] = (), worker: tuple[int | None, int | None] | None = None,
+                    callbacks: Sequence[Callback] = (), attached: bool = False, index: int | None = None,
                     replaces: str | None = None, **objects: Any) -> SearchResult:
     """Run the search ``cfg`` describes (the resolved config of ``nas-search``) in ``run_dir``.
 
     ``objects`` (space, strategy, estimator, dataset) replace their config; ``pruner`` replaces ``cfg.pruner``;
     ``callbacks`` observe the search besides the built-in ones (progress, TensorBoard, run directory).
     ``cfg.workers`` > 1 starts that many worker processes on one study (:mod:`nas.engine.pool`) and
-    waits for them; ``worker`` is ``(index, count)`` in such a worker (:func:`run_worker`), ``replaces``
-    the dead worker (``host:pid``) it replaces.
+    waits for them; ``attached`` says this process is one more worker of a run directory's search
+    (:func:`run_worker`: its lines tagged ``index``), ``replaces`` the dead worker (``host:pid``) it replaces.
     """
     count = worker_count(cfg)
-    coordinating = count != 1 and worker is None  # 0: prepare only
+    coordinating = count != 1 and not attached  # 0: prepare only
     job = sweep_worker(cfg, count)  # one job of a sweep of workers: one process on the shared study, in its own run directory
     if coordinating and (objects or pruner is not None):
         raise ConfigError(f"`workers={count}` starts worker processes that build everything from the config; objects given in "
@@ -132,7 +132,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
                           "(space=..., strategy=..., or a YAML file / _target_) or use workers=1.")
     if coordinating and cfg.get("storage") is None:
         cfg = OmegaConf.merge(cfg, {"storage": WORKERS_STORAGE})  # type: ignore[assignment]
-    if worker is not None or coordinating:
+    if attached or coordinating:
         cfg = _worker_threads(cfg, max(1, count))
         refuse_sqlite_for_workers(cfg.get("storage"), count)
     space, strategy, estimator = build_components(cfg, **objects)
@@ -145,33 +145,24 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None
     check_weight_config(weights_cfg)  # before the run directory is made
     identity = search_identity(cfg, space, estimator, objects)
-    resume_notes = [] if worker is not None else check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"),
-                                                              resume=cfg.get("resume", "auto"), description=estimator.describe())
+    resume_notes = [] if attached else check_resume(run_dir, identity, study_name=cfg.get("study_name", "nas"),
+                                                    resume=cfg.get("resume", "auto"), description=estimator.describe())
     run_dir.mkdir(parents=True, exist_ok=True)
-    shared = worker is not None or count > 1
+    shared = attached or count > 1
     storage = cfg.get("storage")
     single = not shared and (storage is None or storage in MEMORY)  # nobody else can write this study
-    beats = heartbeat_of(cfg)  # checked even where unused
-    heartbeat = None if single else beats
-    requeue = cfg.get("requeue", 1)
-    if isinstance(requeue, bool) or not isinstance(requeue, int) or requeue < 0:
-        raise ConfigError(f"`requeue` must be an integer >= 0 (times a lost trial is run again), but got {requeue!r}.")
-    checkpoints_cfg = cfg.get("checkpoints")
-    checkpoints = checkpoints_from_config(as_dict(checkpoints_cfg, kind="checkpoints") if isinstance(checkpoints_cfg, DictConfig)
-                                          else checkpoints_cfg, run_dir)
-    patience = cfg.get("storage_retry", 600)
-    if isinstance(patience, bool) or not isinstance(patience, (int, float)) or patience < 0:
-        raise ConfigError(f"`storage_retry` must be a number of seconds >= 0 (how long an unreachable database is retried), "
-                          f"but got {patience!r}.")
+    beats, requeue, checkpoints, patience = lost_trial_settings(cfg, run_dir)
+    heartbeat = None if single else beats  # checked all the same
     template, store = open_store(storage, run_dir=run_dir, space=space, study_name=cfg.get("study_name", "nas"), pruner=pruner,
                                  heartbeat=heartbeat, patience=patience)
     weights = make_weight_store(weights_cfg, run_dir=run_dir,  # type: ignore[arg-type]
                                 needed=strategy.inherits_weights and estimator.inherits_weights)
-    if worker is None:  # a worker joins the run as its coordinator wrote it
+    if not attached:  # a worker joins the run as its coordinator wrote it
         write_run_file(run_dir, space=space, strategy=strategy, estimator=estimator, storage=template, study_name=store.study_name,
                        space_config=space_cfg, config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                        weights=weights, identity=identity)
-    index = 0 if coordinating and count else worker[0] if worker is not None else job  # the coordinator is worker 0
+    if not attached:
+        index = 0 if coordinating and count else job  # the coordinator is worker 0; a sweep's job is its index
     progress = ProgressCallback(enabled=bool(cfg.get("progress", True)), prefix="" if index is None else f"[w{index}] ", parallel=count)
     observers: list[Callback] = [progress]
     if cfg.get("tensorboard", True):
@@ -198,7 +189,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         loop.say(f"strategy '{strategy.name}': {line}")
     for line in resume_notes:
         loop.say(line)
-    if count == 0 and worker is None:
+    if count == 0 and not attached:
         loop.say(f"nas: prepared {run_dir} (study '{store.study_name}' in {template}); attach workers with: nas-worker {run_dir}")
     elif not coordinating:
         loop.run()
@@ -251,14 +242,25 @@ def refuse_sqlite_for_workers(storage: Any, count: int, who: str | None = None) 
                           f"'postgresql://user:pass@host/db'. A single-process run's study.db stays one process's.")
 
 
-def heartbeat_of(cfg: DictConfig) -> Heartbeat:
-    """``cfg.heartbeat`` as a :class:`~nas.store.Heartbeat` (its keys checked)."""
+def lost_trial_settings(cfg: DictConfig, run_dir: Path) -> tuple[Heartbeat, int, TrialCheckpoints | None, float]:
+    """What keeps a worker's death from losing anything, from ``cfg``, each key checked: the
+    ``heartbeat``, ``requeue`` (re-runs of a lost trial), ``checkpoints`` and ``storage_retry``
+    (seconds an unreachable database is retried)."""
     node = cfg.get("heartbeat") or {}
     settings = as_dict(node, kind="heartbeat") if isinstance(node, DictConfig) else dict(node)
     unknown = sorted(set(settings) - {"interval", "grace"})
     if unknown:
         raise ConfigError(f"`heartbeat` takes `interval` and `grace` (seconds), but got unknown key(s) {', '.join(unknown)}.")
-    return Heartbeat(**settings)
+    requeue = cfg.get("requeue", 1)
+    if isinstance(requeue, bool) or not isinstance(requeue, int) or requeue < 0:
+        raise ConfigError(f"`requeue` must be an integer >= 0 (times a lost trial is run again), but got {requeue!r}.")
+    patience = cfg.get("storage_retry", 600)
+    if isinstance(patience, bool) or not isinstance(patience, (int, float)) or patience < 0:
+        raise ConfigError(f"`storage_retry` must be a number of seconds >= 0 (how long an unreachable database is retried), "
+                          f"but got {patience!r}.")
+    node = cfg.get("checkpoints")
+    checkpoints = checkpoints_from_config(as_dict(node, kind="checkpoints") if isinstance(node, DictConfig) else node, run_dir)
+    return Heartbeat(**settings), requeue, checkpoints, float(patience)
 
 
 def summarise(workers_loop: SearchLoop, callbacks: list[Callback]) -> None:
@@ -288,7 +290,7 @@ def _worker_threads(cfg: DictConfig, count: int) -> DictConfig:
     return cfg
 
 
-def run_worker(run_dir: str | Path, *, index: int | None = None, count: int | None = None, replaces: str | None = None) -> SearchResult:
+def run_worker(run_dir: str | Path, *, index: int | None = None, replaces: str | None = None) -> SearchResult:
     """One more worker on ``run_dir``'s study (``nas-worker RUN_DIR``): its resolved config.yaml, run
     beside the workers already there until the budget is spent."""
     run_dir = Path(run_dir)
@@ -299,7 +301,7 @@ def run_worker(run_dir: str | Path, *, index: int | None = None, count: int | No
     cfg = OmegaConf.load(config)
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"nas-worker: {config} must hold a mapping of config keys, but holds {type(cfg).__name__}.")
-    return run_from_config(cfg, run_dir, worker=(index, count or worker_count(cfg)), replaces=replaces)
+    return run_from_config(cfg, run_dir, attached=True, index=index, replaces=replaces)
 
 
 #: Estimator settings that may differ on resume: where and how fast it runs, not what it measures.

@@ -152,16 +152,21 @@ def _cell(value: Any, fmt: str) -> str:
     return human(value) if fmt == "human" else fmt.format(value)
 
 
+def run_file(run_dir: Path) -> dict[str, Any]:
+    """What ``run.json`` of a run directory says (storage, study name, space, ...); a folder without one is refused."""
+    meta_file = Path(run_dir) / RUN_FILE
+    if not meta_file.is_file():
+        raise ConfigError(f"`run_dir` must be a run directory holding {RUN_FILE}, but {str(run_dir)!r} has none.")
+    return dict(json.loads(meta_file.read_text()))
+
+
 def load(run_dir: str | Path, *, space: SearchSpace | None = None) -> SearchResult:
     """Rebuild the result of a search from its run directory, finished or cut short."""
     from nas._config import space_from_config
     from nas.store import open_store
 
     run_dir = Path(run_dir)
-    meta_file = run_dir / RUN_FILE
-    if not meta_file.exists():
-        raise ConfigError(f"`run_dir` must be a run directory holding {RUN_FILE}, but {str(run_dir)!r} has none.")
-    meta = json.loads(meta_file.read_text())
+    meta = run_file(run_dir)
     if space is None:
         if meta.get("space_config") is None:
             raise ConfigError(f"The run in {str(run_dir)!r} used a space given as a Python object; pass it: nas.load(run_dir, space=...).")

@@ -1,4 +1,4 @@
-"""Command-line entry points: ``nas-search`` (Hydra app) and ``nas-leaderboard RUN_DIR``."""
+"""Command-line entry points: ``nas-search`` (Hydra app), ``nas-leaderboard RUN_DIR`` and ``nas-dashboard RUN_DIR``."""
 
 from __future__ import annotations
 
@@ -108,30 +108,21 @@ def _or_exit(function: Any, *args: Any) -> Any:
         sys.exit(2)
 
 
-if __name__ == "__main__":
-    search_main()
-
-
 def dashboard_app(run_dir: str | Path) -> Any:
     """optuna-dashboard's WSGI app on a run directory's study, opened as nas opens it (a journal file
     under the workers' own lock, so the dashboard's writes, notes for instance, never interleave with
     theirs; Optuna's stock ``optuna-dashboard study.log`` takes another lock)."""
-    import json
-
-    from nas.core.errors import ConfigError
-    from nas.engine.rundir import RUN_FILE
-    from nas.store import open_storage
-
     import importlib
+
+    from nas._results import run_file
+    from nas.core.errors import ConfigError
+    from nas.store import open_storage
 
     try:
         optuna_dashboard = importlib.import_module("optuna_dashboard")  # an optional extra
     except ImportError:
         raise ConfigError("nas-dashboard needs optuna-dashboard: pip install \"nas[dashboard]\"") from None
-    meta_file = Path(run_dir) / RUN_FILE
-    if not meta_file.is_file():
-        raise ConfigError(f"nas-dashboard: `run_dir` must be a run directory holding {RUN_FILE}, but {str(run_dir)!r} has none.")
-    _, storage = open_storage(json.loads(meta_file.read_text())["storage"], Path(run_dir))
+    _, storage = open_storage(run_file(Path(run_dir))["storage"], Path(run_dir))
     return optuna_dashboard.wsgi(storage)
 
 
@@ -151,3 +142,8 @@ def dashboard_main(argv: list[str] | None = None) -> None:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
+
+
+if __name__ == "__main__":
+    search_main()
+

@@ -19,14 +19,13 @@ def main(argv: list[str] | None = None) -> int:
                                      "reads the run's config.yaml and trains trials of the same study until the budget is spent.")
     parser.add_argument("run_dir", type=Path, help="a run directory of nas-search or nas.search (it holds config.yaml and run.json)")
     parser.add_argument("--index", type=int, default=None, help="this worker's number (shown in its lines; default: none)")
-    parser.add_argument("--of", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--replaces", default=None, metavar="HOST:PID", help="a dead worker this one replaces: its running trials are "
                         "failed and re-queued at once (without waiting for the heartbeat's grace)")
     args = parser.parse_args(argv)
     from nas._api import run_worker
 
     try:
-        run_worker(args.run_dir, index=args.index, count=args.of, replaces=args.replaces)
+        run_worker(args.run_dir, index=args.index, replaces=args.replaces)
     except NASError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,6 @@ from nas.core.records import Inheritance, Proposal, TrialRecord, TrialState, as_
 from nas.core.workers import this_worker
 from nas.engine.callbacks import Callback, CallbackList
 from nas.engine.resume import StateFactory, TrialCheckpoints
-from nas.store.locks import file_lock
 from nas.store.base import Lost, Outcome, RunningTrial, TrialStore
 
 
@@ -65,7 +64,6 @@ class TrialReporter:
         self._deadline_hit = False
         self._steps: list[int] = []
         self._save_failed = False
-        self.resumed: dict[str, int] = {}  # {resumed_from: trial, resumed_steps: reports restored}, when resumed
 
     def __call__(self, step: int, value: float, **scalars: float) -> bool:
         self.trial.curve.append(float(value))
@@ -98,8 +96,10 @@ class TrialReporter:
     def resume(self) -> Mapping[str, Any] | None:
         """For a re-run of a lost trial: the estimator's state the lost trial (or the one it re-ran) saved
         last, its curve so far restored to this trial; ``None`` when there is none (start from scratch)."""
-        saver, number = self.loop.checkpoints, self.trial.retry_of
-        while saver is not None and number is not None:
+        saver = self.loop.checkpoints
+        if saver is None:
+            return None
+        for number in self.loop.rerun_of(self.trial):
             saved = saver.load(number)
             if saved is not None and "estimator" in saved:
                 curve, steps = [float(v) for v in saved.get("curve", [])], [int(s) for s in saved.get("steps", [])]
@@ -107,10 +107,8 @@ class TrialReporter:
                 self._steps[:] = steps
                 for step, value in zip(steps, curve):  # the pruner of a shared study sees the whole curve
                     self.loop.store.report(self.trial, step, value)
-                self.resumed = {"resumed_from": number, "resumed_steps": len(curve)}
+                self.trial.resumed = {"resumed_from": number, "resumed_steps": len(curve)}
                 return saved["estimator"]
-            record = self.loop.store.record(number)
-            number = record.retry_of if record is not None else None
         return None
 
 
@@ -125,7 +123,7 @@ class SearchLoop:
                  run_dir: Path | None = None, recover_stale: str | None = None, shared_run_dir: bool = False,
                  requeue: int = 1, replaces: str | None = None, checkpoints: TrialCheckpoints | None = None) -> None:
         self.space, self.strategy, self.estimator, self.store = space, strategy, estimator, store
-        store.notify = self.say  # type: ignore[method-assign]  # the store's warnings (a database retried) go where ours go
+        store.notify = self.say  # the store's warnings (a database retried) go where ours go
         self.shared_run_dir = shared_run_dir  # other local workers search in run_dir too (workers=N, nas-worker)
         self.budget = budget
         self.callbacks = CallbackList(callbacks)
@@ -151,7 +149,7 @@ class SearchLoop:
         waiting = False
         try:
             while True:
-                with self.start_lock():  # workers sharing a run directory: one checks the budget and starts at a time
+                with self.start_lock():  # workers sharing the study: one checks the budget and starts at a time
                     self.check_lost()
                     history = self.store.history()
                     self.stop_reason, expected = self._stop_reason(history)
@@ -178,29 +176,22 @@ class SearchLoop:
     def _wait_for_others(self, said: bool) -> bool:
         """With the trial budget spent, whether to wait for other workers' running trials (each ends,
         or is found lost and re-queued for whoever is left); sleeps a poll when so."""
-        heartbeat = self.store.heartbeat
-        others = self.store.others_running() if heartbeat is not None else []
+        others = self.store.others_running()  # empty without a heartbeat
         if not others:
             return False
         if not said:
             self.say(f"Trial budget spent; waiting for trial(s) {', '.join(f'#{n}' for n in others)} of other workers to finish "
                      "(or be found lost and run again).")
-        time.sleep(min(1.0, heartbeat.interval if heartbeat is not None else 1.0))
+        time.sleep(1.0)
         return True
 
     def start_lock(self) -> Any:
         """Held while the budget is checked and a trial started, when other workers share the study
         (``shared_run_dir``, or a heartbeat): the store's budget lock, so they never start more than
-        the budget between them, on any host (:meth:`TrialStore.budget_lock`), and with a shared run
-        directory a file lock in it too (exact on one machine for a storage with no lock of its own,
-        Optuna's gRPC proxy); else nothing."""
-        if not (self.shared_run_dir or self.store.heartbeat is not None):
-            return contextlib.nullcontext()
-        stack = contextlib.ExitStack()
-        if self.shared_run_dir and self.run_dir is not None:  # a storage without a lock of its own (gRPC) is exact here still
-            stack.enter_context(file_lock(self.run_dir / ".start.lock"))
-        stack.enter_context(self.store.budget_lock())
-        return stack
+        the budget between them (:meth:`TrialStore.budget_lock`); else nothing."""
+        if self.shared_run_dir or self.store.heartbeat is not None:
+            return self.store.budget_lock()
+        return contextlib.nullcontext()
 
     def open(self, announce: bool = True) -> None:
         """Recover stale trials, start the clock, and call ``on_search_start``; ``announce`` says when
@@ -233,10 +224,11 @@ class SearchLoop:
         self._checked_lost = time.monotonic()
         self._announce_lost(self.store.fail_silent(requeue=self.requeue))
 
-    def _reruns(self, trial: RunningTrial) -> list[int]:
-        """``trial``'s number and those of the lost trials it re-runs (their checkpoints end with it)."""
-        numbers, number = [trial.number], trial.retry_of
-        while number is not None and number not in numbers:
+    def rerun_of(self, trial: RunningTrial) -> list[int]:
+        """The lost trials ``trial`` runs again, nearest first (a re-run of a re-run names both)."""
+        numbers: list[int] = []
+        number = trial.retry_of
+        while number is not None and number not in numbers and number != trial.number:
             numbers.append(number)
             record = self.store.record(number)
             number = record.retry_of if record is not None else None
@@ -344,25 +336,24 @@ class SearchLoop:
             if report.deadline_passed():
                 reason = f"stopped at the search's time budget ({reason})"
             return None, self._outcome(trial, TrialState.PRUNED, None, metrics, start, reason=reason,
-                                       inheritance=getattr(exc, "inheritance", None), note=note, resumed=report.resumed)
+                                       inheritance=getattr(exc, "inheritance", None), note=note)
         except KeyboardInterrupt:
             self.tell(trial, Outcome(state=TrialState.FAILED, reason="interrupted by the user (Ctrl-C)", curve=list(trial.curve),
                                      cost=time.perf_counter() - start), None)
             raise
         except Exception as exc:  # a failing trial is recorded and the search goes on
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
-                                       reason=f"{type(exc).__name__}: {exc}", note=note, resumed=report.resumed)
+                                       reason=f"{type(exc).__name__}: {exc}", note=note)
         value = float(evaluation.score)
         if not math.isfinite(value):
             return evaluation, self._outcome(trial, TrialState.FAILED, None, evaluation.metrics, start, reason=f"score is {value}",
-                                             inheritance=evaluation.inheritance, note=note, resumed=report.resumed)
+                                             inheritance=evaluation.inheritance, note=note)
         return evaluation, self._outcome(trial, TrialState.COMPLETE, value, evaluation.metrics, start,
-                                         inheritance=evaluation.inheritance, note=note, resumed=report.resumed)
+                                         inheritance=evaluation.inheritance, note=note)
 
     def _outcome(self, trial: RunningTrial, state: TrialState, value: float | None, metrics: Mapping[str, Any], start: float, *,
-                 reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None,
-                 resumed: Mapping[str, int] | None = None) -> Outcome:
-        extras = {k: v for k, v in {**metrics, **(resumed or {})}.items() if k != "curve" and storable(v)}
+                 reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None) -> Outcome:
+        extras = {k: v for k, v in {**metrics, **trial.resumed}.items() if k != "curve" and storable(v)}
         cost = metrics.get("seconds")
         if inheritance is None and note is not None and trial.parent is not None:
             inheritance = Inheritance(parent=trial.parent, note=note)
@@ -377,7 +368,7 @@ class SearchLoop:
             outcome = self._keep_weights(trial, outcome, model)
         record = self.store.finish(trial, outcome)
         if self.checkpoints is not None:
-            self.checkpoints.remove(*self._reruns(trial))
+            self.checkpoints.remove(trial.number, *self.rerun_of(trial))  # it and what it re-ran: nobody resumes them now
         if self.strategy is not None:
             self.strategy.tell(record)
         if record.inheritance is not None and record.inheritance.violated:

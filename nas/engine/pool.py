@@ -2,8 +2,8 @@
 
 The coordinator (``nas-search workers=N``) prepares the run directory and the study, starts N-1
 ``python -m nas.worker RUN_DIR`` processes and is worker 0 itself. Each is a whole search loop on
-the shared study (a journal file by default): they share the budget (a file lock in the
-run directory makes it exact), the best checkpoint (another lock) and the strategy's view of every
+the shared study (a journal file by default): they share the budget (the store's budget lock makes
+it exact), the best checkpoint (a lock in the run directory) and the strategy's view of every
 trial, running ones included. Workers run in their own process group: Ctrl-C reaches the
 coordinator, which forwards one interrupt to each (their running trials are recorded as
 interrupted) and kills them on a second Ctrl-C. A worker that dies otherwise (killed, out of
@@ -30,9 +30,8 @@ REFUSED, INTERRUPTED = 2, 130
 _POLL_SECONDS = 0.2
 
 
-def worker_command(run_dir: Path, index: int, count: int, replaces: str | None = None) -> list[str]:
-    return [sys.executable, "-m", "nas.worker", str(run_dir), "--index", str(index), "--of", str(count),
-            *(["--replaces", replaces] if replaces else [])]
+def worker_command(run_dir: Path, index: int, replaces: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "nas.worker", str(run_dir), "--index", str(index), *(["--replaces", replaces] if replaces else [])]
 
 
 def visible_gpus(env: Mapping[str, str]) -> list[str]:
@@ -87,7 +86,7 @@ class LocalWorkers:
             raise ConfigError(self.refused)
 
     def _start(self, index: int, replaces: str | None = None) -> None:
-        self.procs[index] = subprocess.Popen(worker_command(self.run_dir, index, self.count, replaces),
+        self.procs[index] = subprocess.Popen(worker_command(self.run_dir, index, replaces),
                                              env=worker_env(index, os.environ, self.gpus), start_new_session=os.name != "nt")
 
     def _watch(self) -> None:

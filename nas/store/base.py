@@ -32,6 +32,7 @@ class RunningTrial:
     started: float = field(default_factory=time.perf_counter)
     curve: list[float] = field(default_factory=list)
     retry_of: int | None = None  # the lost trial this one runs again (see :meth:`TrialStore.claim_waiting`)
+    resumed: dict[str, int] = field(default_factory=dict)  # {resumed_from, resumed_steps}: the checkpoint it resumed from
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,12 @@ class Outcome:
     weights: str | None = None
 
 
+def _to_stderr(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
+
+
 class TrialStore(ABC):
     """Creates, reports to, finishes and reads trials of one study.
 
@@ -110,6 +117,9 @@ class TrialStore(ABC):
         self._count: dict[TrialState, int] = {}
         self._superseded: set[int] = set()             # lost trials that a retry runs again
         self._waiting: set[int] = set()                # re-queued trials no worker has taken yet
+        #: Where the store says what the search should hear (a database unreachable, retried): the
+        #: search loop sets its own ``say``; standing alone, standard error.
+        self.notify: Callable[[str], None] = _to_stderr
 
     # ---- what implementations provide -------------------------------------------------------
     @abstractmethod
@@ -128,14 +138,6 @@ class TrialStore(ABC):
     def report(self, trial: RunningTrial, step: int, value: float) -> bool:
         """Record an intermediate value; whether the pruner says stop. Default: no pruner."""
         return False
-
-    @staticmethod
-    def notify(text: str) -> None:
-        """Where the store says what the search should hear (a database unreachable, retried): the
-        search loop sets its own ``say``; standing alone, standard error."""
-        import sys
-
-        print(text, file=sys.stderr, flush=True)
 
     #: Set when the workers of this study beat (:class:`Heartbeat`); ``None``: a single process.
     heartbeat: Heartbeat | None = None

@@ -47,7 +47,7 @@ def _locked(path: str | Path) -> int:
 
 class JournalLock:
     """The lock Optuna's ``JournalFileBackend(lock_obj=...)`` takes around each append (its
-    ``acquire``/``release`` protocol), held on ``<journal>.lock``. Not shared between threads:
+    ``acquire``/``release`` protocol), held on ``<journal>.flock``. Not shared between threads:
     Optuna's journal storage serialises its own threads."""
 
     def __init__(self, journal_path: str | Path) -> None:

@@ -149,13 +149,16 @@ def retried(method: Callable[..., Any]) -> Callable[..., Any]:
 
 # ---- opening a storage ------------------------------------------------------------------------
 def lock_file_of(url: str | BaseStorage | None, run_dir: Path) -> str | None:
-    """Where a file storage's budget lock is held (``<file>.start.lock``); ``None`` for a server or memory."""
+    """Where a file storage's budget lock is held (``<file>.start.lock``; for Optuna's gRPC proxy, which
+    has no lock, the run directory's ``.start.lock``); ``None`` for an RDB server or memory."""
     if url is not None and not isinstance(url, str):
         return None
     resolved = (url or DEFAULT_STORAGE).replace("{run_dir}", str(run_dir.resolve()))
     for prefix in ("journal://", "sqlite:///"):
         if resolved.startswith(prefix) and resolved[len(prefix):] not in ("", ":memory:"):
             return resolved[len(prefix):] + ".start.lock"
+    if resolved.startswith("grpc://"):  # the proxy holds no lock: exact among the workers of one run directory
+        return str(run_dir.resolve() / ".start.lock")
     return None
 
 
@@ -307,8 +310,7 @@ class OptunaStore(TrialStore):
         self._ids: dict[int, int] = {}          # trial number -> storage trial id
         self._unfinished: set[int] = set()      # storage ids of trials read as unfinished
         self._last_finished = -1                # highest storage id read as finished
-        self._beats: dict[int, float] = {}      # trial number -> last heartbeat of other workers' running trials (journal)
-        self._beating: set[int] = set()         # numbers of running trials whose worker beats
+        self._beats: dict[int, float] = {}      # running trials whose worker beats -> their last beat (or start; journal)
         self._beat_seen: dict[int, float] = {}  # trial number -> when this process saw its beat change (its own clock)
         self._max_seen = -1                     # highest storage id created or read
         self._own_reads = False                 # whether this store's own finished trials are read back
@@ -408,8 +410,7 @@ class OptunaStore(TrialStore):
         found = []
         for record in self.history():
             if record.state is TrialState.RUNNING and record.number not in self._own_running and lost(record):
-                if self._fail(record.number, reason):
-                    found.append(self._requeue(record.number, reason, requeue))
+                found += self._lose(record.number, reason, requeue)
         return found
 
     @retried
@@ -435,10 +436,13 @@ class OptunaStore(TrialStore):
                 # clock, or a storage that stalled every worker at once, does not make a live worker look dead.
                 unchanged = time.monotonic() - self._beat_seen.get(record.number, time.monotonic())
                 if silent > self.heartbeat.grace and unchanged > self.heartbeat.grace:
-                    reason = f"lost: its worker {record.worker} stopped beating ({silent:.0f}s without a heartbeat)"
-                    if self._fail(record.number, reason):
-                        found.append(self._requeue(record.number, reason, requeue))
+                    found += self._lose(record.number, f"lost: its worker {record.worker} stopped beating ({silent:.0f}s without a "
+                                                         f"heartbeat)", requeue)
         return found
+
+    def _lose(self, number: int, reason: str, requeue: int) -> list[Lost]:
+        """Fail the lost trial ``number`` and re-queue it: ``[]`` when another process failed it first."""
+        return [self._requeue(number, reason, requeue)] if self._fail(number, reason) else []
 
     def _fail(self, number: int, reason: str) -> bool:
         """Fail a lost trial, keeping its curve so far; whether this process did (not another first)."""
@@ -545,14 +549,12 @@ class OptunaStore(TrialStore):
             if self._beats.get(trial.number) != last:
                 self._beat_seen[trial.number] = time.monotonic()  # when this process saw it change
             self._beats[trial.number] = last
-            self._beating.add(trial.number)
         else:
             self._beats.pop(trial.number, None)
             self._beat_seen.pop(trial.number, None)
-            self._beating.discard(trial.number)
 
     def others_running(self) -> list[int]:
-        return sorted(n for n in self._beating if n not in self._own_running)
+        return sorted(n for n in self._beats if n not in self._own_running)
 
     @contextlib.contextmanager
     def budget_lock(self) -> Iterator[None]:
