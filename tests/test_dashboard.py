@@ -29,7 +29,8 @@ optuna_dashboard = pytest.importorskip("optuna_dashboard", reason="optuna-dashbo
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-TRIALS = 16
+TRIALS = 8
+EPOCHS = 8  # trials long enough (about 0.5 s each here) that polls every 0.2 s see them running
 JOURNAL = "journal://{run_dir}/study.log"  # what `workers=2` uses when no storage is given
 
 
@@ -98,7 +99,7 @@ def storage(request):
 @pytest.mark.slow
 def test_the_dashboard_follows_a_running_search_without_harming_it(storage, tmp_path):
     run_dir = tmp_path / "run"
-    args = [str(BIN / "nas-search"), "workers=2", f"budget.trials={TRIALS}", "space=mlp", "estimator.epochs=2", "tensorboard=false",
+    args = [str(BIN / "nas-search"), "workers=2", f"budget.trials={TRIALS}", "space=mlp", f"estimator.epochs={EPOCHS}", "tensorboard=false",
             f"hydra.run.dir={run_dir}"] + ([] if storage == JOURNAL else [f"storage='{storage}'"])
     out_file, err_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with out_file.open("w") as out, err_file.open("w") as err:
