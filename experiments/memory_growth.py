@@ -6,7 +6,8 @@ One `nas.search` in this process (real training on digits, TensorBoard and the b
 SQLite study), with a callback that reads this process's resident set size (`/proc/self/statm`,
 Linux) after every trial. Growth is measured from trial 20 (imports, the dataset, the first
 optimizer and TensorBoard writers are in memory by then) to the last trial; the target of the
-scale-out issue is under 50 MB for 300 trials. Prints RSS at a few points and the growth per 100 trials.
+scale-out issue is under 50 MB for 300 trials. `import nas` bounds torch's two native convolution
+caches (nas/_native_caches.py); set ONEDNN_PRIMITIVE_CACHE_CAPACITY / LRU_CACHE_CAPACITY to 1024 to see torch's defaults. Prints RSS at a few points and the growth per 100 trials.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import nas
+from nas._native_caches import CAPACITIES
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -48,7 +50,8 @@ def main() -> None:
         nas.search(space=args.space, trials=args.trials, epochs=args.epochs, out_dir=Path(tmp) / "run", progress=False, callbacks=[probe])
     at = dict(probe.samples)
     points = [n for n in (1, args.warm, args.trials // 4, args.trials // 2, 3 * args.trials // 4, args.trials) if n in at]
-    print(f"{args.trials} trials of '{args.space}' ({args.epochs} epoch(s) each) in one process; resident memory after trial:")
+    caches = ", ".join(f"{k}={os.environ.get(k)}" for k in CAPACITIES)
+    print(f"{args.trials} trials of '{args.space}' ({args.epochs} epoch(s) each) in one process ({caches}); resident memory after trial:")
     for n in points:
         print(f"  {n:>5}: {at[n]:7.1f} MB")
     growth = at[args.trials] - at[args.warm]

@@ -6,6 +6,10 @@ stored in an Optuna study. Start with :func:`search`, :class:`Searcher` or :func
 
 from __future__ import annotations
 
+from nas._native_caches import bound_native_caches
+
+bound_native_caches()  # before torch runs its first convolution: see nas/_native_caches.py
+
 from nas._api import Candidate, Searcher, run_from_config, search
 from nas.core.architecture import Architecture
 from nas._config import available, get_space
