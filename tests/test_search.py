@@ -120,12 +120,16 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes(tmp_path):
         nas.search(space=ToySpace(), strategy="random", estimator=ScriptedEstimator(interrupt_on=2),
                    trials=5, out_dir=tmp_path, progress=False)
     loaded = nas.load(tmp_path, space=ToySpace())
-    assert [r.state for r in loaded.trials] == ["complete", "complete", "failed"]
+    # The interrupted trial is failed (nothing left running) and queued to run again, as a lost one is.
+    assert [r.state for r in loaded.trials] == ["complete", "complete", "failed", "waiting"]
     assert "interrupted" in loaded.trials[2].reason
+    assert loaded.trials[3].retry_of == 2 and loaded.trials[3].arch.key == loaded.trials[2].arch.key
     assert (tmp_path / "leaderboard.md").exists() and (tmp_path / "best" / "weights.pt").exists()
     resumed = nas.search(space=ToySpace(), strategy="random", estimator=ScriptedEstimator(), trials=5,
                          out_dir=tmp_path, progress=False)
-    assert len(resumed.trials) == 5 and sum(r.state == "complete" for r in resumed.trials) == 4
+    # Resuming runs it first, and the budget counts the re-run instead: 5 complete, the interrupted one besides.
+    assert [r.state for r in resumed.trials] == ["complete", "complete", "failed"] + ["complete"] * 3
+    assert resumed.trials[3].retry_of == 2
 
 
 def test_pruner_stops_trials_through_report(tmp_path):

@@ -177,10 +177,15 @@ def test_ctrl_c_stops_every_worker_and_rerunning_resumes(tmp_path):
     assert coordinator.returncode == 130 and "to resume" in err
     stopped = nas.load(run_dir).trials
     assert "running" not in [r.state for r in stopped]
-    assert any(r.state == "failed" and "interrupted" in r.reason for r in stopped)
+    interrupted = [r for r in stopped if r.state == "failed" and "interrupted" in r.reason]
+    assert interrupted and f"Trial #{interrupted[0].number} interrupted by the user (Ctrl-C): queued to run again" in out
     again = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert len(nas.load(run_dir).trials) == 8
+    # Re-running resumes: each interrupted trial is run again (the same architecture), and the budget is exact.
+    final = nas.load(run_dir).trials
+    assert sum(r.state == "complete" for r in final) == 8 and len(final) == 8 + len(interrupted), [r.state for r in final]
+    for trial in interrupted:
+        assert [r.arch.key for r in final if r.retry_of == trial.number and r.state == "complete"] == [trial.arch.key]
 
 
 @pytest.mark.parametrize("storage, message", [

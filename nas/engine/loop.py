@@ -31,6 +31,8 @@ from nas.engine.callbacks import Callback, CallbackList
 from nas.engine.resume import StateFactory, TrialCheckpoints
 from nas.store.base import Lost, Outcome, RunningTrial, TrialStore
 
+INTERRUPTED = "interrupted by the user (Ctrl-C)"
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -337,9 +339,9 @@ class SearchLoop:
                 reason = f"stopped at the search's time budget ({reason})"
             return None, self._outcome(trial, TrialState.PRUNED, None, metrics, start, reason=reason,
                                        inheritance=getattr(exc, "inheritance", None), note=note)
-        except KeyboardInterrupt:
-            self.tell(trial, Outcome(state=TrialState.FAILED, reason="interrupted by the user (Ctrl-C)", curve=list(trial.curve),
-                                     cost=time.perf_counter() - start), None)
+        except KeyboardInterrupt:  # failed, and queued to run again: re-running the search resumes it
+            self.tell(trial, Outcome(state=TrialState.FAILED, reason=INTERRUPTED, curve=list(trial.curve),
+                                     cost=time.perf_counter() - start), None, rerun=True)
             raise
         except Exception as exc:  # a failing trial is recorded and the search goes on
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
@@ -361,13 +363,17 @@ class SearchLoop:
                        cost=float(cost) if isinstance(cost, (int, float)) else time.perf_counter() - start,
                        fidelity=self.estimator.fidelity(), inheritance=inheritance, metrics=extras, reason=reason)
 
-    def tell(self, trial: RunningTrial, outcome: Outcome, evaluation: Evaluation | None = None) -> TrialRecord:
-        """Finish ``trial`` in the store, tell the strategy, then the callbacks."""
+    def tell(self, trial: RunningTrial, outcome: Outcome, evaluation: Evaluation | None = None, *, rerun: bool = False) -> TrialRecord:
+        """Finish ``trial`` in the store, tell the strategy, then the callbacks. ``rerun``: queue it to
+        run again (up to :attr:`requeue` times, as a lost trial), its checkpoints kept for the re-run."""
         model = evaluation.model if evaluation is not None else None
         if self.weights is not None and outcome.state is TrialState.COMPLETE and model is not None:
             outcome = self._keep_weights(trial, outcome, model)
         record = self.store.finish(trial, outcome)
-        if self.checkpoints is not None:
+        retry = self.store.requeue(trial.number, outcome.reason or "", requeue=self.requeue).retry if rerun else None
+        if retry is not None:
+            self.say(f"Trial #{trial.number} {outcome.reason}: queued to run again as #{retry} when the search is resumed.")
+        elif self.checkpoints is not None:
             self.checkpoints.remove(trial.number, *self.rerun_of(trial))  # it and what it re-ran: nobody resumes them now
         if self.strategy is not None:
             self.strategy.tell(record)

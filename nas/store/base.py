@@ -150,6 +150,11 @@ class TrialStore(ABC):
         lost (its worker is known dead), re-queueing each up to ``requeue`` times. Default: none."""
         return []
 
+    def requeue(self, number: int, reason: str, *, requeue: int) -> Lost:
+        """Queue the failed trial ``number`` (one interrupted by the user) to run again, like a lost one,
+        unless it has run ``requeue`` times already. Default: a store without re-queueing keeps it failed."""
+        return Lost(number=number, reason=reason)
+
     def fail_silent(self, *, requeue: int) -> list[Lost]:
         """Fail the RUNNING trials whose worker stopped beating for :attr:`heartbeat`'s grace, re-queueing
         each up to ``requeue`` times. Default: no heartbeat, none."""

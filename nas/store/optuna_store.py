@@ -459,6 +459,10 @@ class OptunaStore(TrialStore):
         self._unfinished.add(trial_id)  # read it back as failed
         return done is not False
 
+    @retried
+    def requeue(self, number: int, reason: str, *, requeue: int) -> Lost:
+        return self._requeue(number, reason, requeue)
+
     def _requeue(self, number: int, reason: str, requeue: int) -> Lost:
         """Queue the lost trial ``number`` to run again (same architecture), unless it has been ``requeue`` times."""
         trial = self.storage.get_trial(self._ids[number])
