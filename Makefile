@@ -15,8 +15,8 @@ WITH_OLDEST := PYTHONPATH=$(CURDIR)/$(OLDEST)
 
 # The test files that go through Optuna's API (storages, the store's version-dependent reads, pruners,
 # samplers, artifacts, resume and durability) and mypy: what can differ on the oldest Optuna. CI runs
-# these against it (`make test-oldest-optuna`); `make test-oldest` runs every test file. The PostgreSQL
-# tests start a throwaway server of their own (tests/postgres_server.py) and skip where none can run.
+# these against it (`make test-oldest-optuna`); `make test-oldest` runs every test file. The PostgreSQL and MySQL
+# tests start throwaway servers of their own (tests/postgres_server.py, tests/mysql_server.py) and skip where none can run.
 OPTUNA_TESTS := tests/test_store.py tests/test_heartbeat.py tests/test_lifecycle.py tests/test_durability.py tests/test_search.py \
 	tests/test_schedulers.py tests/test_curves.py tests/test_strategies.py tests/test_bo.py tests/test_inheritance.py \
 	tests/test_hydra_state.py tests/test_portability.py tests/test_typing.py

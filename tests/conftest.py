@@ -17,19 +17,32 @@ def digits_splits():
     return digits()
 
 
+def _throwaway(server, what: str):
+    """A started server for the session's tests, closed at the end; skips them, saying why, if it did not start."""
+    try:
+        if server.reason:
+            pytest.skip(f"no {what} server for the tests: {server.reason}")
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """One throwaway PostgreSQL server for the session (tests/postgres_server.py), started on first
     use and removed at the end; the tests that use it skip, saying why, where PostgreSQL cannot run."""
     from tests.postgres_server import PostgresServer
 
-    server = PostgresServer().setup()
-    try:
-        if server.reason:
-            pytest.skip(f"no PostgreSQL server for the tests: {server.reason}")
-        yield server
-    finally:
-        server.close()
+    yield from _throwaway(PostgresServer().setup(), "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    """One throwaway MySQL (MariaDB) server for the session (tests/mysql_server.py), started on first
+    use and removed at the end; the tests that use it skip, saying why, where MariaDB cannot run."""
+    from tests.mysql_server import MySQLServer
+
+    yield from _throwaway(MySQLServer().setup(), "MySQL")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Heartbeats: a trial whose worker stops beating is lost (failed with its curve, re-queued once),
-on the journal file (a beat of our own) and on an RDB storage (Optuna's heartbeat): SQLite, and a real
-PostgreSQL server (tests/postgres_server.py; skipped, saying why, where none can run), whose clock is the server's."""
+on the journal file (a beat of our own) and on an RDB storage (Optuna's heartbeat): SQLite, and real
+PostgreSQL and MySQL (MariaDB) servers (tests/postgres_server.py, tests/mysql_server.py; skipped, saying
+why, where none can run), whose clock is the server's."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from nas.core.records import TrialState
 from nas.store import Heartbeat, Outcome, open_store
 from nas.store.optuna_store import BEAT_ATTR, LOST_REASON
 from nas.testing import ToySpace
-from tests.postgres_server import fresh_database
 
 SPACE = ToySpace()
 
@@ -55,12 +55,13 @@ def test_a_journal_trial_whose_worker_stops_beating_is_failed_with_its_curve_and
     assert a.in_budget() == 1
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def rdb_url(request, tmp_path):
-    """An empty RDB storage: an SQLite file, or a database of its own on the session's PostgreSQL server."""
+    """An empty RDB storage: an SQLite file, or a database of its own on the session's PostgreSQL or
+    MySQL (MariaDB) server."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'study.db'}"
-    return fresh_database(request.getfixturevalue("postgres_server"))
+    return request.getfixturevalue(f"{'postgres' if request.param == 'postgresql' else 'mysql'}_server").fresh_database()
 
 
 def test_an_rdb_trial_whose_worker_stops_beating_is_found_by_optunas_heartbeat(tmp_path, rdb_url):

@@ -1,7 +1,7 @@
 """The trial store contract, on every store: SQLite, journal file, Optuna's in-memory storage, a real
-PostgreSQL server (a throwaway one, tests/postgres_server.py; skipped, saying why, where none can run)
-and the plain-Python MemoryStore; the private Optuna calls of nas/store/optuna_store.py, pinned on
-both RDB storages; the layout written before the lifecycle redesign still loads."""
+PostgreSQL server and a real MySQL (MariaDB) server (throwaway ones, tests/postgres_server.py and
+tests/mysql_server.py; skipped, saying why, where none can run) and the plain-Python MemoryStore; the
+private Optuna calls of nas/store/optuna_store.py, pinned on the three RDB storages; the layout written before the lifecycle redesign still loads."""
 
 from __future__ import annotations
 
@@ -21,38 +21,40 @@ from nas.store import MemoryStore, OptunaStore, Outcome, open_store, record_from
 from nas.store import optuna_store
 from nas.store.optuna_store import RESULT_ATTR, TRIAL_ATTR, discard_last_trial, distribution
 from nas.testing import ToySpace
-from tests.postgres_server import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ToySpace()
-KINDS = ["sqlite", "journal", "memory", "python", "postgresql"]
-RDB_KINDS = ["sqlite", "postgresql"]  # Optuna's RDBStorage: the private reads and writes pinned below
-_postgres: dict = {}  # the "postgresql" kind of the running test: the session's server, a database per folder, the stores
+SERVERS = {"postgresql": "postgres_server", "mysql": "mysql_server"}  # kinds on a real server: the session fixture of each
+KINDS = ["sqlite", "journal", "memory", "python", *SERVERS]
+RDB_KINDS = ["sqlite", *SERVERS]  # Optuna's RDBStorage: the private reads and writes pinned below
+SHARED_KINDS = ["sqlite", "journal", *SERVERS]  # storages several stores open at once
+_server: dict = {}  # the server kind of the running test: the session's server, a database per folder, the stores
 
 
 @pytest.fixture(autouse=True)
-def _postgres_kind(request):
-    """A test of the "postgresql" kind gets the session's PostgreSQL server (or is skipped with the
+def _server_kind(request):
+    """A test of a server kind gets the session's server of that kind (or is skipped with the
     reason); :func:`make_store` gives it a fresh database per folder, and its stores are closed after."""
     callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and callspec.params.get("kind") == "postgresql":
-        _postgres.update(server=request.getfixturevalue("postgres_server"), databases={}, stores=[])
+    kind = callspec.params.get("kind") if callspec is not None else None
+    if kind in SERVERS:
+        _server.update(kind=kind, server=request.getfixturevalue(SERVERS[kind]), databases={}, stores=[])
     yield
-    for store in _postgres.get("stores", ()):
+    for store in _server.get("stores", ()):
         store.close()
-    _postgres.clear()
+    _server.clear()
 
 
 def make_store(kind: str, tmp_path: Path, **kw):
     if kind == "python":
         return MemoryStore()
-    if kind == "postgresql":
-        databases = _postgres["databases"]
+    if kind in SERVERS:
+        databases = _server["databases"]
         if tmp_path not in databases:
-            databases[tmp_path] = fresh_database(_postgres["server"])
+            databases[tmp_path] = _server["server"].fresh_database()
         store = open_store(databases[tmp_path], run_dir=tmp_path, space=SPACE, **kw)[1]
-        assert store.storage.engine.dialect.name == "postgresql"
-        _postgres["stores"].append(store)
+        assert store.storage.engine.dialect.name == kind
+        _server["stores"].append(store)
         return store
     url = {"sqlite": f"sqlite:///{tmp_path}/s.db", "journal": f"journal:///{tmp_path}/s.log", "memory": "memory"}[kind]
     return open_store(url, run_dir=tmp_path, space=SPACE, **kw)[1]
@@ -84,7 +86,7 @@ def test_start_finish_and_read_back_typed_records(tmp_path, kind):
     assert store.best() == first and store.count(TrialState.COMPLETE, TrialState.FAILED) == 2
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+@pytest.mark.parametrize("kind", SHARED_KINDS)
 def test_a_second_store_on_the_same_storage_sees_the_first_ones_trials(tmp_path, kind):
     """Two workers: each reads only what changed, and sees the other's trials, running and finished."""
     one, two = make_store(kind, tmp_path), make_store(kind, tmp_path)
@@ -233,10 +235,11 @@ def test_only_the_store_module_names_optuna_internals():
     assert offenders == ["nas/store/optuna_store.py"]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+@pytest.mark.parametrize("kind", SHARED_KINDS)
 def test_the_budget_lock_is_held_by_one_store_of_the_study_at_a_time(tmp_path, kind):
     """Two stores on one study (two workers, on one host or two): the second waits for the first's
-    budget lock (a PostgreSQL advisory lock; a file lock next to a journal or SQLite file)."""
+    budget lock (a PostgreSQL advisory lock, a MySQL named lock; a file lock next to a journal or
+    SQLite file). On MariaDB a GET_LOCK with a negative timeout is refused, not taken: this failed."""
     import threading
 
     first, second = make_store(kind, tmp_path), make_store(kind, tmp_path)

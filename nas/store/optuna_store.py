@@ -572,8 +572,9 @@ class OptunaStore(TrialStore):
 
             assert isinstance(self.storage, RDBStorage)
             key = int.from_bytes(hashlib.sha1(f"nas:{self.study_name}".encode()).digest()[:8], "big", signed=True)
+            # MySQL takes a negative timeout as "for ever", MariaDB refuses it (NULL, and only a warning): a year for both.
             take, give = (("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)") if dialect == "postgresql" else
-                          ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)"))
+                          ("SELECT GET_LOCK(:name, 31536000)", "SELECT RELEASE_LOCK(:name)"))
             connection = self._take_budget_lock(text(take), {"key": key, "name": f"nas:{key}"})
             try:
                 yield
@@ -596,7 +597,9 @@ class OptunaStore(TrialStore):
         assert isinstance(self.storage, RDBStorage)
         connection = self.storage.engine.connect()
         try:
-            connection.execute(statement, params)
+            taken = connection.execute(statement, params).scalar()
+            if connection.dialect.name == "mysql" and taken != 1:  # GET_LOCK: 1 taken, 0 timed out, NULL an error
+                raise RuntimeError(f"the study's budget lock was not taken on {connection.dialect.name}: GET_LOCK gave {taken!r}")
         except BaseException:
             connection.close()
             raise

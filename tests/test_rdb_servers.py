@@ -1,9 +1,10 @@
-"""nas on a real PostgreSQL server: a throwaway one per test session (tests/postgres_server.py),
-127.0.0.1 and a unix socket only; every test here is skipped, saying why, where PostgreSQL cannot run.
+"""nas on real database servers: PostgreSQL and MySQL (MariaDB), a throwaway one of each per test
+session (tests/postgres_server.py, tests/mysql_server.py), 127.0.0.1 and a unix socket only; every test
+here is skipped, saying why, where its server cannot run.
 
-The store contract on PostgreSQL is tests/test_store.py's (its "postgresql" kind) and the RDB heartbeat
-is tests/test_heartbeat.py's (its ``rdb_url``); here: the test server itself, searches of separate
-processes on one study, and ``nas-search workers=2 storage=postgresql+psycopg2://...``."""
+The store contract on them is tests/test_store.py's (its "postgresql" and "mysql" kinds) and the RDB
+heartbeat tests/test_heartbeat.py's (its ``rdb_url``); here: the test servers themselves, searches of
+separate processes on one study, ``nas-search workers=2 storage=<URL>``, and a server going away."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from nas.core.records import TrialState
 from nas.store import Outcome, open_store
 from nas.store.optuna_store import TRIAL_ATTR
 from nas.testing import ToySpace
-from tests import postgres_server
+from tests import mysql_server, postgres_server
+from tests.mysql_server import MySQLServer
 from tests.postgres_server import PostgresServer, fresh_database
 
 BIN = Path(sys.executable).parent
@@ -131,10 +133,45 @@ def test_a_server_that_cannot_run_says_why_and_leaves_nothing_behind(request, mo
     assert server.root is None and not server.running
 
 
-def test_two_search_processes_share_one_postgresql_study(postgres_server, tmp_path):
-    """Two OS processes, each `nas.search(..., storage=<postgresql url>)` with its own run directory,
-    started together on a new database (both create its tables, the loser of that race retries)."""
-    url = fresh_database(postgres_server)
+@pytest.fixture(params=["postgresql", "mysql"])
+def server(request):
+    """The session's PostgreSQL server, or its MySQL (MariaDB) one."""
+    return request.getfixturevalue(f"{'postgres' if request.param == 'postgresql' else 'mysql'}_server")
+
+
+@pytest.mark.parametrize("broken, reason", [
+    ("no_pymysql", "PyMySQL is not installed"),
+    ("no_binaries", "mariadb-install-db and mariadbd (or mysql_install_db and mysqld) were not found"),
+])
+def test_a_mysql_server_that_cannot_run_says_why_and_leaves_nothing_behind(monkeypatch, broken, reason):
+    monkeypatch.setitem(sys.modules, "pymysql", None if broken == "no_pymysql" else types.ModuleType("pymysql"))
+    monkeypatch.setattr(mysql_server, "find_binaries", lambda: None)
+    server = MySQLServer().setup()
+    assert server.reason is not None and reason in server.reason, server.reason
+    assert server.root is None and not server.running
+
+
+def test_the_mysql_server_listens_on_loopback_only_and_keeps_its_data_over_a_stop(mysql_server, tmp_path):
+    connection = mysql_server.connect()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@bind_address, @@skip_networking, @@version")
+        bind, no_network, version = cursor.fetchone()
+    connection.close()
+    assert (bind, no_network) == ("127.0.0.1", 0) and "MariaDB" in version
+    url = mysql_server.fresh_database()
+    store = open_store(url, run_dir=tmp_path, space=ToySpace())[1]
+    trial = store.start(ToySpace().architecture({"depth": 1, "l1.op": "c", "lr": 0.1}), text="t", parent=None, worker="w:1")
+    store.finish(trial, Outcome(state=TrialState.COMPLETE, value=0.5))
+    store.close()
+    mysql_server.stop()
+    mysql_server.start()
+    assert [t.value for t in optuna.load_study(study_name="nas", storage=url).trials] == [0.5]
+
+
+def test_two_search_processes_share_one_study(server, tmp_path):
+    """Two OS processes, each `nas.search(..., storage=<url>)` with its own run directory, started
+    together on a new database (both create its tables, the loser of that race retries)."""
+    url = server.fresh_database()
     script, barrier = tmp_path / "searcher.py", tmp_path / "barrier"
     script.write_text(SEARCHER)
     barrier.mkdir()
@@ -143,7 +180,7 @@ def test_two_search_processes_share_one_postgresql_study(postgres_server, tmp_pa
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(err for _, err in outputs)
     trials = optuna.load_study(study_name="nas", storage=url).trials
-    # Separate run directories, one study: the budget is checked under the server's advisory lock, exact.
+    # Separate run directories, one study: the budget is checked under the server's advisory (named) lock, exact.
     assert len(trials) == 12, len(trials)
     assert sorted(t.number for t in trials) == list(range(len(trials)))  # no number twice, none skipped
     assert all(t.state is optuna.trial.TrialState.COMPLETE for t in trials), [t.state for t in trials]
@@ -154,29 +191,30 @@ def test_two_search_processes_share_one_postgresql_study(postgres_server, tmp_pa
         (t.number, "complete", t.user_attrs[TRIAL_ATTR]["worker"]) for t in sorted(trials, key=lambda t: t.number)]
 
 
-def test_nas_search_workers_on_a_postgresql_storage(postgres_server, tmp_path):
-    """`nas-search workers=2 storage=postgresql+psycopg2://...`: the budget exact (the server's advisory lock)."""
-    url = fresh_database(postgres_server)
+def test_nas_search_workers_on_a_mysql_storage(mysql_server, tmp_path):
+    """`nas-search workers=2 storage=mysql+pymysql://...`: the budget exact (the server's named lock).
+    On PostgreSQL, tests/test_dashboard.py runs the same command (and watches it)."""
+    url = mysql_server.fresh_database()
     run_dir = tmp_path / "run"
-    done = subprocess.run([str(BIN / "nas-search"), "workers=2", f"storage={url}", "study_name=pg", "budget.trials=6",
+    done = subprocess.run([str(BIN / "nas-search"), "workers=2", f"storage={url}", "study_name=s1", "budget.trials=6",
                            "estimator.epochs=1", "tensorboard=false", f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    trials = optuna.load_study(study_name="pg", storage=url).trials
+    trials = optuna.load_study(study_name="s1", storage=url).trials
     assert len(trials) == 6 and all(t.state is optuna.trial.TrialState.COMPLETE for t in trials), [t.state for t in trials]
     assert f", 2 workers, storage {url}" in done.stdout and "[w0] trial" in done.stdout
     # worker 1 (its own process, a few seconds of imports later) ran trials or found them all done: in this study
-    assert "[w1] trial" in done.stdout or "[w1] Resuming study 'pg'" in done.stdout, done.stdout
+    assert "[w1] trial" in done.stdout or "[w1] Resuming study 's1'" in done.stdout, done.stdout
     assert json.loads((run_dir / "run.json").read_text())["storage"] == url
     result = nas.load(run_dir)
     assert len(result.trials) == 6 and result.best is not None
     assert "6 trials: 6 complete." in (run_dir / "leaderboard.md").read_text()
 
 
-def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(postgres_server, tmp_path):
-    """The server stops (every connection dropped) and comes back 4 s later: the worker retries with
+def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(server, tmp_path):
+    """The server stops (every connection dropped) and comes back 2 s later: the worker retries with
     backoff, says so, and ends with the whole budget (12), every value the one its architecture scores."""
-    url = fresh_database(postgres_server)
+    url = server.fresh_database()
     script, barrier = tmp_path / "searcher.py", tmp_path / "barrier"
     script.write_text(SEARCHER)
     barrier.mkdir()
@@ -191,11 +229,11 @@ def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(
             except Exception:
                 pass
             time.sleep(0.2)
-        postgres_server.stop()
-        time.sleep(4)
+        server.stop()
+        time.sleep(2)
     finally:
-        if not postgres_server.running:
-            postgres_server.start()
+        if not server.running:
+            server.start()
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "unreachable" in out and "retrying in" in out and "reachable again after" in out, out

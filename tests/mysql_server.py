@@ -1,0 +1,173 @@
+"""A throwaway MySQL server for the tests: MariaDB (what Debian's `default-mysql-server` and
+`mariadb-server` install), its own data directory in a temporary folder, listening on 127.0.0.1 (and a
+unix socket in that folder) only, without grant tables (no passwords: nothing else can reach it) and
+without binary log or flush on commit; stopped and removed at the end. Nothing here touches a system
+MySQL service. The same interface as tests/postgres_server.py:
+
+    with MySQLServer() as server:
+        if server.reason:          # no binaries, no PyMySQL, the server would not start, ...: why
+            ...
+        url = server.fresh_database()  # mysql+pymysql://nas@127.0.0.1:PORT/nas_1
+        server.stop(); server.start()  # an outage: the same data directory, the same port
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import itertools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.postgres_server import _last_line, free_port
+
+USER = "nas"
+DATABASE = "nas"
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin"])
+
+
+def find_binaries() -> tuple[str, str] | None:
+    """``(install_db, server)``: MariaDB's ``mariadb-install-db`` (or ``mysql_install_db``) and
+    ``mariadbd`` (or ``mysqld``), from PATH or the sbin folders; ``None`` without both."""
+    install = shutil.which("mariadb-install-db", path=SEARCH_PATH) or shutil.which("mysql_install_db", path=SEARCH_PATH)
+    server = shutil.which("mariadbd", path=SEARCH_PATH) or shutil.which("mysqld", path=SEARCH_PATH)
+    return (install, server) if install and server else None
+
+
+class MySQLServer:
+    """One throwaway server. :meth:`setup` (or ``with``) creates and starts it, or sets :attr:`reason`."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None  # why the server cannot run; None once it has started
+        self.port: int | None = None
+        self.root: Path | None = None   # the temporary folder: data/, server.sock, server.log
+        self.process: subprocess.Popen[bytes] | None = None
+        self._binaries: tuple[str, str] | None = None
+        self._names = itertools.count(1)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def log(self) -> Path:
+        assert self.root is not None
+        return self.root / "server.log"
+
+    def url_of(self, database: str) -> str:
+        return f"mysql+pymysql://{USER}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def url(self) -> str:
+        """The server's own database ``nas``."""
+        return self.url_of(DATABASE)
+
+    # ---- life cycle --------------------------------------------------------------------------
+    def setup(self) -> MySQLServer:
+        """Find the binaries, create a fresh data directory, start the server, create the ``nas``
+        database. On any failure: :attr:`reason` says why, and nothing is left behind."""
+        try:
+            importlib.import_module("pymysql")  # SQLAlchemy's driver for mysql+pymysql:// URLs
+        except ImportError as exc:
+            self.reason = f"PyMySQL is not installed ({exc}); pip install -c constraints.txt -e '.[mysql]'"
+            return self
+        self._binaries = find_binaries()
+        if self._binaries is None:
+            self.reason = "MariaDB's mariadb-install-db and mariadbd (or mysql_install_db and mysqld) were not found (apt-get install mariadb-server)"
+            return self
+        self.root = Path(tempfile.mkdtemp(prefix="nas-mysql-"))
+        atexit.register(self.close)  # a session ended some other way still stops the server
+        user = ["--user=root"] if os.geteuid() == 0 else []  # mariadbd refuses root unless told who to run as
+        install = subprocess.run([self._binaries[0], "--no-defaults", f"--datadir={self.root / 'data'}", "--skip-test-db",
+                                  "--auth-root-authentication-method=normal", *user], cwd=self.root, capture_output=True, text=True,
+                                 timeout=180, stdin=subprocess.DEVNULL)
+        if install.returncode != 0:
+            self.reason = f"{Path(self._binaries[0]).name} failed (exit {install.returncode}): {_last_line(install.stderr or install.stdout)}"
+            self.close()
+            return self
+        self.port = free_port()
+        try:
+            self.start()
+            self.create_database(DATABASE)
+        except Exception as exc:  # it would not start, or cannot be reached: say so, and leave nothing running
+            self.reason = f"the MySQL server did not come up on 127.0.0.1:{self.port}: {_last_line(str(exc))}"
+            self.close()
+        return self
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the server on :attr:`port` (again, after :meth:`stop`: the same data, the same port)
+        and wait until it answers."""
+        assert self._binaries is not None and self.root is not None and self.port is not None
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        command = [self._binaries[1], "--no-defaults", f"--datadir={self.root / 'data'}", f"--socket={self.root / 'server.sock'}",
+                   f"--port={self.port}", "--bind-address=127.0.0.1", "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin",
+                   "--innodb-flush-log-at-trx-commit=0", "--max-connections=300", f"--pid-file={self.root / 'server.pid'}",
+                   f"--log-error={self.log}", *user]
+        self.process = subprocess.Popen(command, cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.connect().close()
+                return
+            except Exception as exc:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    tail = self.log.read_text(errors="replace") if self.log.exists() else str(exc)
+                    self.stop("immediate")
+                    raise RuntimeError(f"mariadbd did not start: {_last_line(tail)}") from exc
+                time.sleep(0.2)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: a clean shutdown on SIGTERM; ``immediate``: SIGKILL); its data
+        stays for :meth:`start`."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM if mode != "immediate" else signal.SIGKILL)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        """Stop the server if it runs and remove its folder. Safe to call twice."""
+        self.stop()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> MySQLServer:
+        return self.setup()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- databases ---------------------------------------------------------------------------
+    def connect(self, database: str | None = None):
+        import pymysql
+
+        return pymysql.connect(host="127.0.0.1", port=self.port, user=USER, database=database, connect_timeout=5, autocommit=True)
+
+    def create_database(self, name: str) -> str:
+        """``CREATE DATABASE name``; its URL."""
+        assert re.fullmatch(r"[a-z_][a-z0-9_]*", name), name
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE `{name}`")
+        finally:
+            connection.close()
+        return self.url_of(name)
+
+    def fresh_database(self) -> str:
+        """The URL of a new, empty database on this server (one per test: no study collides)."""
+        return self.create_database(f"nas_{os.getpid()}_{next(self._names)}")
