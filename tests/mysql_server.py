@@ -79,13 +79,13 @@ class MySQLServer:
             return self
         self._binaries = find_binaries()
         if self._binaries is None:
-            self.reason = "MariaDB's mariadb-install-db and mariadbd (or mysql_install_db and mysqld) were not found (apt-get install mariadb-server)"
+            self.reason = "MariaDB's mariadb-install-db and mariadbd (or mysql_install_db and mysqld) were not found (apt-get install mariadb-server-core mariadb-client-core)"
             return self
         self.root = Path(tempfile.mkdtemp(prefix="nas-mysql-"))
         atexit.register(self.close)  # a session ended some other way still stops the server
         user = ["--user=root"] if os.geteuid() == 0 else []  # mariadbd refuses root unless told who to run as
         install = subprocess.run([self._binaries[0], "--no-defaults", f"--datadir={self.root / 'data'}", "--skip-test-db",
-                                  "--auth-root-authentication-method=normal", *user], cwd=self.root, capture_output=True, text=True,
+                                  "--skip-name-resolve", "--auth-root-authentication-method=normal", *user], cwd=self.root, capture_output=True, text=True,
                                  timeout=180, stdin=subprocess.DEVNULL)
         if install.returncode != 0:
             self.reason = f"{Path(self._binaries[0]).name} failed (exit {install.returncode}): {_last_line(install.stderr or install.stdout)}"

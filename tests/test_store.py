@@ -294,3 +294,31 @@ def test_only_an_unreachable_database_is_retried(tmp_path, monkeypatch):
     calls.clear()
     with pytest.raises(OperationalError):
         store.start(arch(1), text="", parent=None, worker=None)
+
+
+@pytest.mark.parametrize("kind", RDB_KINDS)
+def test_a_start_whose_commit_landed_before_the_connection_dropped_is_not_created_twice(tmp_path, monkeypatch, kind):
+    """The database took the new trial, then the connection dropped before its answer: the retried start
+    finds that trial (by the token its start carries) instead of creating a second and leaving the first
+    RUNNING for ever, with no worker to finish it."""
+    from sqlalchemy.exc import OperationalError
+
+    store = make_store(kind, tmp_path)
+    store.notify = lambda text: None
+    real, calls = store.storage._create_new_trial, []
+
+    def lands_then_drops(*args, **kwargs):
+        calls.append(1)
+        created = real(*args, **kwargs)
+        if len(calls) == 1:
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        return created
+
+    monkeypatch.setattr(store.storage, "_create_new_trial", lands_then_drops)
+    trial = store.start(arch(0), text="t", parent=None, worker="h:1")
+    assert len(calls) == 1  # found, not created again
+    store.finish(trial, Outcome(state=TrialState.COMPLETE, value=0.5))
+    second = store.start(arch(1), text="t", parent=None, worker="h:1")  # the next start: a trial of its own
+    assert (trial.number, second.number) == (0, 1) and len(calls) == 2
+    states = [t.state for t in optuna.load_study(study_name="nas", storage=store.storage).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]

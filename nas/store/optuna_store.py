@@ -25,9 +25,11 @@ pinned and the oldest supported Optuna):
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.records import Inheritance, TrialRecord, TrialState
 from nas.store.base import Heartbeat, Lost, Outcome, RunningTrial, TrialStore
-from nas.store.locks import JournalLock, file_lock
+from nas.store.locks import file_lock
 
 # Two user attributes per trial keep what Optuna's params do not; each is one write (an attribute
 # costs a query and a flush on an RDB storage, so one per field would double a trial's cost).
@@ -92,18 +94,28 @@ _LEGACY_INHERITANCE = ("parent", "inherited_fraction", "preservation_error", "mo
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 30.0
 
 
+#: A file storage (a journal) whose disk is full, over its quota or over the file size limit: it may have room again.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused for want of room (:data:`FULL_ERRNOS`)."""
+    return isinstance(exc, OSError) and exc.errno in FULL_ERRNOS
+
+
 def transient(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not be reached (a server gone, a dropped connection, a
-    locked SQLite file), not that the request was wrong: SQLAlchemy's OperationalError or
-    InterfaceError, or a DBAPI error that invalidated the connection, anywhere in its chain (Optuna
-    wraps a failed commit in StorageInternalError)."""
+    locked SQLite file) or had no room (a journal file on a full disk: :func:`full`, cut back to whole
+    lines by :class:`nas.store.journal_file.JournalFile`), not that the request was wrong: SQLAlchemy's
+    OperationalError or InterfaceError, or a DBAPI error that invalidated the connection, anywhere in
+    its chain (Optuna wraps a failed commit in StorageInternalError)."""
     from sqlalchemy import exc as sa
 
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (sa.OperationalError, sa.InterfaceError)):
+        if isinstance(current, (sa.OperationalError, sa.InterfaceError)) or full(current):
             return True
         if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
             return True
@@ -115,14 +127,15 @@ def retried(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a store method again, with backoff, while its database is unreachable (:func:`transient`),
     saying so through the store's ``notify``; after the store's ``patience`` seconds the error is raised.
     A write is only ever repeated whole, so no partial or wrong result is recorded: a finish whose first
-    attempt did reach the database reads back as the trial it finished."""
+    attempt did reach the database reads back as the trial it finished, and a start whose first attempt
+    did finds the trial it created (by the token it carries)."""
     import functools
 
     @functools.wraps(method)
     def wrapper(self: OptunaStore, *args: Any, **kwargs: Any) -> Any:
         if getattr(self._retrying, "on", False):  # an inner call of a retried method (this thread's): the outer one retries
             return method(self, *args, **kwargs)
-        start, delay = time.monotonic(), _BACKOFF_FIRST
+        start, delay, trouble = time.monotonic(), _BACKOFF_FIRST, "unreachable"
         self._retrying.on = True
         try:
             while True:
@@ -133,13 +146,15 @@ def retried(method: Callable[..., Any]) -> Callable[..., Any]:
                     if not transient(exc) or waited + delay > self.patience:
                         raise
                     first = (str(exc.__cause__ or exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-                    self.notify(f"WARNING storage {self.description} unreachable ({first}); retrying in {delay:g} s "
+                    trouble = "full" if full(exc) else "unreachable"
+                    self.notify(f"WARNING storage {self.description} {trouble} ({first}); retrying in {delay:g} s "
                                 f"(waited {waited:.0f} s of {self.patience:g})")
                     time.sleep(delay)
                     delay = min(2 * delay, _BACKOFF_MAX)
                     continue
                 if time.monotonic() - start > _BACKOFF_FIRST and delay > _BACKOFF_FIRST:
-                    self.notify(f"storage {self.description} reachable again after {time.monotonic() - start:.0f} s")
+                    again = "writable" if trouble == "full" else "reachable"
+                    self.notify(f"storage {self.description} {again} again after {time.monotonic() - start:.0f} s")
                 return result
         finally:
             self._retrying.on = False
@@ -220,13 +235,14 @@ def _rdb(url: str, heartbeat: Heartbeat | None) -> RDBStorage:
 
 def _journal(url: str | None, path: str) -> BaseStorage:
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+
+    from nas.store.journal_file import JournalFile
 
     if not path or path.endswith("/"):
         raise ConfigError(f"`storage` 'journal://' must name a file, as in 'journal:///path/to/study.log', but got {url!r}.")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(path, lock_obj=JournalLock(path)))  # type: ignore[arg-type]
+        return JournalStorage(JournalFile(path))
     except OSError as exc:
         raise ConfigError(f"`storage` must be a journal file that can be created and written, but {url!r} failed: {exc}") from exc
 
@@ -319,21 +335,28 @@ class OptunaStore(TrialStore):
         self._dims = space.dimensions()
 
     # ---- writing ----------------------------------------------------------------------------
-    @retried
     def start(self, arch: Architecture, *, text: str, parent: int | None, worker: str | None) -> RunningTrial:
         info: dict[str, Any] = {"key": arch.key, "text": text, "worker": worker}
         if self.heartbeat is not None:
             info["beats"] = True  # its worker beats: it is waited for, or found lost
         if parent is not None:
             info["parent"] = int(parent)
-        template = optuna.trial.create_trial(
-            state=OptunaState.RUNNING, params=dict(arch.sample),
-            distributions={name: distribution(self._dims[name]) for name in arch.sample}, user_attrs={TRIAL_ATTR: info})
-        if isinstance(self.storage, RDBStorage):  # the new trial's number with it: one query less (private; module docstring)
-            created = self.storage._create_new_trial(self.study_id, template_trial=template)
+        info["start"] = uuid.uuid4().hex[:16]  # names this start: a retried one finds the trial its first attempt created
+        return self._start(arch, info, parent, worker, tried=[])
+
+    @retried
+    def _start(self, arch: Architecture, info: dict[str, Any], parent: int | None, worker: str | None, tried: list[bool]) -> RunningTrial:
+        # Retried after an unreachable database: the first attempt's commit may have landed all the same
+        # (the connection dropped before its answer). Then that trial is this one, not an orphan left RUNNING.
+        landed = self._started_with(info["start"]) if tried else None
+        tried.append(True)
+        if landed is not None:
+            trial_id, number = landed
+        elif isinstance(self.storage, RDBStorage):  # the new trial's number with it: one query less (private; module docstring)
+            created = self.storage._create_new_trial(self.study_id, template_trial=self._template(arch, info))
             trial_id, number = created._trial_id, created.number
         else:
-            trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+            trial_id = self.storage.create_new_trial(self.study_id, template_trial=self._template(arch, info))
             number = self.storage.get_trial_number_from_id(trial_id)
         self._ids[number] = trial_id
         # Ids between the last one seen and ours are other workers' (or other studies') trials this
@@ -348,6 +371,17 @@ class OptunaStore(TrialStore):
         self._max_seen = max(self._max_seen, trial_id)
         self._put(TrialRecord(number=number, arch=arch, state=TrialState.RUNNING, parent=parent, worker=worker))
         return RunningTrial(number=number, arch=arch, parent=parent, worker=worker, ref=trial_id)
+
+    def _template(self, arch: Architecture, info: dict[str, Any]) -> FrozenTrial:
+        return optuna.trial.create_trial(state=OptunaState.RUNNING, params=dict(arch.sample), user_attrs={TRIAL_ATTR: info},
+                                         distributions={name: distribution(self._dims[name]) for name in arch.sample})
+
+    def _started_with(self, token: str) -> tuple[int, int] | None:
+        """(storage id, number) of the running trial whose start was named ``token``, if there is one."""
+        for trial in self.storage.get_all_trials(self.study_id, deepcopy=False, states=(OptunaState.RUNNING,)):
+            if _trial_info(trial.user_attrs).get("start") == token:
+                return trial._trial_id, trial.number
+        return None
 
     @retried
     def report(self, trial: RunningTrial, step: int, value: float) -> bool:
@@ -649,7 +683,7 @@ def record_from_trial(trial: FrozenTrial, space: Any) -> TrialRecord:
 
 
 def _trial_info(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-    """What a trial was started with (key, text, worker, parent, retry_of, attempt), in either layout."""
+    """What a trial was started with (key, text, worker, parent, retry_of, attempt, start), in either layout."""
     info = attrs.get(TRIAL_ATTR)
     if info is not None:
         return info
