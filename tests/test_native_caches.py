@@ -18,14 +18,14 @@ def _import_nas(**extra: str) -> list[str]:
 
 
 def test_import_nas_sets_both_capacities_where_unset():
-    assert _import_nas() == ["256", "64"]
+    assert _import_nas() == ["512", "256"]
 
 
 def test_a_users_own_capacity_wins():
-    assert _import_nas(LRU_CACHE_CAPACITY="1024") == ["256", "1024"]
+    assert _import_nas(LRU_CACHE_CAPACITY="1024") == ["512", "1024"]
 
 
 def test_bound_native_caches_reports_what_is_in_force():
     environ = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}
-    assert bound_native_caches(environ) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0", "LRU_CACHE_CAPACITY": "64"}
-    assert environ["LRU_CACHE_CAPACITY"] == "64"
+    assert bound_native_caches(environ) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0", "LRU_CACHE_CAPACITY": "256"}
+    assert environ["LRU_CACHE_CAPACITY"] == "256"
