@@ -30,6 +30,9 @@ from pathlib import Path
 
 import nas
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.servers import free_port  # noqa: E402  (a free loopback port, as the test servers take)
+
 BIN = Path(sys.executable).parent
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
 
@@ -74,8 +77,8 @@ class OneNodeSlurm:
             JobAcctGatherType=jobacct_gather/none
             AccountingStorageType=accounting_storage/none
             MpiDefault=none
-            SlurmctldPort={_free_port()}
-            SlurmdPort={_free_port()}
+            SlurmctldPort={free_port()}
+            SlurmdPort={free_port()}
             StateSaveLocation={self.root / 'state'}
             SlurmdSpoolDir={self.root / 'spool'}
             SlurmctldPidFile={self.root / 'slurmctld.pid'}
@@ -116,12 +119,6 @@ class OneNodeSlurm:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ stored in an Optuna study. Start with :func:`search`, :class:`Searcher` or :func
 
 from __future__ import annotations
 
-from nas._native_caches import bound_native_caches
+from nas._native_memory import bound_native_caches
 
-bound_native_caches()  # before torch runs its first convolution: see nas/_native_caches.py
+bound_native_caches()  # before torch runs its first convolution: see nas/_native_memory.py
 
 from nas._api import Candidate, Searcher, run_from_config, search
 from nas.core.architecture import Architecture

@@ -14,8 +14,6 @@ MySQL service. The same interface as tests/postgres_server.py:
 from __future__ import annotations
 
 import atexit
-import importlib
-import itertools
 import os
 import re
 import shutil
@@ -25,10 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.postgres_server import _last_line, free_port
+from tests.servers import DATABASE, USER, ThrowawayServer, free_port, last_line
 
-USER = "nas"
-DATABASE = "nas"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin"])
 
 
@@ -40,42 +36,24 @@ def find_binaries() -> tuple[str, str] | None:
     return (install, server) if install and server else None
 
 
-class MySQLServer:
-    """One throwaway server. :meth:`setup` (or ``with``) creates and starts it, or sets :attr:`reason`."""
+class MySQLServer(ThrowawayServer):
+    """One throwaway MariaDB server (data/, server.sock and server.log in its folder)."""
+
+    scheme = "mysql+pymysql"
 
     def __init__(self) -> None:
-        self.reason: str | None = None  # why the server cannot run; None once it has started
-        self.port: int | None = None
-        self.root: Path | None = None   # the temporary folder: data/, server.sock, server.log
+        super().__init__()
         self.process: subprocess.Popen[bytes] | None = None
-        self._binaries: tuple[str, str] | None = None
-        self._names = itertools.count(1)
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    @property
-    def log(self) -> Path:
-        assert self.root is not None
-        return self.root / "server.log"
-
-    def url_of(self, database: str) -> str:
-        return f"mysql+pymysql://{USER}@127.0.0.1:{self.port}/{database}"
-
-    @property
-    def url(self) -> str:
-        """The server's own database ``nas``."""
-        return self.url_of(DATABASE)
-
     # ---- life cycle --------------------------------------------------------------------------
     def setup(self) -> MySQLServer:
         """Find the binaries, create a fresh data directory, start the server, create the ``nas``
         database. On any failure: :attr:`reason` says why, and nothing is left behind."""
-        try:
-            importlib.import_module("pymysql")  # SQLAlchemy's driver for mysql+pymysql:// URLs
-        except ImportError as exc:
-            self.reason = f"PyMySQL is not installed ({exc}); pip install -c constraints.txt -e '.[mysql]'"
+        if not self.has_driver("pymysql", "PyMySQL", "mysql"):  # SQLAlchemy's driver for mysql+pymysql:// URLs
             return self
         self._binaries = find_binaries()
         if self._binaries is None:
@@ -88,7 +66,7 @@ class MySQLServer:
                                   "--skip-name-resolve", "--auth-root-authentication-method=normal", *user], cwd=self.root, capture_output=True, text=True,
                                  timeout=180, stdin=subprocess.DEVNULL)
         if install.returncode != 0:
-            self.reason = f"{Path(self._binaries[0]).name} failed (exit {install.returncode}): {_last_line(install.stderr or install.stdout)}"
+            self.reason = f"{Path(self._binaries[0]).name} failed (exit {install.returncode}): {last_line(install.stderr or install.stdout)}"
             self.close()
             return self
         self.port = free_port()
@@ -96,7 +74,7 @@ class MySQLServer:
             self.start()
             self.create_database(DATABASE)
         except Exception as exc:  # it would not start, or cannot be reached: say so, and leave nothing running
-            self.reason = f"the MySQL server did not come up on 127.0.0.1:{self.port}: {_last_line(str(exc))}"
+            self.reason = f"the MySQL server did not come up on 127.0.0.1:{self.port}: {last_line(str(exc))}"
             self.close()
         return self
 
@@ -120,7 +98,7 @@ class MySQLServer:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     tail = self.log.read_text(errors="replace") if self.log.exists() else str(exc)
                     self.stop("immediate")
-                    raise RuntimeError(f"mariadbd did not start: {_last_line(tail)}") from exc
+                    raise RuntimeError(f"mariadbd did not start: {last_line(tail)}") from exc
                 time.sleep(0.2)
 
     def stop(self, mode: str = "fast") -> None:
@@ -145,12 +123,6 @@ class MySQLServer:
             self.root = None
         atexit.unregister(self.close)
 
-    def __enter__(self) -> MySQLServer:
-        return self.setup()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ---- databases ---------------------------------------------------------------------------
     def connect(self, database: str | None = None):
         import pymysql
@@ -167,7 +139,3 @@ class MySQLServer:
         finally:
             connection.close()
         return self.url_of(name)
-
-    def fresh_database(self) -> str:
-        """The URL of a new, empty database on this server (one per test: no study collides)."""
-        return self.create_database(f"nas_{os.getpid()}_{next(self._names)}")

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import atexit
 import glob
-import importlib
-import itertools
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-USER = "nas"
-DATABASE = "nas"
+from tests.servers import DATABASE, USER, ThrowawayServer, free_port, last_line
+
 SYSTEM_USER = "postgres"  # who runs the server when we are root
 
 
@@ -47,28 +44,15 @@ def find_binaries() -> tuple[str, str] | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class PostgresServer(ThrowawayServer):
+    """One throwaway PostgreSQL server (data/, sock/ and server.log in its folder)."""
 
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-class PostgresServer:
-    """One throwaway server. :meth:`setup` (or ``with``) creates and starts it, or sets :attr:`reason`."""
+    scheme = "postgresql+psycopg2"
 
     def __init__(self) -> None:
-        self.reason: str | None = None   # why the server cannot run; None once it has started
-        self.port: int | None = None
-        self.root: Path | None = None    # the temporary folder: data/, sock/, server.log
+        super().__init__()
         self.running = False
         self._prefix: list[str] = []     # runuser -u postgres -- (as root)
-        self._binaries: tuple[str, str] | None = None
-        self._names = itertools.count(1)
 
     # ---- where things are --------------------------------------------------------------------
     @property
@@ -81,27 +65,11 @@ class PostgresServer:
         assert self.root is not None
         return self.root / "sock"
 
-    @property
-    def log(self) -> Path:
-        assert self.root is not None
-        return self.root / "server.log"
-
-    def url_of(self, database: str) -> str:
-        return f"postgresql+psycopg2://{USER}@127.0.0.1:{self.port}/{database}"
-
-    @property
-    def url(self) -> str:
-        """The server's own database ``nas``."""
-        return self.url_of(DATABASE)
-
     # ---- life cycle --------------------------------------------------------------------------
     def setup(self) -> PostgresServer:
         """Find the binaries, initdb a fresh data directory, start the server, create the ``nas``
         database. On any failure: :attr:`reason` says why, and nothing is left behind."""
-        try:
-            importlib.import_module("psycopg2")  # SQLAlchemy's driver for postgresql+psycopg2:// URLs
-        except ImportError as exc:
-            self.reason = f"psycopg2 is not installed ({exc}); pip install -c constraints.txt -e '.[postgresql]'"
+        if not self.has_driver("psycopg2", "psycopg2", "postgresql"):  # SQLAlchemy's driver for postgresql+psycopg2:// URLs
             return self
         self._binaries = find_binaries()
         if self._binaries is None:
@@ -129,7 +97,7 @@ class PostgresServer:
         initdb = self._run([self._binaries[0], "-D", str(self.data), "-A", "trust", "-U", USER, "--auth=trust", "-E", "UTF8",
                             "--locale=C"], timeout=180)  # C: valid with every encoding, whatever locales the machine has
         if initdb.returncode != 0:
-            self.reason = f"initdb failed (exit {initdb.returncode}): {_last_line(initdb.stderr or initdb.stdout)}"
+            self.reason = f"initdb failed (exit {initdb.returncode}): {last_line(initdb.stderr or initdb.stdout)}"
             self.close()
             return self
         self.port = free_port()
@@ -142,7 +110,7 @@ class PostgresServer:
         try:
             self.create_database(DATABASE)
         except Exception as exc:  # psycopg2 cannot connect: say so, and leave nothing running
-            self.reason = f"the server started but cannot be reached on 127.0.0.1:{self.port}: {_last_line(str(exc))}"
+            self.reason = f"the server started but cannot be reached on 127.0.0.1:{self.port}: {last_line(str(exc))}"
             self.close()
         return self
 
@@ -155,7 +123,7 @@ class PostgresServer:
                          timeout=120)
         if done.returncode != 0:
             tail = self.log.read_text(errors="replace") if self.log.exists() else ""
-            raise RuntimeError(f"pg_ctl start failed (exit {done.returncode}): {_last_line(tail or done.stderr or done.stdout)}")
+            raise RuntimeError(f"pg_ctl start failed (exit {done.returncode}): {last_line(tail or done.stderr or done.stdout)}")
         self.running = True
 
     def stop(self, mode: str = "fast") -> None:
@@ -163,7 +131,7 @@ class PostgresServer:
         assert self._binaries is not None
         done = self._run([self._binaries[1], "stop", "-w", "-t", "60", "-D", str(self.data), "-m", mode], timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"pg_ctl stop failed (exit {done.returncode}): {_last_line(done.stderr or done.stdout)}")
+            raise RuntimeError(f"pg_ctl stop failed (exit {done.returncode}): {last_line(done.stderr or done.stdout)}")
         self.running = False
 
     def close(self) -> None:
@@ -177,12 +145,6 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
         atexit.unregister(self.close)
-
-    def __enter__(self) -> PostgresServer:
-        return self.setup()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- databases ---------------------------------------------------------------------------
     def connect(self, database: str = "postgres"):
@@ -201,10 +163,6 @@ class PostgresServer:
         finally:
             connection.close()
         return self.url_of(name)
-
-    def fresh_database(self) -> str:
-        """The URL of a new, empty database on this server (one per test: no study collides)."""
-        return self.create_database(f"nas_{os.getpid()}_{next(self._names)}")
 
     # ---- running its commands ----------------------------------------------------------------
     def _run(self, command: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -48,7 +48,11 @@ def loop_in(run_dir, estimator, *, recover):
                       run_dir=run_dir, recover_stale=recover, checkpoints=TrialCheckpoints(run_dir / "checkpoints"))
 
 
-@pytest.mark.parametrize("dies_with, said_then", [(Killed, "re-queued as #1"), (KeyboardInterrupt, None)], ids=["kill-9", "ctrl-c"])
+@pytest.mark.parametrize("dies_with, said_then", [(Killed, "Trial #0 failed (interrupted: the worker stopped before the trial "
+                                                             "finished); re-queued as #1"),
+                                                    (KeyboardInterrupt, "Trial #0 interrupted by the user (Ctrl-C): queued to run "
+                                                                        "again as #1 when the search is resumed")],
+                         ids=["kill-9", "ctrl-c"])
 def test_a_lost_trial_is_run_again_from_its_last_checkpoint_and_its_curve_is_unbroken(tmp_path, digits_splits, dies_with, said_then):
     """Killed (the loop never hears of it: the resumed search finds the trial lost) or interrupted by
     Ctrl-C (the loop fails it and queues it at once): either way the re-run resumes from epoch 3."""
@@ -59,17 +63,20 @@ def test_a_lost_trial_is_run_again_from_its_last_checkpoint_and_its_curve_is_unb
     dying = DiesInEpoch(**make)
     dying.die_at, dying.dies_with = 3, dies_with  # epochs 0, 1, 2 done and saved; killed in epoch 3
     run_dir = tmp_path / "lost"
+    said: list[str] = []  # what both loops say: the interrupted one, then the resumed one
+    listener = type("Said", (nas.Callback,), {"on_message": lambda self, text: said.append(text)})()
+    first = loop_in(run_dir, dying, recover="own")
+    first.callbacks.callbacks.append(listener)
     with pytest.raises(dies_with):
-        loop_in(run_dir, dying, recover="own").run()
+        first.run()
     assert (run_dir / "checkpoints" / "trial-00000.pt").is_file()
 
-    said = []
     again = loop_in(run_dir, TrainingEstimator(**make), recover="own")
-    again.callbacks.callbacks.append(type("Said", (nas.Callback,), {"on_message": lambda self, text: said.append(text)})())
+    again.callbacks.callbacks.append(listener)
     history = again.run()
     lost, retry = history
     assert lost.state == "failed" and retry.retry_of == 0 and retry.state == "complete"
-    assert said_then is None or any(said_then in line for line in said)
+    assert any(said_then in line for line in said), said
     assert retry.metrics["resumed_from"] == 0 and retry.metrics["resumed_steps"] == 3  # three epochs not trained again
     assert retry.arch.key == unbroken.arch.key
     np.testing.assert_array_equal(retry.curve, unbroken.curve)  # the same five epochs, to the last bit (CPU)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nas
@@ -211,7 +212,7 @@ def test_a_trial_records_the_device_and_the_gpu_its_worker_was_given(monkeypatch
 
     estimator = TrainingEstimator(space=nas.get_space("mlp"), dataset=digits_splits, epochs=1, threads=1)
     space = estimator.build_space
-    evaluation = estimator.evaluate(space.architecture(space.sample(__import__("numpy").random.default_rng(0))), lambda *a, **k: False)
+    evaluation = estimator.evaluate(space.architecture(space.sample(np.random.default_rng(0))), lambda *a, **k: False)
     assert evaluation.metrics["device"] == "cpu"
     estimator.device = torch.device("cuda", 0)  # as a worker of `workers=N` on a GPU machine sees it (no CUDA needed to name it)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")

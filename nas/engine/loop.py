@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 
+from nas._native_memory import give_back_freed_heap
 from nas.core.errors import ConfigError
 from nas.estimators.base import Estimator, Evaluation, ParentWeights
 from nas.core.space import SearchSpace
@@ -382,6 +383,7 @@ class SearchLoop:
                      f"to preserve the parent's function, but the outputs differ by {record.inheritance.preservation_error:.2e} "
                      f"(relative) on the probe batch.")
         self.callbacks.on_trial_end(record, evaluation)
+        give_back_freed_heap()  # what the trial freed, to the system (at most every 10 s: nas/_native_memory.py)
         return record
 
     # ---- weights ----------------------------------------------------------------------------

@@ -98,9 +98,19 @@ _BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 30.0
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes (Optuna wraps a failed commit in StorageInternalError), each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def full(exc: BaseException) -> bool:
-    """Whether ``exc`` is a write refused for want of room (:data:`FULL_ERRNOS`)."""
-    return isinstance(exc, OSError) and exc.errno in FULL_ERRNOS
+    """Whether ``exc`` is, or was caused by, a write refused for want of room (:data:`FULL_ERRNOS`)."""
+    return any(isinstance(e, OSError) and e.errno in FULL_ERRNOS for e in _chain(exc))
 
 
 def transient(exc: BaseException) -> bool:
@@ -111,16 +121,8 @@ def transient(exc: BaseException) -> bool:
     its chain (Optuna wraps a failed commit in StorageInternalError)."""
     from sqlalchemy import exc as sa
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (sa.OperationalError, sa.InterfaceError)) or full(current):
-            return True
-        if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return full(exc) or any(isinstance(e, (sa.OperationalError, sa.InterfaceError))
+                            or (isinstance(e, sa.DBAPIError) and e.connection_invalidated) for e in _chain(exc))
 
 
 def retried(method: Callable[..., Any]) -> Callable[..., Any]:
