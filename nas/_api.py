@@ -31,7 +31,7 @@ from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
 from nas.engine.pool import LocalWorkers
 from nas.engine.progress import ProgressCallback
 from nas.engine.resume import TrialCheckpoints, checkpoints_from_config
-from nas.engine.rundir import RUN_FILE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
+from nas.engine.rundir import RUN_FILE, SPACE_PICKLE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
 from nas.engine.tensorboard import TensorBoardCallback
 from nas.store import DEFAULT_STORAGE, Heartbeat, Outcome, RunningTrial, open_store
 from nas.store.optuna_store import MEMORY
@@ -81,6 +81,10 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError(f"`seed` must be an integer or null, but got {seed!r}.")
     space = space if space is not None else space_from_config(cfg.space)
+    if space.lookup_only and (estimator.needs_data if estimator is not None
+                              else getattr(target_of(cfg.estimator, kind="estimator"), "needs_data", True)):
+        raise ConfigError(f"space '{space.name}' is lookup-only (it has no network to build), so the estimator must look "
+                          "results up (estimator=table, or a nas.TableEstimator), but it trains or measures networks.")
     made_strategy = make_strategy(strategy if strategy is not None else cfg.strategy, space, seed,
                                   budget=(cfg.get("budget") or {}).get("trials"))
     if estimator is None:
@@ -373,9 +377,26 @@ def write_run_file(run_dir: Path, *, space: SearchSpace, strategy: Strategy, est
     meta = {"space": space.name, "study_name": study_name, "storage": storage, "space_config": space_config,
             "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes, "estimator": estimator.describe(),
             "strategy": strategy.name, "weights_store": str(weights.root) if weights is not None else None, "identity": identity}
+    if space_config is None:  # a space object: kept so that nas.load and nas-leaderboard can rebuild it
+        meta["space_pickle"] = _pickle_space(run_dir, space)
     atomic_write(run_dir / RUN_FILE, json.dumps(meta, indent=2))
     if config is not None:
         atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
+
+
+def _pickle_space(run_dir: Path, space: SearchSpace) -> str | None:
+    """``space.pickle`` in ``run_dir``; ``None`` (and a warning) for a space pickle cannot store (a local class, a lambda)."""
+    import pickle
+    import warnings
+
+    try:
+        data = pickle.dumps(space)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        warnings.warn(f"space '{space.name}' cannot be pickled ({exc}), so nas.load needs it passed again: "
+                      "nas.load(run_dir, space=...). Define its class at module level to have it kept.", stacklevel=3)
+        return None
+    atomic_write(run_dir / SPACE_PICKLE, data)
+    return SPACE_PICKLE
 
 
 def _group_override(group: str, value: Any, overrides: list[str]) -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,10 +44,55 @@ def config_dir() -> Path:
     raise ConfigError(f"The nas configs must be installed next to the package, but neither {here / 'configs'} nor {here.parent / 'configs'} holds config.yaml.")
 
 
-def available(group: str) -> list[str]:
-    """Names a group offers: its YAML files and other packages' entry points, e.g.
+def available(group: str, search_dirs: Sequence[Path] = ()) -> list[str]:
+    """Names a group offers: its YAML files, those of ``search_dirs`` (a user's config folders, from
+    ``hydra.searchpath``) and other packages' entry points, e.g.
     ``available('strategy') -> ['bo', 'bohb', 'evolution', 'gp', 'grid', ...]``."""
-    return sorted({p.stem for p in (config_dir() / group).glob("*.yaml")} | set(plugins(group)))
+    files = {p.stem for folder in (config_dir(), *search_dirs) for p in (Path(folder) / group).glob("*.yaml")}
+    return sorted(files | set(plugins(group)))
+
+
+def search_dirs(overrides: Sequence[str]) -> list[Path]:
+    """The local folders a ``hydra.searchpath=[file:///a,/b]`` override adds (``pkg://`` entries are Hydra's to read)."""
+    dirs: list[Path] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key.lstrip("+") == "hydra.searchpath":
+            for entry in value.strip().strip("[]").split(","):
+                entry = entry.strip().strip("'\"")
+                if entry and "://" not in entry.replace("file://", ""):
+                    dirs.append(Path(entry.replace("file://", "")).expanduser())
+    return dirs
+
+
+def group_file_overrides(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with each ``group=path/to/file.yaml`` (also within a sweep's ``a.yaml,b.yaml``) turned
+    into a name Hydra can compose: the file is registered in Hydra's ConfigStore under its stem (with a
+    digest of its path where a packaged entry has that name), its ``name`` defaulting to the stem."""
+    from hydra.core.config_store import ConfigStore
+
+    out = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        group = key.lstrip("+~")
+        if not sep or group not in GROUPS or not any(v.strip().endswith((".yaml", ".yml")) for v in value.split(",")):
+            out.append(item)
+            continue
+        names = []
+        for choice in value.split(","):
+            choice = choice.strip()
+            if not choice.endswith((".yaml", ".yml")):
+                names.append(choice)
+                continue
+            name, cfg = load_group_file(group, choice)
+            if group == "space" and "name" not in cfg:
+                cfg.name = name
+            if name in available(group):
+                name = f"{name}-{hashlib.sha1(str(Path(choice).resolve()).encode()).hexdigest()[:8]}"
+            ConfigStore.instance().store(group=group, name=name, node=cfg)
+            names.append(name)
+        out.append(f"{key}={','.join(names)}")
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,9 +162,15 @@ def _register_plugins() -> None:
             store.store(group=group, name=name, node=node)
 
 
-def check_name(group: str, name: str) -> None:
-    if name not in available(group):
-        raise ConfigError(unknown_name_message(group, name, available(group)))
+def check_name(group: str, name: str, search_dirs: Sequence[Path] = ()) -> None:
+    """Refuse a name ``group`` does not offer, answering with the valid ones and the closest."""
+    from hydra.core.config_store import ConfigStore
+
+    if name in available(group, search_dirs):
+        return
+    if f"{name}.yaml" in ConfigStore.instance().repo.get(group, {}):  # a file registered by `group_file_overrides`
+        return
+    raise ConfigError(unknown_name_message(group, name, available(group, search_dirs)))
 
 
 def _import(path: str, kind: str) -> Any:
@@ -224,6 +276,24 @@ def space_from_config(cfg: Mapping[str, Any] | DictConfig) -> Any:
     return instantiate(data, kind=f"space '{name}'")
 
 
+def name_space(cfg: DictConfig, choice: str | None) -> DictConfig:
+    """Give ``cfg.space`` the name it was chosen by (``space=NAME``, a file of a user's config folder)
+    where its YAML names none and its class takes one: what run directories and leaderboards call it."""
+    from omegaconf import open_dict
+
+    node = cfg.get("space")
+    if not choice or not isinstance(node, DictConfig) or "name" in node or "_target_" not in node:
+        return cfg
+    try:
+        accepts = "name" in inspect.signature(target_of(node, kind="space")).parameters
+    except (ConfigError, TypeError, ValueError):
+        return cfg  # refused with its reason where the space is built
+    if accepts:
+        with open_dict(node):
+            node.name = choice.rsplit("/", 1)[-1]
+    return cfg
+
+
 def get_space(name_or_path: str, **overrides: Any) -> Any:
     """A declared space by registry name (``configs/space/NAME.yaml``) or YAML path, with overrides."""
     name, cfg = load_group_file("space", name_or_path)
@@ -267,11 +337,15 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    _register_plugins()
+    overrides = group_file_overrides(overrides)
+    folders = search_dirs(overrides)
     for item in overrides:
         group, sep, value = item.partition("=")
-        if sep and group in GROUPS and not value.endswith((".yaml", ".yml")):
-            check_name(group, value)
-    _register_plugins()
+        if sep and group in GROUPS:
+            check_name(group, value, folders)
     register_resolvers()
     with _hydra_of_our_own(), initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    chosen = [value for item in overrides for key, sep, value in [item.partition("=")] if sep and key.lstrip("+~") == "space"]
+    return name_space(cfg, chosen[-1] if chosen else None)

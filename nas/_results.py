@@ -123,9 +123,11 @@ def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) 
     top = ranked(trials)[:k]
     measured = {name for r in top for name in r.metrics}
     columns = [(title, name, fmt) for title, name, fmt in _COLUMNS if name in measured]
+    selected_by = {str(r.metrics["selected_by"]) for r in top if "selected_by" in r.metrics}  # a table's score column
     if not columns:  # a table estimator: show its own numeric metrics
-        columns = sorted({(n, n, "{:.4f}") for r in top for n, v in r.metrics.items() if isinstance(v, float)})
-    score = "val acc" if "val_accuracy" in measured else "score"
+        columns = sorted({(n, n, "{:.4f}") for r in top for n, v in r.metrics.items()
+                          if isinstance(v, float) and n not in selected_by})
+    score = "val acc" if "val_accuracy" in measured else next(iter(selected_by)) if len(selected_by) == 1 else "score"
     several = len({r.worker for r in trials if r.worker}) > 1  # workers: say which ran each trial
     rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + ("worker | " if several else "")
             + "architecture |", "|---:|---:|---|---:|" + "---:|" * len(columns) + ("---|" if several else "") + "---|"]
@@ -168,9 +170,19 @@ def load(run_dir: str | Path, *, space: SearchSpace | None = None) -> SearchResu
     run_dir = Path(run_dir)
     meta = run_file(run_dir)
     if space is None:
-        if meta.get("space_config") is None:
-            raise ConfigError(f"The run in {str(run_dir)!r} used a space given as a Python object; pass it: nas.load(run_dir, space=...).")
-        space = space_from_config(meta["space_config"])
+        if meta.get("space_config") is not None:
+            space = space_from_config(meta["space_config"])
+        elif meta.get("space_pickle") and (run_dir / str(meta["space_pickle"])).is_file():
+            import pickle
+
+            try:
+                space = pickle.loads((run_dir / str(meta["space_pickle"])).read_bytes())  # noqa: S301 - written by the run itself
+            except (ImportError, AttributeError, pickle.UnpicklingError) as exc:
+                raise ConfigError(f"The run in {str(run_dir)!r} used a space given as a Python object, kept in "
+                                  f"{meta['space_pickle']}, which no longer loads ({exc}); pass it: nas.load(run_dir, space=...).") from exc
+        else:
+            raise ConfigError(f"The run in {str(run_dir)!r} used a space given as a Python object that could not be kept; "
+                              "pass it: nas.load(run_dir, space=...).")
     if meta.get("storage") == "memory":
         raise ConfigError(f"The run in {str(run_dir)!r} kept its trials in memory (storage=memory): they ended with its process.")
     _, store = open_store(meta["storage"], run_dir=run_dir, space=space, study_name=meta["study_name"], create=False)

@@ -15,7 +15,9 @@ def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]
     from hydra.core.hydra_config import HydraConfig
 
     from nas._api import run_from_config
+    from nas._config import name_space
 
+    name_space(cfg, HydraConfig.get().runtime.choices.get("space"))
     run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else Path(HydraConfig.get().runtime.output_dir)
     existed = (run_dir / "run.json").exists()
     try:
@@ -55,26 +57,28 @@ def _remove_if_only_hydra(run_dir: Path) -> None:
 def check_overrides(argv: list[str]) -> None:
     """Group choices on the command line (``strategy=randm``, a sweep's ``strategy=random,grdi``) are
     answered as in Python (the valid names, the closest one) before Hydra says it found no file."""
-    from nas._config import GROUPS, check_name
+    from nas._config import GROUPS, check_name, search_dirs
 
+    folders = search_dirs(argv)
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
-        if not sep or key not in GROUPS or "(" in value or value.endswith((".yaml", ".yml")):
+        if not sep or key not in GROUPS or "(" in value:
             continue
         for choice in value.split(","):
-            check_name(key, choice.strip())
+            check_name(key, choice.strip(), folders)
 
 
 def search_main() -> None:
     """``nas-search [overrides...]``: a Hydra app over ``configs/``; ``-m`` sweeps."""
     import hydra
 
-    from nas._config import _register_plugins, register_resolvers
+    from nas._config import _register_plugins, group_file_overrides, register_resolvers
 
     register_resolvers()
     try:
         _register_plugins()  # other packages' spaces, strategies, ... composable by name
+        sys.argv[1:] = group_file_overrides(sys.argv[1:])  # space=path/to/my_space.yaml
         check_overrides(sys.argv[1:])
     except NASError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -71,6 +71,9 @@ class SearchSpace(ABC):
 
     #: Registry name (the YAML file's stem for declared spaces).
     name: str = "space"
+    #: ``True`` for a space that is only looked up (a benchmark's table): it has no network to build,
+    #: estimators that train refuse it before the search starts, and the contract skips building it.
+    lookup_only: bool = False
 
     # ---- abstract part -------------------------------------------------------------------------
     @abstractmethod

@@ -17,12 +17,19 @@ RUN_FILE = "run.json"
 BEST_DIR = "best"
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str | bytes) -> None:
     """Readers see the old text or the new, never half; the temporary name is this process's, so
     workers writing the same file at once do not clobber each other's half-written copy."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text)
     os.replace(tmp, path)
+
+
+#: A space given as a Python object, pickled next to ``run.json`` so that :func:`nas.load` can rebuild it.
+SPACE_PICKLE = "space.pickle"
 
 
 class BestCheckpoint(Callback):

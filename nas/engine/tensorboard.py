@@ -209,7 +209,7 @@ class TensorBoardCallback(Callback):
 
         estimator = self.search.estimator
         shape, classes = getattr(estimator, "input_shape", None), getattr(estimator, "num_classes", None)
-        if shape is None or classes is None:
+        if shape is None or classes is None or self.search.space.lookup_only:
             return
         assert self.writer is not None
         try:

@@ -23,7 +23,9 @@ class TableEstimator(Estimator):
     A mapping is keyed by the space's text form (``space.format(sample)``, e.g. NAS-Bench-201's
     ``|nor_conv_3x3~0|+|...``) or by the canonical key; a function takes the
     :class:`~nas.Architecture`. Each entry is a number (the score) or a mapping holding the score
-    under ``metric`` and optionally a per-epoch ``curve`` and a cost in ``seconds``.
+    under ``metric`` and optionally a per-epoch ``curve`` and a cost in ``seconds``. ``key_of`` maps a
+    sample to the mapping's key instead (a benchmark's own hash of the architecture).
+    :func:`nas.estimators.table_file.table_from_file` reads the table from a csv, json, parquet or pickle file.
 
     The curve goes through the same ``report`` path as training, so Optuna's pruners stop
     lookups exactly where they would stop training; the recorded ``seconds`` is what training
@@ -38,13 +40,17 @@ class TableEstimator(Estimator):
     cheap = True
 
     def __init__(self, table: Table, *, space: SearchSpace | None = None, metric: str = "score",
-                 seconds: float | None = None, name: str = "table") -> None:
+                 seconds: float | None = None, name: str = "table",
+                 key_of: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         if not (isinstance(table, Mapping) or callable(table)):
             raise ConfigError(f"estimator '{name}': `table` must be a mapping from architecture to result, or a function of "
                               f"the architecture, but got {type(table).__name__}.")
         if seconds is not None and not seconds >= 0:
             raise ConfigError(f"estimator '{name}': `seconds >= 0` must hold (the cost recorded per lookup), but got {seconds!r}.")
+        if key_of is not None and not isinstance(table, Mapping):
+            raise ConfigError(f"estimator '{name}': `key_of` maps a sample to a key of a table mapping, but `table` is a function.")
         self.table, self.space, self.metric, self.seconds, self.name = table, space, metric, seconds, name
+        self.key_of = key_of
 
     def describe(self) -> dict[str, Any]:
         return {"estimator": self.name, "metric": self.metric}
@@ -57,6 +63,11 @@ class TableEstimator(Estimator):
                 raise TrialFailed(f"the table function returned no result for {self._text(arch)}")
             return entry
         text = self._text(arch)
+        if self.key_of is not None:
+            key = self.key_of(dict(arch.sample))
+            if key in self.table:
+                return self.table[key]
+            raise TrialFailed(f"architecture {text} is not in the table: its key {key!r} is not among {len(self.table)} entries")
         for key in (text, arch.key):
             if key in self.table:
                 return self.table[key]
@@ -78,6 +89,8 @@ class TableEstimator(Estimator):
         cost = entry.get("seconds", self.seconds)
         metrics: dict[str, Any] = {k: v for k, v in entry.items() if k != "curve" and isinstance(v, (int, float, str, bool))}
         metrics[self.metric] = score
+        if self.metric != "score":
+            metrics["selected_by"] = self.metric  # the leaderboard's title for the score column
         for step, value in enumerate(curve):
             if report(step, value):
                 spent: dict[str, Any] = {"seconds": float(cost) * (step + 1) / len(curve)} if cost is not None else {}
