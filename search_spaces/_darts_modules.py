@@ -12,7 +12,8 @@ shifted branch so both branches keep one size (on even sizes the output is the s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -78,8 +79,11 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
-def make_op(name: str, dims: int, channels: int, stride: int) -> nn.Module:
-    """One DARTS operation at ``channels`` channels; ``stride`` 2 on a reduction cell's input edges."""
+def make_op(name: str, dims: int, channels: int, stride: int, builders: Mapping[str, Any] | None = None) -> nn.Module:
+    """One DARTS operation at ``channels`` channels; ``stride`` 2 on a reduction cell's input edges.
+    ``builders`` maps other op names to functions ``(channels, stride, dims) -> nn.Module``."""
+    if builders and name in builders:
+        return builders[name](channels, stride, dims)  # type: ignore[no-any-return]
     if name == "none":
         return Zero(stride)
     if name == "skip_connect":
@@ -101,14 +105,15 @@ class Cell(nn.Module):
     """Two preprocessed inputs (states 0, 1), two ops per intermediate node summed, ``concat`` states joined."""
 
     def __init__(self, pairs: Sequence[tuple[str, int]], concat: Sequence[int], dims: int, c_prev_prev: int, c_prev: int,
-                 channels: int, reduction: bool, reduction_prev: bool) -> None:
+                 channels: int, reduction: bool, reduction_prev: bool, builders: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.preprocess0 = (FactorizedReduce(dims, c_prev_prev, channels) if reduction_prev
                             else relu_conv_bn(dims, c_prev_prev, channels, 1))
         self.preprocess1 = relu_conv_bn(dims, c_prev, channels, 1)
         self.inputs = [source for _, source in pairs]
         self.concat = list(concat)
-        self.ops = nn.ModuleList(make_op(op, dims, channels, 2 if reduction and source < 2 else 1) for op, source in pairs)
+        self.ops = nn.ModuleList(make_op(op, dims, channels, 2 if reduction and source < 2 else 1, builders)
+                                 for op, source in pairs)
         self.multiplier = len(self.concat)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
@@ -123,7 +128,7 @@ class DartsNetwork(nn.Module):
 
     def __init__(self, normal: Sequence[tuple[str, int]], normal_concat: Sequence[int], reduce: Sequence[tuple[str, int]],
                  reduce_concat: Sequence[int], *, in_channels: int, dims: int, num_classes: int, channels: int = 36,
-                 layers: int = 20, stem_multiplier: int = 3) -> None:
+                 layers: int = 20, stem_multiplier: int = 3, builders: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         c_curr = stem_multiplier * channels
         self.stem = nn.Sequential(_CONV[dims](in_channels, c_curr, 3, padding=1, bias=False), _BN[dims](c_curr))
@@ -135,7 +140,7 @@ class DartsNetwork(nn.Module):
             if reduction:
                 c_curr *= 2
             pairs, concat = (reduce, reduce_concat) if reduction else (normal, normal_concat)
-            cell = Cell(pairs, concat, dims, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            cell = Cell(pairs, concat, dims, c_prev_prev, c_prev, c_curr, reduction, reduction_prev, builders)
             self.cells.append(cell)
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr

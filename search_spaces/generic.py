@@ -19,7 +19,9 @@ sample and from the key, so two samples that differ only there are one architect
 
 ``build`` is optional: the ``_target_`` of a function ``(sample, input_shape, num_classes) ->
 nn.Module`` (any extra keys are passed to it as keywords). Without it the space is lookup-only: a table
-estimator scores it, and an estimator that trains refuses it before the search starts.
+estimator scores it, and an estimator that trains refuses it before the search starts. ``canonical``
+is optional too: the ``_target_`` of a function of the active sample giving the text under which
+equivalent architectures share a key (a benchmark's own hash).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from nas.core import Categorical, ConfigError, Float, Integer, SearchSpace
 from nas.core.dimensions import Dimension, Primitive
 from nas.core.errors import InvalidSampleError
+from search_spaces import _args
 
 _PRIMITIVE = (str, int, float, bool, type(None))
 _RANGE_KEYS = {"low", "high", "step", "log", "resolution", "type"}
@@ -43,10 +46,12 @@ class GenericSpace(SearchSpace):
         dimensions: ``{name: list | mapping}``, in dependency order.
         build: ``{_target_: pkg.module.function, **kwargs}`` building a network for a sample, or ``None``
             for a lookup-only space.
+        canonical: ``{_target_: pkg.module.function}`` of the active sample, returning the text under which
+            equivalent architectures collide (a benchmark's own hash); ``None``: the active dimensions.
     """
 
     def __init__(self, *, name: str = "generic", dimensions: Mapping[str, Any] | None = None,
-                 build: Mapping[str, Any] | None = None) -> None:
+                 build: Mapping[str, Any] | None = None, canonical: Mapping[str, Any] | None = None) -> None:
         self.name = name
         if not isinstance(dimensions, Mapping) or not dimensions:
             raise ConfigError(f"space '{name}': `dimensions` must be a non-empty mapping of names to a list of choices or "
@@ -59,7 +64,8 @@ class GenericSpace(SearchSpace):
                                   f"but got {dim_name!r}.")
             self._dims[dim_name], condition = _dimension(name, dim_name, spec)
             self._conditions[dim_name] = _condition(name, dim_name, condition, self._dims)
-        self._builder, self._build_kwargs = _builder(name, build)
+        self._builder, self._build_kwargs = _args.function_target(name, "build", build, "(sample, input_shape, num_classes) -> nn.Module")
+        self._canonical, _ = _args.function_target(name, "canonical", canonical, "(sample) -> str")
         self.lookup_only = self._builder is None
 
     def dimensions(self) -> dict[str, Dimension]:
@@ -73,6 +79,11 @@ class GenericSpace(SearchSpace):
             raise ConfigError(f"space '{self.name}' is lookup-only (it declares no `build`): score it with a table "
                               "estimator (estimator=table), or add `build: {_target_: pkg.module.function}` to its YAML.")
         return self._builder(self.validate(sample), tuple(input_shape), num_classes, **self._build_kwargs)
+
+    def canonical(self, sample: Mapping[str, Primitive]) -> str:
+        if self._canonical is None:
+            return super().canonical(sample)
+        return str(self._canonical(self.active(sample)))
 
     def check(self, sample: dict[str, Primitive]) -> None:
         for name in sample:
@@ -147,22 +158,6 @@ def _condition(space: str, name: str, condition: Any, earlier: Mapping[str, Dime
             raise ConfigError(f"{where}: the values of `{other}` must lie in its domain ({dim}), but got {list(allowed)!r}.")
         out[other] = tuple(dim.normalize(v) for v in allowed)
     return out
-
-
-def _builder(space: str, build: Any) -> tuple[Any, dict[str, Any]]:
-    if build is None:
-        return None, {}
-    if isinstance(build, str):
-        build = {"_target_": build}
-    if not isinstance(build, Mapping) or "_target_" not in build:
-        raise ConfigError(f"space '{space}': `build` must be null (lookup-only) or a mapping with `_target_` naming a function "
-                          f"(sample, input_shape, num_classes) -> nn.Module, but got {build!r}.")
-    from nas._config import target_of
-
-    function = target_of(build, kind=f"space '{space}': build")
-    if not callable(function):
-        raise ConfigError(f"space '{space}': `build._target_` must name a function, but {build['_target_']!r} is a {type(function).__name__}.")
-    return function, {k: v for k, v in build.items() if k != "_target_"}
 
 
 def mlp(sample: Mapping[str, Primitive], input_shape: Sequence[int], num_classes: int, *, depth: str = "layers",
