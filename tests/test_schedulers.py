@@ -158,7 +158,15 @@ def test_hyperband_prunes_real_training_and_keeps_the_cost_of_pruned_trials(tmp_
     assert all(r.metrics["epochs"] == 6 for r in complete)
 
 
-def test_a_worker_that_loses_the_race_to_create_the_tables_retries(tmp_path, monkeypatch):
+@pytest.mark.parametrize("message", [
+    "(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num",
+    '(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint "alembic_version_pkc"',
+    '(psycopg2.errors.DuplicateTable) relation "studies" already exists',
+    # two `nas-search` processes on a new MariaDB database (tests/test_rdb_servers.py, seen in CI)
+    "(pymysql.err.IntegrityError) (1062, \"Duplicate entry 'v3.2.0.a' for key 'PRIMARY'\")",
+    "(pymysql.err.OperationalError) (1050, \"Table 'studies' already exists\")",
+])
+def test_a_worker_that_loses_the_race_to_create_the_tables_retries(tmp_path, monkeypatch, message):
     from nas.store import optuna_store as _runner
 
     real, calls = optuna.storages.RDBStorage, []
@@ -166,7 +174,7 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_retries(tmp_path, mon
     def racing(*args, **kwargs):  # the first attempt meets tables another worker is creating
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num")
+            raise RuntimeError(message)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", racing)

@@ -179,6 +179,17 @@ def lock_file_of(url: str | BaseStorage | None, run_dir: Path) -> str | None:
     return None
 
 
+#: How each database says that another process created the same table or version row first: SQLite's
+#: "UNIQUE constraint failed", PostgreSQL's "duplicate key value violates unique constraint" and
+#: "relation ... already exists", MySQL's and MariaDB's "Duplicate entry ... for key" (error 1062) and
+#: "Table ... already exists" (1050).
+_SCHEMA_RACE_WORDS = ("unique constraint", "already exists", "duplicate entry", "duplicate key")
+
+
+def _lost_schema_race(text: str) -> bool:
+    return any(words in text.lower() for words in _SCHEMA_RACE_WORDS)
+
+
 def open_storage(url: str | BaseStorage | None, run_dir: Path, heartbeat: Heartbeat | None = None) -> tuple[str, BaseStorage]:
     """Resolve ``storage=`` to (the URL as recorded in run.json, the storage).
 
@@ -210,7 +221,7 @@ def open_storage(url: str | BaseStorage | None, run_dir: Path, heartbeat: Heartb
         except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
             text = str(exc)
             # Workers started together on a new database race to create its tables: the loser retries and finds them made.
-            if attempt < _SCHEMA_RACE_RETRIES and ("UNIQUE constraint" in text or "already exists" in text):
+            if attempt < _SCHEMA_RACE_RETRIES and _lost_schema_race(text):
                 time.sleep(0.2 * (attempt + 1))
                 continue
             first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
