@@ -20,6 +20,7 @@ from nas.core.architecture import Architecture
 from nas._config import as_dict, compose, get_space, instantiate, space_from_config, target_of
 from nas.core.errors import ConfigError
 from nas.estimators.base import Estimator, Evaluation
+from nas.estimators.table import TableEstimator
 from nas._results import SearchResult, leaderboard
 from nas.core.space import Inherited, SearchSpace
 from nas.core.strategy import Strategy, auto_startup
@@ -100,6 +101,8 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
             estimator = estimator()
     if not isinstance(estimator, Estimator):
         raise ConfigError(f"`estimator` must build a nas.Estimator, but got {type(estimator).__name__}.")
+    if isinstance(estimator, TableEstimator) and estimator.space is None:
+        estimator.space = space  # rows keyed by the space's text form are found, as when the config builds it
     return space, made_strategy, estimator
 
 

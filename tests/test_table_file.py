@@ -127,3 +127,12 @@ def test_nas_search_reads_a_table_from_the_command_line(tmp_path):
     assert '| 1 | 5 |' in out.stdout or 'c="q"` |' in out.stdout.split("| 1 |")[1].splitlines()[0]
     board = subprocess.run([str(cli.with_name("nas-leaderboard")), str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
     assert board.returncode == 0 and "| valid | test |" in board.stdout.splitlines()[0]
+
+
+def test_a_table_estimator_given_without_its_space_finds_rows_by_the_text_form(tmp_path):
+    """nas.search gives a TableEstimator object the search's space, as the config route does: before, its rows
+    keyed by `space.format(...)` were looked up by the 16-hex key and every trial failed."""
+    estimator = table_from_file(path=str(write(tmp_path / "t.csv", rows())), select="valid")
+    assert estimator.space is None
+    result = nas.search(space=SPACE, estimator=estimator, strategy="grid", trials=12, out_dir=tmp_path / "run", progress=False)
+    assert [str(r.state) for r in result.trials].count("complete") == 12 and result.best.value == pytest.approx(0.9)
