@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import types
 from pathlib import Path
@@ -212,7 +213,8 @@ def test_nas_search_workers_on_a_mysql_storage(mysql_server, tmp_path):
 
 
 def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(postgres_server, tmp_path):
-    """The server stops (every connection dropped) and comes back 2 s later: the worker retries with
+    """The server stops (every connection dropped) and comes back 2 s later, or once the worker has met the
+    outage (it once finished its trials in the gap between two reads before meeting it): the worker retries with
     backoff, says so, and ends with the whole budget (24: the 21 trials left after the third take 4 s
     or more, longer than the server takes to stop), every value the one its architecture scores.
     On MySQL, the store's own retry is tested below (its driver's errors are others)."""
@@ -223,6 +225,9 @@ def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(
     barrier.mkdir()
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), url, str(barrier), "1", "24"], cwd=tmp_path, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -233,11 +238,17 @@ def test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong(
                 pass
             time.sleep(0.2)
         server.stop()
-        time.sleep(2)
+        # down for 2 s at least, and until the worker has met the outage (a search that blocked silently
+        # instead would hang here until the deadline, and fail below)
+        down, deadline = time.monotonic(), time.monotonic() + 60
+        while time.monotonic() < deadline and (time.monotonic() - down < 2 or not any("unreachable" in line for line in lines)):
+            time.sleep(0.1)
     finally:
         if not server.running:
             server.start()
-    out, _ = proc.communicate(timeout=300)
+    proc.wait(timeout=300)
+    reader.join(timeout=30)
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert "unreachable" in out and "retrying in" in out and "reachable again after" in out, out
     trials = optuna.load_study(study_name="nas", storage=url).trials
