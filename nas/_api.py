@@ -82,15 +82,16 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError(f"`seed` must be an integer or null, but got {seed!r}.")
     space = space if space is not None else space_from_config(cfg.space)
-    if space.lookup_only and (estimator.needs_data if estimator is not None
-                              else getattr(target_of(cfg.estimator, kind="estimator"), "needs_data", True)):
+    # table estimators look results up: no data to load, and spaces with nothing to build are theirs
+    needs_data = estimator.needs_data if estimator is not None else getattr(target_of(cfg.estimator, kind="estimator"), "needs_data", True)
+    if space.lookup_only and needs_data:
         raise ConfigError(f"space '{space.name}' is lookup-only (it has no network to build), so the estimator must look "
                           "results up (estimator=table, or a nas.TableEstimator), but it trains or measures networks.")
     made_strategy = make_strategy(strategy if strategy is not None else cfg.strategy, space, seed,
                                   budget=(cfg.get("budget") or {}).get("trials"))
     if estimator is None:
         runtime: dict[str, Any] = {"space": space, "seed": seed}
-        if getattr(target_of(cfg.estimator, kind="estimator"), "needs_data", True):  # table estimators look results up
+        if needs_data:
             if dataset is None:
                 dataset = instantiate(cfg.dataset, kind=f"dataset '{cfg.dataset.get('_target_', '?')}'")
             elif not isinstance(dataset, DataSplits) and callable(dataset):

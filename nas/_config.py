@@ -85,8 +85,8 @@ def group_file_overrides(overrides: Sequence[str]) -> list[str]:
                 names.append(choice)
                 continue
             name, cfg = load_group_file(group, choice)
-            if group == "space" and "name" not in cfg:
-                cfg.name = name
+            if group == "space":
+                _named_after(cfg, name)
             if name in available(group):
                 name = f"{name}-{hashlib.sha1(str(Path(choice).resolve()).encode()).hexdigest()[:8]}"
             ConfigStore.instance().store(group=group, name=name, node=cfg)
@@ -248,6 +248,38 @@ def target_of(node: Mapping[str, Any] | DictConfig, *, kind: str) -> Any:
     return _import(str(target), kind)
 
 
+def function_of(spec: Any, *, key: str, kind: str, what: str) -> tuple[Any, dict[str, Any]]:
+    """The function a ``{_target_: pkg.module.function, **kwargs}`` option names (a bare string is the
+    target) and its extra keys; ``(None, {})`` for ``None``. Errors name ``kind``'s ``key`` and say ``what``
+    the function must do."""
+    if spec is None:
+        return None, {}
+    if isinstance(spec, str):
+        spec = {"_target_": spec}
+    if not isinstance(spec, (Mapping, DictConfig)) or "_target_" not in spec:
+        raise ConfigError(f"{kind}: `{key}` must be null or a mapping with `_target_` naming a function {what}, but got {spec!r}.")
+    function = target_of(spec, kind=f"{kind}: {key}")
+    if not callable(function):
+        raise ConfigError(f"{kind}: `{key}._target_` must name a function, but {spec['_target_']!r} is a {type(function).__name__}.")
+    return function, {str(k): v for k, v in spec.items() if k != "_target_"}
+
+
+def _named_after(node: DictConfig, name: str) -> None:
+    """``node.name = name`` where the node names nothing and its class takes a name (what run
+    directories and leaderboards call the space); otherwise the node is left as it is."""
+    from omegaconf import open_dict
+
+    if "name" in node or "_target_" not in node:
+        return
+    try:
+        accepts = "name" in inspect.signature(target_of(node, kind="space")).parameters
+    except (ConfigError, TypeError, ValueError):
+        return  # refused with its reason where the space is built
+    if accepts:
+        with open_dict(node):
+            node.name = name
+
+
 def load_group_file(group: str, name_or_path: str) -> tuple[str, DictConfig]:
     """A group's YAML by registry name or by file path; returns (name, config)."""
     path = Path(str(name_or_path)).expanduser()
@@ -278,19 +310,10 @@ def space_from_config(cfg: Mapping[str, Any] | DictConfig) -> Any:
 
 def name_space(cfg: DictConfig, choice: str | None) -> DictConfig:
     """Give ``cfg.space`` the name it was chosen by (``space=NAME``, a file of a user's config folder)
-    where its YAML names none and its class takes one: what run directories and leaderboards call it."""
-    from omegaconf import open_dict
-
+    where its YAML names none and its class takes one."""
     node = cfg.get("space")
-    if not choice or not isinstance(node, DictConfig) or "name" in node or "_target_" not in node:
-        return cfg
-    try:
-        accepts = "name" in inspect.signature(target_of(node, kind="space")).parameters
-    except (ConfigError, TypeError, ValueError):
-        return cfg  # refused with its reason where the space is built
-    if accepts:
-        with open_dict(node):
-            node.name = choice.rsplit("/", 1)[-1]
+    if choice and isinstance(node, DictConfig):
+        _named_after(node, choice.rsplit("/", 1)[-1])
     return cfg
 
 

@@ -122,20 +122,9 @@ def narrowed(space: Any, width: float, depth: float) -> Any:
     return narrow
 
 
-def function_target(space: str, key: str, spec: Any, what: str) -> Any:
-    """The function a ``{_target_: pkg.module.function, **kwargs}`` config names (a bare string is the
-    target), with its extra keys; ``(None, {})`` for ``None``. ``what`` says what the function does."""
-    if spec is None:
-        return None, {}
-    if isinstance(spec, str):
-        spec = {"_target_": spec}
-    if not isinstance(spec, Mapping) or "_target_" not in spec:
-        raise ConfigError(f"space '{space}': `{key}` must be null or a mapping with `_target_` naming a function {what}, "
-                          f"but got {spec!r}.")
-    from nas._config import target_of
 
-    function = target_of(spec, kind=f"space '{space}': {key}")
-    if not callable(function):
-        raise ConfigError(f"space '{space}': `{key}._target_` must name a function, but {spec['_target_']!r} is a "
-                          f"{type(function).__name__}.")
-    return function, {k: v for k, v in spec.items() if k != "_target_"}
+def function_target(space: str, key: str, spec: Any, what: str) -> Any:
+    """The function a space's ``key: {_target_: ...}`` names, and its extra keys (:func:`nas._config.function_of`)."""
+    from nas._config import function_of
+
+    return function_of(spec, key=key, kind=f"space '{space}'", what=what)

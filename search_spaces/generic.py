@@ -31,7 +31,6 @@ from typing import Any
 
 from nas.core import Categorical, ConfigError, Float, Integer, SearchSpace
 from nas.core.dimensions import Dimension, Primitive
-from nas.core.errors import InvalidSampleError
 from search_spaces import _args
 
 _PRIMITIVE = (str, int, float, bool, type(None))
@@ -85,10 +84,6 @@ class GenericSpace(SearchSpace):
             return super().canonical(sample)
         return str(self._canonical(self.active(sample)))
 
-    def check(self, sample: dict[str, Primitive]) -> None:
-        for name in sample:
-            if name not in self._dims:
-                raise InvalidSampleError(f"`{name}` is not a dimension of space '{self.name}'.")
 
 
 def _dimension(space: str, name: str, spec: Any) -> tuple[Dimension, Any]:

@@ -96,3 +96,28 @@ def test_a_space_object_that_cannot_be_pickled_is_said_and_load_asks_for_it(tmp_
 def test_a_missing_yaml_path_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="space: the YAML file .*nowhere.yaml' does not exist"):
         nas.search(space=str(tmp_path / "nowhere.yaml"), trials=1, out_dir=tmp_path / "run", progress=False)
+
+
+def test_a_sweep_over_yaml_files_is_turned_into_names_hydra_composes(tmp_path):
+    from nas._config import compose, group_file_overrides
+
+    (tmp_path / "one.yaml").write_text(BUILT)
+    (tmp_path / "mlp.yaml").write_text(BUILT.replace("[16, 32]", "[8]"))  # named like a packaged space
+    rewritten = group_file_overrides([f"space={tmp_path / 'one.yaml'},mlp,{tmp_path / 'mlp.yaml'}", "seed=1"])
+    names = rewritten[0].partition("=")[2].split(",")
+    assert names[:2] == ["one", "mlp"] and names[2].startswith("mlp-") and rewritten[1] == "seed=1"
+    assert compose([f"space={names[2]}"]).space.dimensions.width == [8]  # the user's file, not the packaged mlp
+    assert compose([f"space={names[2]}"]).space.name == "mlp"
+
+
+def test_names_of_a_user_config_folder_are_checked_on_the_command_line(tmp_path):
+    from nas.cli import check_overrides
+
+    (tmp_path / "conf" / "space").mkdir(parents=True)
+    (tmp_path / "conf" / "space" / "mine.yaml").write_text(BUILT)
+    folder = f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    check_overrides(["space=mine", folder])
+    with pytest.raises(ConfigError, match="Unknown space 'mien'. Did you mean 'mine'"):
+        check_overrides(["space=mien", folder])
+    with pytest.raises(ConfigError, match="Unknown space 'mine'"):
+        check_overrides(["space=mine"])  # without the folder, the name is not offered

@@ -21,7 +21,7 @@ import csv
 import json
 import math
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ def table_from_file(*, path: str, key: str = "arch", select: str = "score", repo
                     lookup: Mapping[str, Any] | str | None = None, curve: str | None = None, seconds: Any = None,
                     space: SearchSpace | None = None, name: str = "table") -> TableEstimator:
     """A :class:`TableEstimator` over the rows of ``path``; see the module docstring for each key."""
-    from nas._config import target_of
+    from nas._config import function_of
 
     rows = read_rows(path, key=key)
     report = [report] if isinstance(report, str) else list(report or ())
@@ -125,11 +125,7 @@ def table_from_file(*, path: str, key: str = "arch", select: str = "score", repo
                                   f"but got {column!r}.")
     cost = None if isinstance(seconds, str) else seconds
     table = {text: _entry(row, select, report, curve, seconds if isinstance(seconds, str) else None) for text, row in rows.items()}
-    key_of: Callable[[Mapping[str, Any]], Any] | None = None
-    if lookup is not None:
-        key_of = target_of({"_target_": lookup} if isinstance(lookup, str) else lookup, kind=f"estimator '{name}': lookup")
-        if not callable(key_of):
-            raise ConfigError(f"estimator '{name}': `lookup` must name a function of the sample, but got {lookup!r}.")
+    key_of, _ = function_of(lookup, key="lookup", kind=f"estimator '{name}'", what="(sample) -> the table's key")
     return TableEstimator(table, space=space, metric=select, seconds=cost, name=name, key_of=key_of)
 
 
