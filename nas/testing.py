@@ -207,7 +207,8 @@ class SpaceContract:
         space = self.make_space()
         dims = space.dimensions()
         rng = np.random.default_rng(1)
-        for sample in [*self._samples(), space.complete({})]:
+        defaults = space.complete({})
+        for sample in [*self._samples(), *([defaults] if space.is_valid(defaults) else [])]:  # a constrained space's may not be
             active = space.active(sample)
             assert space.key(sample) == space.key(dict(active))
             assert len(space.key(sample)) == 16 and set(space.key(sample)) <= set("0123456789abcdef")
@@ -247,6 +248,15 @@ class SpaceContract:
             # exactly one dimension active in both changes; others may only turn active (filled) or inactive (dropped)
             assert len(changed) == 1, (f"a neighbor must change exactly one active dimension, but {space.format(n)} of "
                                        f"{space.format(sample)} changes {changed!r}.")
+
+    def test_mutations_validate(self) -> None:
+        """``mutate`` gives valid samples (a constrained space's constraints included), each differing from its parent."""
+        space = self.make_space()
+        rng = np.random.default_rng(2)
+        for sample in self._samples():
+            child = space.mutate(sample, rng)
+            assert space.is_valid(child), f"`mutate` of {space.format(sample)} gave an invalid sample {child!r}."
+            assert space.active(child) != space.active(sample), f"`mutate` of {space.format(sample)} changed nothing."
 
     def test_morphs_preserve_the_function(self) -> None:
         """Listed morphs (one of each kind first, up to ``morphs_per_sample`` per sample), applied by

@@ -107,7 +107,9 @@ class RegularizedEvolution(Strategy):
         if crossed:
             other = self.space.active(self._tournament(population, rng).arch.sample)
             mixed = {name: (other if name in other and rng.random() < 0.5 else parent).get(name, value) for name, value in parent.items()}
-            parent = self.space.complete(mixed, rng)
+            mixed = self.space.complete(mixed, rng)
+            if self.space.is_valid(mixed):  # a constrained space's mix may break its constraints: the winner is mutated then
+                parent = mixed
         # a morph of a crossover mix is no morph of the winner it inherits from: those children are mutated
         morphs = self.space.morphs(parent) if self.morph_mutation > 0 and not crossed and rng.random() < self.morph_mutation else []
         morphs = [m for m in morphs if self.space.key(m.child) not in seen]  # every morph tried: a plain mutation, not a redraw

@@ -235,18 +235,19 @@ class ReinforceController(Strategy):
         self._catch_up(history)
         rng = self.rng(history)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        if not self.skip_duplicates:
+        if not self.skip_duplicates and not self.space.constrained:
             return self._draw(1, generator)[0]
-        seen = self.seen_keys(history)
+        seen = self.seen_keys(history) if self.skip_duplicates else set()
         drawn = 0
         batch = 16  # a batch costs about what one draw does; doubling keeps a collapsed policy cheap
         while drawn <= self.max_resamples:
             for sample in self._draw(min(batch, self.max_resamples + 1 - drawn), generator):
-                if self.space.key(sample) not in seen:
+                # the policy draws dimension by dimension: a constrained space's invalid cell is redrawn
+                if (not self.space.constrained or self.space.is_valid(sample)) and self.space.key(sample) not in seen:
                     return sample
             drawn += batch
             batch *= 2
-        sample = self.space.sample(rng)  # the policy has collapsed onto seen keys: uniform draws
+        sample = self.space.sample(rng)  # the policy has collapsed onto seen keys (or invalid cells): uniform draws
         for _ in range(self.max_resamples):
             if self.space.key(sample) not in seen:
                 break

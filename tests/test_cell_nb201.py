@@ -17,6 +17,7 @@ import torch
 
 from nas import Categorical, ConfigError, InvalidSampleError
 from search_spaces.cell_nb201 import NB201_OPS, CellSpace
+from search_spaces.dag_edges import EdgeCellSpace
 
 NB201 = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nb201"
 EDGES = ["cell.e0_1", "cell.e0_2", "cell.e1_2", "cell.e0_3", "cell.e1_3", "cell.e2_3"]
@@ -217,7 +218,7 @@ def test_node_without_inputs_carries_nothing() -> None:
         ({"stem_channels": 0}, "`stem_channels` must be an integer >= 1, but got 0"),
         ({"cells_per_stage": -1}, "`cells_per_stage` must be an integer >= 1, but got -1"),
         ({"stages": True}, "`stages` must be an integer >= 1, but got True"),
-        ({"edges": [[0, 4]]}, "0 <= i < j < nodes=4, but got [0, 4]"),
+        ({"edges": [[0, 4]]}, "0 <= i < j < 4 and j >= 1 (state 0 is the cell's input), but got [0, 4]"),
         ({"edges": [[2, 1]]}, "but got [2, 1]"),
         ({"edges": [[0, 1], [0, 1], [1, 3]]}, "`edges` must not repeat"),
         ({"edges": [[0, 1], [2, 3]]}, "`edges` must connect input node 0 to output node 3, but got [[0, 1], [2, 3]]"),
@@ -234,12 +235,42 @@ def test_yaml_declares_the_space_and_overrides_give_the_benchmark_network() -> N
     from nas import get_space
 
     space = get_space("cell_nb201")
-    assert isinstance(space, CellSpace) and space.name == "cell_nb201"
+    assert isinstance(space, EdgeCellSpace) and space.name == "cell_nb201"  # declared through the DAG cell family
     assert list(space.dimensions()) == EDGES and space.ops == NB201_OPS
     assert (space.cells_per_stage, space.stem_channels) == (1, 8)  # the CPU-friendly default
     benchmark = get_space("cell_nb201", cells_per_stage=5, stem_channels=16)
     model = benchmark.build(cell(*["avg_pool_3x3"] * 6), (3, 32, 32), 10)
     assert sum(p.numel() for p in model.parameters()) == 73_306  # NB201's count for a conv-free cell
+
+
+def test_the_yaml_declaration_and_the_python_class_agree_on_every_cell(table: list[dict[str, str]]) -> None:
+    """The DAG family's NAS-Bench-201 (configs/space/cell_nb201.yaml) against CellSpace: same dimensions and
+    draws, and on all 15,625 benchmark cells the same key, string, paths and morphs."""
+    import numpy as np
+
+    from nas import get_space
+
+    declared, python = get_space("cell_nb201"), CellSpace(cells_per_stage=1, stem_channels=8)
+    assert declared.dimensions() == python.dimensions()
+    assert [declared.sample(np.random.default_rng(3)) for _ in range(3)] == [python.sample(np.random.default_rng(3)) for _ in range(3)]
+    for row in table:
+        sample = declared.parse(row["ArchitectureString"])
+        assert declared.key(sample) == python.key(sample) and declared.format(sample) == python.format(sample)
+        assert declared.paths(sample) == python.paths(sample) and declared.live(sample) == python.live(sample)
+        assert [str(m) for m in declared.morphs(sample)] == [str(m) for m in python.morphs(sample)]
+    model = [s.build(cell(*["nor_conv_3x3"] * 6), (1, 8, 8), 10) for s in (declared, python)]
+    assert [tuple(v.shape) for v in model[0].state_dict().values()] == [tuple(v.shape) for v in model[1].state_dict().values()]
+
+
+def test_the_same_cells_as_labels_are_lookup_only_with_the_same_keys() -> None:
+    from nas import get_space
+
+    labels = get_space("cell_nb201", network=None)
+    assert labels.lookup_only and labels.morphs(cell(*["none"] * 6)) == []
+    sample = cell("none", "nor_conv_1x1", "nor_conv_3x3", "skip_connect", "avg_pool_3x3", "none")
+    assert labels.key(sample) == CellSpace().key(sample) and labels.format(sample) == CellSpace().format(sample)
+    with pytest.raises(ConfigError, match="lookup-only"):
+        labels.build(sample, (1, 8, 8), 10)
 
 
 # ---- morphisms ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pytest
 
-from nas import SearchSpace, Strategy, TrialRecord
+from nas import InvalidSampleError, SearchSpace, Strategy, TrialRecord
 from nas.core.dimensions import Primitive
 from nas.core.space import Sample
 from nas.testing import SpaceContract, StrategyContract, ToySpace
@@ -152,6 +152,19 @@ class TwoMovesOnDepthSpace(ToySpace):
         return out
 
 
+class MutatesIntoForbiddenSpace(ToySpace):
+    """Broken: its rule forbids op 'c' in layer 1 (``check``, ``constrained``), but its own ``mutate`` ignores the rule."""
+
+    constrained = True
+
+    def check(self, sample: Sample) -> None:
+        if sample.get("l1.op") == "c":
+            raise InvalidSampleError("l1.op must not be 'c'")
+
+    def mutate(self, sample: Mapping[str, Primitive], rng: np.random.Generator) -> Sample:
+        return {**self.active(sample), "l1.op": "c"}
+
+
 class ToyContract(SpaceContract):
     def make_space(self) -> SearchSpace:
         return ToySpace()
@@ -172,8 +185,13 @@ class TwoMovesOnDepthContract(SpaceContract):
         return TwoMovesOnDepthSpace()
 
 
+class MutatesIntoForbiddenContract(SpaceContract):
+    def make_space(self) -> SearchSpace:
+        return MutatesIntoForbiddenSpace()
+
+
 @pytest.mark.parametrize("check", EARLIER_SPACE_CHECKS)
-@pytest.mark.parametrize("contract", [LeakyKeyContract, KeepsInactiveContract, TwoMovesOnDepthContract])
+@pytest.mark.parametrize("contract", [LeakyKeyContract, KeepsInactiveContract, TwoMovesOnDepthContract, MutatesIntoForbiddenContract])
 def test_the_broken_spaces_pass_every_earlier_check(contract: type[SpaceContract], check: str) -> None:
     getattr(contract(), check)()
 
@@ -207,13 +225,21 @@ def test_a_neighbor_with_two_moves_is_rejected() -> None:
         TwoMovesOnDepthContract().test_neighbors_differ_in_one_active_dimension_and_validate()
 
 
+def test_a_mutation_that_breaks_the_spaces_rule_is_rejected() -> None:
+    contract = MutatesIntoForbiddenContract()
+    contract.test_neighbors_differ_in_one_active_dimension_and_validate()  # its neighbours keep the rule: only this check bites
+    assert all(s["l1.op"] != "c" for s in contract._samples())  # and `sample` keeps it, through the base's redraws
+    with pytest.raises(AssertionError, match="`mutate` of .* gave an invalid sample"):
+        contract.test_mutations_validate()
+
+
 @pytest.mark.parametrize("check", SPACE_CHECKS)
 def test_a_correct_space_passes_every_check(check: str) -> None:
     getattr(ToyContract(), check)()
 
 
 def test_every_space_check_in_the_suite_is_covered() -> None:
-    # the earlier checks plus the two made to bite here: a new check gets its broken plugin in this file
+    # the earlier checks plus the three made to bite here: a new check gets its broken plugin in this file
     assert set(SPACE_CHECKS) == {*EARLIER_SPACE_CHECKS, "test_key_ignores_inactive_values_and_is_stable",
-                                 "test_neighbors_differ_in_one_active_dimension_and_validate"}
+                                 "test_neighbors_differ_in_one_active_dimension_and_validate", "test_mutations_validate"}
     assert set(STRATEGY_CHECKS) == {*EARLIER_STRATEGY_CHECKS, "test_proposes_several_architectures", "test_different_seeds_differ"}

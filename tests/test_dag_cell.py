@@ -126,11 +126,14 @@ class TestGnnCell(SpaceContract):
         return DagCellSpace(name="gnn", ops=["gat", "gcn", "skip"], output="concat_leaves")
 
 
-def test_nas_search_trains_the_darts_cell_on_digits(tmp_path):
-    out = subprocess.run([str(Path(sys.executable).with_name("nas-search")), "space=cell_darts", "dataset=digits", "budget.trials=2",
-                          "estimator.epochs=1", f"hydra.run.dir={tmp_path / 'run'}", "tensorboard=false"],
+def test_nas_search_trains_the_darts_and_nb101_cells_on_digits(tmp_path):
+    """One sweep of two jobs (one process): each cell form is searched with real training, its text form printed."""
+    out = subprocess.run([str(Path(sys.executable).with_name("nas-search")), "-m", "space=cell_darts,cell_nb101", "dataset=digits",
+                          "budget.trials=2", "estimator.epochs=1", f"hydra.sweep.dir={tmp_path / 'sweep'}", "tensorboard=false"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "2 trials: 2 complete." in out.stdout and "`Genotype(normal=[(" in out.stdout
-    result = nas.load(tmp_path / "run")
-    assert result.best.value > 0.1 and result.space.name == "cell_darts"
+    assert out.stdout.count("2 trials: 2 complete.") == 2
+    assert "`Genotype(normal=[(" in out.stdout and "`ModelSpec(matrix=[[0, " in out.stdout
+    results = [nas.load(p) for p in sorted((tmp_path / "sweep").iterdir()) if (p / "run.json").exists()]
+    assert sorted(r.space.name for r in results) == ["cell_darts", "cell_nb101"]
+    assert all(r.best.value > 0.1 and len(r.trials) == 2 for r in results)

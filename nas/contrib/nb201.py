@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: The benchmark's edges as dimensions of the ``cell_nb201`` space, in its order.
+NB201_EDGES = ("cell.e0_1", "cell.e0_2", "cell.e1_2", "cell.e0_3", "cell.e1_3", "cell.e2_3")
+
+
 class NB201Estimator(TableEstimator):
     """NAS-Bench-201 lookup: the score is the cell's test accuracy (%) on ``dataset`` after 200 epochs.
 
@@ -125,10 +129,11 @@ class NB201Estimator(TableEstimator):
 
 
 def _is_nb201_cell_space(space: SearchSpace) -> bool:
-    ops = tuple(getattr(space, "ops", ()))
-    return getattr(space, "nodes", None) == 4 and len(getattr(space, "edges", ())) == 6 and sorted(ops) == sorted(
-        ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
-
+    """The benchmark's cells: its 6 edge dimensions over its 5 ops, written in its strings (``text: nb201``)."""
+    dims = space.dimensions()
+    ops = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"}
+    return getattr(space, "text", None) == "nb201" and list(dims) == list(NB201_EDGES) and all(
+        set(getattr(d, "choices", ())) == ops for d in dims.values())
 
 if __name__ == "__main__":
     raise SystemExit(main())

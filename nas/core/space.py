@@ -74,6 +74,12 @@ class SearchSpace(ABC):
     #: ``True`` for a space that is only looked up (a benchmark's table): it has no network to build,
     #: estimators that train refuse it before the search starts, and the contract skips building it.
     lookup_only: bool = False
+    #: ``True`` where :meth:`check` refuses some samples whose every value lies in its domain (NAS-Bench-101's
+    #: edge limit): :meth:`sample`, :meth:`mutate`, :meth:`neighbors` and :meth:`grid` then give valid
+    #: samples only (redrawing, or filtering), and strategies that draw dimension by dimension redraw.
+    constrained: bool = False
+    #: Draws :meth:`sample` makes to find a valid sample of a constrained space before it gives up.
+    max_draws: int = 10_000
 
     # ---- abstract part -------------------------------------------------------------------------
     @abstractmethod
@@ -121,7 +127,17 @@ class SearchSpace(ABC):
         return out
 
     def check(self, sample: Sample) -> None:
-        """Extra structural checks on a validated sample; raise :class:`InvalidSampleError`."""
+        """Extra structural checks on a validated sample; raise :class:`InvalidSampleError`.
+
+        A space whose check can refuse a sample of in-domain values sets :attr:`constrained`."""
+
+    def is_valid(self, sample: Mapping[str, Primitive]) -> bool:
+        """Whether ``sample`` validates (every value in its domain and :meth:`check` passes)."""
+        try:
+            self.validate(sample)
+        except InvalidSampleError:
+            return False
+        return True
 
     # ---- identity ------------------------------------------------------------------------------
     def canonical(self, sample: Mapping[str, Primitive]) -> str:
@@ -185,12 +201,17 @@ class SearchSpace(ABC):
 
     # ---- exploration helpers used by strategies -------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Sample:
-        """A sample drawn uniformly, dimension by dimension, over the active dimensions."""
-        out: Sample = {}
-        for name, dim in self.dimensions().items():
-            if self.is_active(name, out):
-                out[name] = dim.sample(rng)
-        return out
+        """A sample drawn uniformly, dimension by dimension, over the active dimensions; for a
+        :attr:`constrained` space, the first valid one (uniform over the valid samples)."""
+        for _ in range(self.max_draws if self.constrained else 1):
+            out: Sample = {}
+            for name, dim in self.dimensions().items():
+                if self.is_active(name, out):
+                    out[name] = dim.sample(rng)
+            if not self.constrained or self.is_valid(out):
+                return out
+        raise ConfigError(f"space '{self.name}': no valid sample in {self.max_draws:,} uniform draws; its constraints leave "
+                          "too few valid architectures to draw at random (loosen them, or override `sample`).")
 
     def suggest(self, trial: Any) -> Sample:
         """Ask an Optuna trial for each active dimension in order; returns the active sample."""
@@ -221,7 +242,7 @@ class SearchSpace(ABC):
                 changed = dict(base)
                 changed[name] = other
                 out.append(self.complete(changed, rng))
-        return out
+        return [n for n in out if self.is_valid(n)] if self.constrained else out
 
     def mutate(self, sample: Mapping[str, Primitive], rng: np.random.Generator) -> Sample:
         """Change one active dimension, picked uniformly, to one of its other values, picked uniformly;
@@ -231,11 +252,15 @@ class SearchSpace(ABC):
         movable = [name for name, value in base.items() if dims[name].neighbors(value)]  # type: ignore[arg-type]
         if not movable:
             return base
-        name = movable[int(rng.integers(len(movable)))]
-        choices = dims[name].neighbors(base[name])  # type: ignore[arg-type]
-        changed = dict(base)
-        changed[name] = choices[int(rng.integers(len(choices)))]
-        return self.complete(changed, rng)
+        for _ in range(self.max_draws if self.constrained else 1):  # a constrained space: the first valid mutation
+            name = movable[int(rng.integers(len(movable)))]
+            choices = dims[name].neighbors(base[name])  # type: ignore[arg-type]
+            changed = dict(base)
+            changed[name] = choices[int(rng.integers(len(choices)))]
+            child = self.complete(changed, rng)
+            if not self.constrained or self.is_valid(child):
+                return child
+        return base
 
     def grid(self) -> Iterator[Sample]:
         """Every active-aware combination of dimension values (floats on their grid), lazily."""
@@ -243,7 +268,8 @@ class SearchSpace(ABC):
 
         def walk(i: int, partial: Sample) -> Iterator[Sample]:
             if i == len(names):
-                yield dict(partial)
+                if not self.constrained or self.is_valid(partial):
+                    yield dict(partial)
                 return
             name, dim = names[i]
             if not self.is_active(name, partial):

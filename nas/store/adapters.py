@@ -77,7 +77,9 @@ class SamplerStrategy(Strategy):
 
     With ``skip_duplicates``, a proposal whose canonical key was already tried is dropped and a
     freshly seeded sampler asked again (the tried one is already in its model; up to ``max_redraws``
-    times, then an unseen random sample), so no evaluation is spent twice on one architecture.
+    times, then an unseen random sample), so no evaluation is spent twice on one architecture. An
+    invalid cell of a :attr:`~nas.SearchSpace.constrained` space (NAS-Bench-101's edge limit) is
+    redrawn the same way, duplicates skipped or not.
     """
 
     name = "optuna"
@@ -152,6 +154,8 @@ class SamplerStrategy(Strategy):
             sample = self.space.suggest(study.ask())
             if not discard_last_trial(study):
                 self._study = None  # an Optuna without the storage layout we rely on: rebuild next time
+            if self.space.constrained and not self.space.is_valid(sample):
+                continue  # the sampler draws dimension by dimension: a constrained space's invalid cell is redrawn
             if self.space.key(sample) not in seen:
                 return sample
         rng = self.rng(history)
