@@ -104,7 +104,17 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
         raise ConfigError(f"`estimator` must build a nas.Estimator, but got {type(estimator).__name__}.")
     if isinstance(estimator, TableEstimator) and estimator.space is None:
         estimator.space = space  # rows keyed by the space's text form are found, as when the config builds it
+    costs, constraints = cfg.get("costs"), cfg.get("constraints")
+    if costs is not None or constraints is not None:
+        from nas.costs.screen import screen
+
+        estimator = screen(estimator, space, as_plain(costs, "costs"), as_plain(constraints, "constraints"))
     return space, made_strategy, estimator
+
+
+def as_plain(node: Any, key: str) -> Any:
+    """A config node as plain lists and dicts (what the cost and constraint parsers check)."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 #: The default storage of a run with several local workers: SQLite under concurrent writers is
@@ -145,7 +155,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         refuse_sqlite_for_workers(cfg.get("storage"), count)
     space, strategy, estimator = build_components(cfg, **objects)
     budget_cfg = cfg.get("budget") or {}
-    budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"))
+    budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"), max_infeasible=budget_cfg.get("max_infeasible"))
     if pruner is None and cfg.get("pruner"):
         pruner = instantiate(cfg.pruner, kind="pruner")
     run_dir = Path(run_dir)
@@ -424,6 +434,8 @@ def search(
     storage: str | None = None,
     timeout: float | None = None,
     pruner: str | optuna.pruners.BasePruner | None = None,
+    costs: Sequence[str | Mapping[str, Any]] | None = None,
+    constraints: Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
     progress: bool = True,
     tensorboard: bool = True,
@@ -440,6 +452,9 @@ def search(
     ``timeout`` (seconds) stops the search: no trial starts after it, and the running one is cut at
     its next report and scored on what it has; with ``trials=None`` the time alone is the budget.
     Re-running with the same ``out_dir`` resumes the study.
+    ``costs`` (``["params", "macs", "latency"]``, or ``{"latency": {"repeats": 50}}`` items) are measured for each
+    candidate before training and recorded; ``constraints`` (``{"params": "<=50000"}``) refuse a candidate
+    whose costs break one before it is trained (recorded as failed, marked ``infeasible``, outside the budget).
     """
     ov: list[str] = []
     objects = {
@@ -462,6 +477,9 @@ def search(
     if storage is not None:
         ov.append(f"storage='{storage}'")
     cfg = compose(ov)
+    if costs is not None or constraints is not None:
+        cfg = OmegaConf.merge(cfg, {"costs": list(costs) if costs is not None else None,  # type: ignore[assignment]
+                                    "constraints": dict(constraints) if constraints is not None else None})
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}-{os.getpid()}"
     objects = {k: v for k, v in objects.items() if v is not None}
     return run_from_config(cfg, run_dir, pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None,

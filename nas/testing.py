@@ -279,3 +279,51 @@ class SpaceContract:
                     assert child.morph == morph and 0.0 < child.fraction <= 1.0
                     error = preservation_error(parent, child.model, inputs)
                     assert error <= 1e-5, f"{morph} of {space.format(sample)} on {shape}: relative error {error:.2e}"
+
+
+class CostProviderContract:
+    """Checks for a :class:`nas.costs.CostProvider`: subclass it and implement :meth:`make_provider`.
+
+    Every declared metric comes back, finite and ``>= 0``, on a 2-D and a 1-D model; measuring leaves the
+    model as it was (same weights, same mode, same outputs). ``tests/test_costs.py`` shows each check
+    rejecting a broken provider."""
+
+    def make_provider(self) -> Any:
+        raise NotImplementedError
+
+    def _models(self) -> list[tuple[nn.Module, tuple[int, ...]]]:
+        torch.manual_seed(0)
+        conv = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(4, 10))
+        signal = nn.Sequential(nn.Conv1d(1, 3, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 40, 10))
+        return [(conv, (1, 8, 8)), (signal, (1, 40))]
+
+    def test_every_metric_comes_back_finite_and_non_negative(self) -> None:
+        import math
+
+        provider = self.make_provider()
+        assert provider.metrics, f"cost provider '{provider.name}' declares no metrics"
+        for model, shape in self._models():
+            got = provider.measure(model.eval() if provider.needs_model else None, shape, sample={"model": type(model).__name__})
+            missing = [m for m in provider.metrics if m not in got]
+            assert not missing, f"cost provider '{provider.name}' declares {list(provider.metrics)} but returned no {missing}."
+            for metric, value in got.items():
+                assert isinstance(value, float) and math.isfinite(value) and value >= 0, (
+                    f"cost provider '{provider.name}': `{metric}` must be a finite float >= 0, but got {value!r}.")
+
+    def test_measuring_leaves_the_model_as_it_was(self) -> None:
+        provider = self.make_provider()
+        if not provider.needs_model:
+            return
+        for model, shape in self._models():
+            model.eval()
+            before = {k: v.clone() for k, v in model.state_dict().items()}
+            x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
+            with torch.no_grad():
+                expected = model(x)
+            provider.measure(model, shape, sample={})
+            assert not model.training, f"cost provider '{provider.name}' left the model in training mode."
+            changed = [k for k, v in model.state_dict().items() if not torch.equal(v.cpu(), before[k])]
+            assert not changed, f"cost provider '{provider.name}' changed the model's tensors {changed}."
+            with torch.no_grad():
+                assert torch.allclose(model.cpu()(x), expected), f"cost provider '{provider.name}' changed the model's outputs."

@@ -22,6 +22,15 @@ class TrialFailed(NASError, RuntimeError):
     """A trial could not produce a result (NaN loss, out of memory, ...); the search goes on."""
 
 
+class Infeasible(TrialFailed):
+    """A candidate whose costs, measured before training, break a constraint; ``metrics`` holds what was measured.
+    The search records it as failed, marked ``infeasible``, outside the trial budget."""
+
+    def __init__(self, message: str, metrics: dict[str, object]) -> None:
+        super().__init__(message)
+        self.metrics = metrics
+
+
 def unknown_name_message(kind: str, name: object, valid: Iterable[str]) -> str:
     """``"Unknown space 'macro'; did you mean 'macro_chain'? Valid names: ..."``."""
     valid = sorted(valid)

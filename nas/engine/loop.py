@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 
 from nas._native_memory import give_back_freed_heap
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, Infeasible
 from nas.estimators.base import Estimator, Evaluation, ParentWeights
 from nas.core.space import SearchSpace
 from nas.core.strategy import Strategy
@@ -45,8 +45,15 @@ class Budget:
 
     trials: int | None = None
     timeout: float | None = None
+    #: Candidates refused before training (a constraint broken) after which the search ends, saying the
+    #: constraints leave too little of the space; ``None``: ten times ``trials``, at least 100.
+    max_infeasible: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_infeasible is not None and (isinstance(self.max_infeasible, bool) or not isinstance(self.max_infeasible, int)
+                                                or self.max_infeasible < 1):
+            raise ConfigError(f"`budget.max_infeasible` must be an integer >= 1 (or null: ten times the trials, at least 100), "
+                              f"but got {self.max_infeasible!r}.")
         if self.trials is not None and (isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1):
             raise ConfigError(f"`budget.trials` must be an integer >= 1 (or null with a timeout), but got {self.trials!r}.")
         if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
@@ -54,6 +61,12 @@ class Budget:
             raise ConfigError(f"`budget.timeout` must be a number of seconds > 0 (or null), but got {self.timeout!r}.")
         if self.trials is None and self.timeout is None:
             raise ConfigError("`budget` must set `trials` or `timeout` (or both), but both are null: the search would never stop.")
+
+    def infeasible_cap(self) -> int:
+        """:attr:`max_infeasible`, or its default: ten times the trials, at least 100 (1000 with a time budget alone)."""
+        if self.max_infeasible is not None:
+            return self.max_infeasible
+        return max(100, 10 * self.trials) if self.trials is not None else 1000
 
 
 class TrialReporter:
@@ -257,6 +270,10 @@ class SearchLoop:
         started = self.store.in_budget()
         if self.budget.trials is not None and started >= self.budget.trials:
             return f"Trial budget of {self.budget.trials} spent.", True
+        refused, cap = self.store.infeasible_count(), self.budget.infeasible_cap()
+        if refused >= cap:
+            return (f"{refused} candidates broke the constraints before training (the cap, budget.max_infeasible, is {cap}); "
+                    "they leave too little of the space: loosen them, or raise the cap. Stopping."), False
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             return f"Time budget of {self.budget.timeout:g}s spent; stopping.", False
         if self.strategy is not None and self.strategy.is_exhausted(history):
@@ -345,6 +362,9 @@ class SearchLoop:
                                      cost=time.perf_counter() - start), None, rerun=True)
             raise
         except Exception as exc:  # a failing trial is recorded and the search goes on
+            if isinstance(exc, Infeasible):  # its costs broke a constraint: never trained, kept with what was measured
+                return None, self._outcome(trial, TrialState.FAILED, None, {**exc.metrics, "seconds": exc.metrics.get("cost_seconds")},
+                                           start, reason=str(exc), note=note)
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
                                        reason=f"{type(exc).__name__}: {exc}", note=note)
         value = float(evaluation.score)

@@ -116,6 +116,7 @@ class TrialStore(ABC):
         self._best: TrialRecord | None = None
         self._count: dict[TrialState, int] = {}
         self._superseded: set[int] = set()             # lost trials that a retry runs again
+        self._infeasible: set[int] = set()             # candidates refused before training (outside the budget)
         self._waiting: set[int] = set()                # re-queued trials no worker has taken yet
         #: Where the store says what the search should hear (a database unreachable, retried): the
         #: search loop sets its own ``say``; standing alone, standard error.
@@ -188,6 +189,8 @@ class TrialStore(ABC):
         self._count[record.state] = self._count.get(record.state, 0) + 1
         if record.retry_of is not None:
             self._superseded.add(record.retry_of)
+        if record.state is TrialState.FAILED and record.metrics.get("infeasible") is True:
+            self._infeasible.add(record.number)
         if record.state is TrialState.WAITING:
             self._waiting.add(record.number)
         else:
@@ -210,8 +213,13 @@ class TrialStore(ABC):
 
     def in_budget(self) -> int:
         """Trials that count against a trial budget: every one started or queued, less the lost ones
-        that a retry runs again (so the finished trials of a budget stay exactly the budget)."""
-        return sum(self._count.values()) - len(self._superseded)
+        that a retry runs again (so the finished trials of a budget stay exactly the budget) and the
+        candidates refused before training for breaking a constraint (the budget counts trained ones)."""
+        return sum(self._count.values()) - len(self._superseded) - len(self._infeasible)
+
+    def infeasible_count(self) -> int:
+        """Candidates refused before training for breaking a constraint (as of the last read)."""
+        return len(self._infeasible)
 
     def finished_count(self) -> int:
         """Finished trials, less the lost ones that a retry runs again (as of the last read)."""

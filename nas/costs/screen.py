@@ -1,0 +1,80 @@
+"""Constraints checked before training: costs measured first, a candidate that breaks a bound is never trained.
+
+:class:`ScreenedEstimator` wraps the search's estimator. For each candidate it measures the cost
+providers' metrics (the model built once, untrained: milliseconds); if a constraint breaks, it raises
+:class:`Infeasible`, which the search loop records as a failed trial marked ``infeasible`` with the measured
+values, outside the trial budget; otherwise the inner estimator runs and the costs join its metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError, Infeasible
+from nas.core.objectives import Constraint, parse_constraints, violations
+from nas.core.space import SearchSpace
+from nas.costs.base import CostProvider, measure
+from nas.costs.providers import PROVIDERS, make_providers
+from nas.estimators.base import Estimator, Evaluation, Report
+
+__all__ = ["Infeasible", "ScreenedEstimator", "screen"]
+
+
+class ScreenedEstimator(Estimator):
+    """``inner`` behind a cost check; everything else (fidelity, weights, data) is ``inner``'s."""
+
+    def __init__(self, inner: Estimator, *, space: SearchSpace, providers: Sequence[CostProvider],
+                 constraints: Sequence[Constraint]) -> None:
+        self.inner, self.space = inner, space
+        self.providers, self.constraints = list(providers), tuple(constraints)
+        measured = {m for p in self.providers for m in p.metrics}
+        unmeasured = [c.metric for c in self.constraints if c.metric not in measured]
+        if unmeasured:
+            raise ConfigError(f"`constraints` are checked before training, on the costs measured then ({', '.join(sorted(measured))}), "
+                              f"but {unmeasured} is not one of them; add its provider to `costs` ({', '.join(PROVIDERS)}).")
+        if any(p.needs_model for p in self.providers) and not inner.input_shape:
+            raise ConfigError("`costs` that measure a network (params, macs, latency) need an estimator that builds one (with an "
+                              f"input shape), but the estimator ({type(inner).__name__}) builds none; use a `table` cost.")
+        self.cheap, self.trains, self.needs_data = inner.cheap, inner.trains, inner.needs_data
+        self.inherits_weights, self.input_shape, self.num_classes = inner.inherits_weights, inner.input_shape, inner.num_classes
+
+    def __getattr__(self, name: str) -> Any:  # the inner estimator's own settings (space, dataset, ...)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def evaluate(self, arch: Architecture, report: Report, **kwargs: Any) -> Evaluation:
+        costs = measure(self.providers, self.space, arch.sample, input_shape=self.input_shape, num_classes=self.num_classes)
+        broken = violations(self.constraints, costs)
+        if broken:
+            raise Infeasible("infeasible before training: " + "; ".join(broken), {**costs, "infeasible": True})
+        evaluation = self.inner.evaluate(arch, report, **kwargs)
+        return dataclasses.replace(evaluation, metrics={**costs, **evaluation.metrics})
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "costs": [p.describe() for p in self.providers],
+                "constraints": [str(c) for c in self.constraints]}
+
+    def fidelity(self) -> dict[str, Any]:
+        return self.inner.fidelity()
+
+
+def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: Any) -> Estimator:
+    """``estimator`` behind the declared ``costs`` (provider names or ``{name: options}``) and ``constraints``
+    (``{metric: "<=bound"}``); a constrained metric whose provider is not listed gets it (``params``,
+    ``macs``, ``latency_ms`` from ``latency``). Unchanged when neither is given."""
+    bounds = parse_constraints(constraints)
+    listed = list(costs or [])
+    if not listed and not bounds:
+        return estimator
+    providers = make_providers(listed)
+    measured = {m for p in providers for m in p.metrics}
+    implied = {"params": "params", "macs": "macs", "latency_ms": "latency"}
+    for c in bounds:
+        if c.metric not in measured and c.metric in implied and implied[c.metric] not in [p.name for p in providers]:
+            providers += make_providers([implied[c.metric]])
+            measured |= set(providers[-1].metrics)
+    return ScreenedEstimator(estimator, space=space, providers=providers, constraints=bounds)

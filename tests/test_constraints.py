@@ -1,0 +1,66 @@
+"""Constraints checked before training: an infeasible candidate is recorded with its costs, never trained, and
+outside the trial budget; costs join every trained trial's metrics; bad declarations stop the search first."""
+
+from __future__ import annotations
+
+import pytest
+
+import nas
+from nas import ConfigError
+
+LATENCY = {"latency": {"warmup": 1, "repeats": 5}}
+
+
+def search(tmp_path, **kwargs):
+    kwargs = {"space": "macro_chain", "trials": 4, "epochs": 1, "out_dir": tmp_path / "run", "progress": False,
+              "tensorboard": False, **kwargs}
+    return nas.search(**kwargs)
+
+
+def test_an_infeasible_candidate_is_recorded_untrained_and_outside_the_budget(tmp_path):
+    result = search(tmp_path, costs=["params", "macs", LATENCY], constraints={"params": "<=20000"})
+    trained = [t for t in result.trials if t.state == "complete"]
+    refused = [t for t in result.trials if t.metrics.get("infeasible")]
+    assert len(trained) == 4 and refused  # the budget counts trained candidates; seed 0 draws a big one first
+    for t in refused:
+        assert t.state == "failed" and t.reason.startswith("infeasible before training: params ") and "> 20000" in t.reason
+        assert t.metrics["params"] > 20_000 and "val_accuracy" not in t.metrics and t.cost < 1.0  # measured, not trained
+    for t in trained:
+        assert t.metrics["params"] <= 20_000 and t.metrics["latency_ms"] > 0 and t.metrics["latency_ms_spread"] >= 0
+        assert t.metrics["macs"] > 0 and "val_accuracy" in t.metrics
+    board = result.leaderboard()
+    assert "| latency ms |" in board and f"({len(refused)} infeasible: refused before training by the constraints)" in board
+    again = nas.load(tmp_path / "run")  # what the run directory keeps
+    assert [t.metrics.get("infeasible") for t in again.trials] == [t.metrics.get("infeasible") for t in result.trials]
+
+
+def test_a_constrained_metric_brings_its_provider_and_hydra_overrides_declare_it(tmp_path):
+    result = search(tmp_path, trials=2, overrides=['constraints={macs: "<=200000"}'])
+    assert all("macs" in t.metrics for t in result.trials)
+    assert all(t.metrics["macs"] <= 200_000 for t in result.trials if t.state == "complete")
+    assert "constraints" in (tmp_path / "run" / "run.json").read_text()
+
+
+def test_constraints_that_leave_nothing_end_the_search_with_a_clear_message(tmp_path):
+    said = []
+
+    class Listen(nas.Callback):
+        def on_message(self, text):
+            said.append(text)
+
+    result = search(tmp_path, constraints={"params": "<=1"}, overrides=["budget.max_infeasible=5"], callbacks=[Listen()])
+    assert [t.state for t in result.trials] == ["failed"] * 5 and all(t.metrics["infeasible"] for t in result.trials)
+    assert any("5 candidates broke the constraints before training (the cap, budget.max_infeasible, is 5)" in s for s in said), said
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"constraints": {"val_accuracy": ">=0.9"}}, "`constraints` are checked before training, on the costs measured then .* but "
+                                                 "\\['val_accuracy'\\] is not one of them"),
+    ({"constraints": {"params": "<= abc"}}, "`constraints.params` must read '<= NUMBER' or '>= NUMBER'"),
+    ({"costs": ["flops"]}, "Unknown cost 'flops'"),
+    ({"overrides": ["budget.max_infeasible=0"], "constraints": {"params": "<=5"}}, "`budget.max_infeasible` must be an integer >= 1"),
+])
+def test_bad_declarations_are_refused_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        search(tmp_path, **kwargs)
+    assert not (tmp_path / "run" / "study.db").exists()
