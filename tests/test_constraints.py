@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 import nas
-from nas import ConfigError
+from nas import ConfigError, TableEstimator
+from nas.core.objectives import parse_constraints
+from nas.costs import TableCost
+from nas.costs.screen import ScreenedEstimator
 
 LATENCY = {"latency": {"warmup": 1, "repeats": 5}}
 
@@ -41,15 +44,29 @@ def test_a_constrained_metric_brings_its_provider_and_hydra_overrides_declare_it
     assert "constraints" in (tmp_path / "run" / "run.json").read_text()
 
 
-def test_constraints_that_leave_nothing_end_the_search_with_a_clear_message(tmp_path):
+def test_constraints_no_random_candidate_meets_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match="`constraints` leave nothing of space 'macro_chain' that 200 random candidates found: "
+                                          "none meets params <= 1 \\(the least was [0-9,]+\\)\\. Loosen them\\."):
+        search(tmp_path, constraints={"params": "<=1"})
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_search_the_constraints_leave_nothing_to_ends_at_the_cap_saying_so(tmp_path):
+    """Built by hand (no probe): a phone's latency table where every candidate is too slow."""
     said = []
 
     class Listen(nas.Callback):
         def on_message(self, text):
             said.append(text)
 
-    result = search(tmp_path, constraints={"params": "<=1"}, overrides=["budget.max_infeasible=5"], callbacks=[Listen()])
+    space = nas.get_space("macro_tiny")
+    phone = TableCost(metrics=["latency_ms"], table={"any": {"latency_ms": 9.0}}, key_of=lambda s: "any")
+    estimator = ScreenedEstimator(TableEstimator(lambda arch: 0.5, space=space), space=space, providers=[phone],
+                                  constraints=parse_constraints({"latency_ms": "<=2"}))
+    result = nas.search(space=space, estimator=estimator, trials=3, out_dir=tmp_path / "run", progress=False, tensorboard=False,
+                        overrides=["budget.max_infeasible=5"], callbacks=[Listen()])
     assert [t.state for t in result.trials] == ["failed"] * 5 and all(t.metrics["infeasible"] for t in result.trials)
+    assert all(t.reason == "infeasible before training: latency_ms 9 > 2" for t in result.trials)
     assert any("5 candidates broke the constraints before training (the cap, budget.max_infeasible, is 5)" in s for s in said), said
 
 
@@ -58,7 +75,7 @@ def test_constraints_that_leave_nothing_end_the_search_with_a_clear_message(tmp_
                                                  "\\['val_accuracy'\\] is not one of them"),
     ({"constraints": {"params": "<= abc"}}, "`constraints.params` must read '<= NUMBER' or '>= NUMBER'"),
     ({"costs": ["flops"]}, "Unknown cost 'flops'"),
-    ({"overrides": ["budget.max_infeasible=0"], "constraints": {"params": "<=5"}}, "`budget.max_infeasible` must be an integer >= 1"),
+    ({"overrides": ["budget.max_infeasible=0"], "constraints": {"params": "<=20000"}}, "`budget.max_infeasible` must be an integer >= 1"),
 ])
 def test_bad_declarations_are_refused_before_anything_runs(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):

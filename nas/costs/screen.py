@@ -77,4 +77,40 @@ def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: An
         if c.metric not in measured and c.metric in implied and implied[c.metric] not in [p.name for p in providers]:
             providers += make_providers([implied[c.metric]])
             measured |= set(providers[-1].metrics)
-    return ScreenedEstimator(estimator, space=space, providers=providers, constraints=bounds)
+    screened = ScreenedEstimator(estimator, space=space, providers=providers, constraints=bounds)
+    check_reachable(screened)
+    return screened
+
+
+#: Random candidates :func:`check_reachable` measures before it says the constraints leave nothing.
+PROBES = 200
+
+
+def check_reachable(screened: ScreenedEstimator, *, probes: int = PROBES, seed: int = 0) -> None:
+    """Refuse, before anything runs, constraints that none of ``probes`` random candidates meets (a bound below
+    the smallest network of the space, say), naming the closest each got. Only the providers of constrained
+    metrics measure (params and MACs take milliseconds per candidate); the first feasible draw ends the check."""
+    import numpy as np
+
+    constrained = {c.metric for c in screened.constraints}
+    needed = [p for p in screened.providers if constrained & set(p.metrics)]
+    if not needed:
+        return
+    rng = np.random.default_rng(seed)
+    closest: dict[Constraint, float] = {}
+    for _ in range(probes):
+        sample = screened.space.sample(rng)
+        try:
+            costs = measure(needed, screened.space, sample, input_shape=screened.input_shape, num_classes=screened.num_classes)
+        except Exception:  # a candidate that cannot be measured says nothing about the bounds
+            continue
+        if not violations(screened.constraints, costs):
+            return
+        for c in screened.constraints:
+            closest[c] = min(closest.get(c, float("inf")), c.violation(costs))
+    if not closest:
+        return  # nothing could be measured: the trials will say why
+    near = [f"{c} (the {'least' if c.op == '<=' else 'most'} was {c.bound + v if c.op == '<=' else c.bound - v:,.6g})"
+            for c, v in closest.items() if v > 0]
+    raise ConfigError(f"`constraints` leave nothing of space '{screened.space.name}' that {probes} random candidates found: "
+                      f"none meets {' or '.join(near) if near else 'them all at once'}. Loosen them.")
