@@ -20,7 +20,11 @@ from typing import Any
 
 from nas.core.errors import ConfigError
 
-__all__ = ["Constraint", "Objective", "parse_constraints", "parse_objectives", "violations"]
+__all__ = ["VIOLATION", "Constraint", "Objective", "parse_constraints", "parse_objectives", "violations"]
+
+#: Metric prefix of a constraint's violation, recorded with every screened trial (``violation_params``) and
+#: handed to Optuna's samplers as the trial's ``constraints:params`` (what ``Trial.set_constraint`` writes).
+VIOLATION = "violation_"
 
 DIRECTIONS = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
 _BOUND = re.compile(r"^\s*(<=|>=)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")

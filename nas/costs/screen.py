@@ -14,7 +14,7 @@ from typing import Any
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, Infeasible
-from nas.core.objectives import Constraint, parse_constraints, violations
+from nas.core.objectives import VIOLATION, Constraint, parse_constraints, violations
 from nas.core.space import SearchSpace
 from nas.costs.base import CostProvider, measure
 from nas.costs.providers import PROVIDERS, make_providers
@@ -48,6 +48,8 @@ class ScreenedEstimator(Estimator):
 
     def evaluate(self, arch: Architecture, report: Report, **kwargs: Any) -> Evaluation:
         costs = measure(self.providers, self.space, arch.sample, input_shape=self.input_shape, num_classes=self.num_classes)
+        # each constraint's violation (<= 0: met) is kept too: Optuna's samplers are told it (`constraints:` system attrs)
+        costs.update({VIOLATION + c.metric: c.violation(costs) for c in self.constraints})
         broken = violations(self.constraints, costs)
         if broken:
             raise Infeasible("infeasible before training: " + "; ".join(broken), {**costs, "infeasible": True})

@@ -13,6 +13,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.core.objectives import VIOLATION
 from nas.core.space import Sample, SearchSpace
 from nas.core.strategy import Strategy
 from nas.core.records import TrialRecord, as_proposal
@@ -136,12 +137,17 @@ class SamplerStrategy(Strategy):
         new = []
         for record in finished[len(self._synced):]:
             state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
+            constraints = {"constraints:" + name[len(VIOLATION):]: float(v) for name, v in record.metrics.items()
+                           if name.startswith(VIOLATION) and isinstance(v, (int, float))}
+            if record.metrics.get("infeasible") is True:
+                state = TrialState.PRUNED  # refused before training: the samplers rank it by its violations (set_constraint's way)
             sample = self.space.active(record.arch.sample)
             # a pruned trial keeps its partial curve: TPE ranks pruned trials by how far they got (BOHB-style)
             curve = record.curve if state == TrialState.PRUNED else ()
             new.append(optuna.trial.create_trial(params=sample, distributions={n: distribution(dims[n]) for n in sample}, state=state,
                                                  value=record.value if state == TrialState.COMPLETE else None,
-                                                 intermediate_values=dict(enumerate(curve)) if curve else None))
+                                                 intermediate_values=dict(enumerate(curve)) if curve else None,
+                                                 system_attrs=constraints or None))
         self._study.add_trials(new)
         self._synced = signature
         return self._study
