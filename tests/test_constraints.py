@@ -22,7 +22,7 @@ def search(tmp_path, **kwargs):
 
 
 def test_an_infeasible_candidate_is_recorded_untrained_and_outside_the_budget(tmp_path):
-    result = search(tmp_path, costs=["params", "macs", LATENCY], constraints={"params": "<=20000"})
+    result = search(tmp_path, costs=["params", "macs", LATENCY], constraints={"params": "<=20000"}, tensorboard=True)
     trained = [t for t in result.trials if t.state == "complete"]
     refused = [t for t in result.trials if t.metrics.get("infeasible")]
     assert len(trained) == 4 and refused  # the budget counts trained candidates; seed 0 draws a big one first
@@ -34,6 +34,10 @@ def test_an_infeasible_candidate_is_recorded_untrained_and_outside_the_budget(tm
         assert t.metrics["macs"] > 0 and "val_accuracy" in t.metrics
     board = result.leaderboard()
     assert "| latency ms |" in board and f"({len(refused)} infeasible: refused before training by the constraints)" in board
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    columns = EventAccumulator(str(tmp_path / "run" / "tb" / f"trial_{trained[0].number:04d}")).Reload().Tags()["scalars"]
+    assert {"hparam/params", "hparam/macs", "hparam/latency_ms"} <= set(columns)  # HParams table columns
     again = nas.load(tmp_path / "run")  # what the run directory keeps
     assert [t.metrics.get("infeasible") for t in again.trials] == [t.metrics.get("infeasible") for t in result.trials]
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from nas.engine.loop import SearchLoop
 
 # Metrics shown as HParams columns (sortable in TensorBoard's HParams table view).
-HPARAM_METRICS = ("val_accuracy", "test_accuracy", "params", "macs", "epochs")
+HPARAM_METRICS = ("val_accuracy", "test_accuracy", "params", "macs", "latency_ms", "epochs")
 _FLUSH_SECONDS = 1.0
 
 
