@@ -108,11 +108,11 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     if costs is not None or constraints is not None:
         from nas.costs.screen import screen
 
-        estimator = screen(estimator, space, as_plain(costs, "costs"), as_plain(constraints, "constraints"))
+        estimator = screen(estimator, space, as_plain(costs), as_plain(constraints))
     return space, made_strategy, estimator
 
 
-def as_plain(node: Any, key: str) -> Any:
+def as_plain(node: Any) -> Any:
     """A config node as plain lists and dicts (what the cost and constraint parsers check)."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 

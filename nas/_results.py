@@ -10,7 +10,7 @@ from typing import Any
 
 from nas.core.errors import ConfigError
 from nas.core.space import SearchSpace
-from nas.core.records import TrialRecord, TrialState, ranked
+from nas.core.records import TrialRecord, ranked
 from nas.datasets import Preprocessing, load_preprocessing
 from nas.engine.progress import human
 from nas.engine.rundir import BEST_DIR, RUN_FILE
@@ -140,7 +140,7 @@ def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) 
     for r in trials:
         states[str(r.state)] = states.get(str(r.state), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    refused = sum(r.state is TrialState.FAILED and r.metrics.get("infeasible") is True for r in trials)
+    refused = sum(r.infeasible for r in trials)
     if refused:
         summary += f" ({refused} infeasible: refused before training by the constraints)"
     return "\n".join(rows) + f"\n\n{len(trials)} trials: {summary}."

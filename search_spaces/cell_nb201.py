@@ -10,7 +10,6 @@ those of the family, so both give identical samples, keys and numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from search_spaces.dag_edges import NB201_OPS, EdgeCellSpace
 
@@ -30,7 +29,7 @@ class CellSpace(EdgeCellSpace):
         self.name = str(name)
         if isinstance(ops, str) or not isinstance(ops, Sequence):
             raise self._fail(f"`ops` must be a list of operation names, but got {ops!r}.")
-        total: Any = self._int("nodes", nodes, 2)
+        total = self._int("nodes", nodes, 2)
         super().__init__(name=name, cells=("cell",), cell_inputs=1, nodes=total - 1, edges="all" if edges is None else edges,
                          ops=list(ops), output="last", text="nb201", network="nb201", cells_per_stage=cells_per_stage,
                          stem_channels=stem_channels, stages=stages)

@@ -30,7 +30,6 @@ key and keys equal the benchmark's own (list ``ops`` in its order, as above).
 from __future__ import annotations
 
 import ast
-import copy
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -56,9 +55,6 @@ class AdjacencyCellSpace(DagCellSpace):
         return "a cell whose edges are chosen (`edges: chosen`)"
 
     def _declare_inputs(self, inputs_per_node: Any, edges: Any) -> dict[str, Dimension]:
-        if inputs_per_node is not None:
-            raise self._fail(f"`inputs_per_node` chooses a fixed number of inputs, which `edges: chosen` leaves free: give one of "
-                             f"them, but got inputs_per_node={inputs_per_node!r}.")
         if self.cell_inputs != 1 or self.output != "last" or self.nodes < 1:
             raise self._fail("`edges: chosen` declares NAS-Bench-101's cell: one input vertex (cell_inputs 1) and an output vertex "
                              f"(output last), but got cell_inputs {self.cell_inputs} and output {self.output!r}.")
@@ -195,12 +191,6 @@ class AdjacencyCellSpace(DagCellSpace):
         return NB101Network(matrix, ops, in_channels=shape[0], dims=len(shape) - 1, num_classes=int(num_classes),
                             stem_channels=self.stem_channels, stacks=self.stages, cells_per_stack=self.cells_per_stage,
                             builders=self.builders)
-
-    def _reduced(self, width: float, depth: float) -> AdjacencyCellSpace:
-        small = copy.copy(self)
-        small.stem_channels = max(1, round(self.stem_channels * width))
-        small.cells_per_stage = max(1, round(self.cells_per_stage * depth))
-        return small
 
 
 def _read_spec(name: str, text: str) -> tuple[Any, list[str]]:

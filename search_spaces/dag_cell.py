@@ -84,6 +84,12 @@ class DagCellSpace(SearchSpace):
                  stem_multiplier: int = 3, cells_per_stage: int = 1, stem_channels: int = 8, stages: int = 3,
                  max_edges: int | None = None, canonical: Mapping[str, Any] | None = None) -> None:
         self.name = str(name)
+        if inputs_per_node is not None and edges is not None:
+            raise self._fail(f"`inputs_per_node` chooses a fixed number of inputs per node, which `edges` declares otherwise: give "
+                             f"one of them, but got inputs_per_node={inputs_per_node!r} and edges={edges!r}.")
+        if max_edges is not None and edges != "chosen":
+            raise self._fail(f"`max_edges` limits a cell whose edges are chosen (`edges: chosen`), but this cell's are "
+                             f"{'fixed' if edges is not None else 'chosen by its nodes (`inputs_per_node`)'}; got max_edges={max_edges!r}.")
         self._max_edges_given = max_edges
         if isinstance(cells, str) or not isinstance(cells, Sequence) or not cells or len(set(cells)) != len(cells) \
                 or not all(isinstance(c, str) and c.isidentifier() for c in cells):
@@ -121,9 +127,6 @@ class DagCellSpace(SearchSpace):
         """The dimensions: per cell type and node, ``inputs_per_node`` (input, op) pairs."""
         if edges is not None:
             raise self._fail(f"`edges` declares fixed edges, which {type(self).__name__} does not take, but got {edges!r}.")
-        if self._max_edges_given is not None:
-            raise self._fail(f"`max_edges` limits a cell whose edges are chosen (`edges: chosen`), but this cell's nodes choose "
-                             f"`inputs_per_node` inputs each; got max_edges={self._max_edges_given!r}.")
         self.inputs_per_node = self._int("inputs_per_node", 1 if inputs_per_node is None else inputs_per_node, 1)
         dims: dict[str, Dimension] = {}
         for cell in self.cells:
@@ -293,7 +296,11 @@ class DagCellSpace(SearchSpace):
                             builders=self.builders)
 
     def _reduced(self, width: float, depth: float) -> DagCellSpace:
+        """Narrower and shallower for every form: the DARTS network's ``channels`` and ``layers``, the
+        NAS-Bench-201 and -101 networks' ``stem_channels`` and ``cells_per_stage``; same cells."""
         small = copy.copy(self)
         small.channels = max(1, round(self.channels * width))
         small.layers = max(1 if len(self.cells) == 1 else 3, round(self.layers * depth))
+        small.stem_channels = max(1, round(self.stem_channels * width))
+        small.cells_per_stage = max(1, round(self.cells_per_stage * depth))
         return small

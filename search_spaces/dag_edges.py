@@ -24,7 +24,6 @@ the benchmark's 6,466 classes. ``canonical: {_target_: fn}`` replaces it with th
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -54,12 +53,6 @@ class EdgeCellSpace(DagCellSpace):
         return "a cell with declared `edges`"
 
     def _declare_inputs(self, inputs_per_node: Any, edges: Any) -> dict[str, Dimension]:
-        if inputs_per_node is not None:
-            raise self._fail(f"`inputs_per_node` chooses inputs, which declared `edges` fix: give one of them, but got "
-                             f"inputs_per_node={inputs_per_node!r} and edges={_plain(edges)!r}.")
-        if self._max_edges_given is not None:
-            raise self._fail(f"`max_edges` limits a cell whose edges are chosen (`edges: chosen`), but this cell's edges are "
-                             f"fixed; got max_edges={self._max_edges_given!r}.")
         self.edges: tuple[Edge, ...] = self._check_edges(edges)
         self._sources: dict[int, tuple[int, ...]] = {j: tuple(i for i, jj in self.edges if jj == j) for j in self._node_ids()}
         self._fed = self._reachable_from_inputs()  # edges out of any other node carry nothing and are dead
@@ -271,13 +264,6 @@ class EdgeCellSpace(DagCellSpace):
         return CellNetwork({(i, j): str(clean[self._dim(cell, i, j)]) for i, j in self.edges}, self.live(clean),
                            in_channels=shape[0], dims=len(shape) - 1, num_classes=num_classes, stem_channels=self.stem_channels,
                            cells_per_stage=self.cells_per_stage, stages=self.stages)
-
-    def _reduced(self, width: float, depth: float) -> EdgeCellSpace:
-        """Fewer stem channels (every stage scales with them) and fewer cells per stage; same cells."""
-        small = copy.copy(self)
-        small.stem_channels = max(1, round(self.stem_channels * width))
-        small.cells_per_stage = max(1, round(self.cells_per_stage * depth))
-        return small
 
     def morphs(self, sample: Mapping[str, Primitive]) -> list[Morph]:
         """With ``network: nb201``: turn a ``none`` edge into a convolution whose output starts at zero (its

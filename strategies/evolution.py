@@ -108,7 +108,7 @@ class RegularizedEvolution(Strategy):
             other = self.space.active(self._tournament(population, rng).arch.sample)
             mixed = {name: (other if name in other and rng.random() < 0.5 else parent).get(name, value) for name, value in parent.items()}
             mixed = self.space.complete(mixed, rng)
-            if self.space.is_valid(mixed):  # a constrained space's mix may break its constraints: the winner is mutated then
+            if not self.space.constrained or self.space.is_valid(mixed):  # a constrained space's mix may break its rule: then the winner is mutated
                 parent = mixed
         # a morph of a crossover mix is no morph of the winner it inherits from: those children are mutated
         morphs = self.space.morphs(parent) if self.morph_mutation > 0 and not crossed and rng.random() < self.morph_mutation else []

@@ -55,22 +55,20 @@ def test_the_readme_cell_has_the_benchmarks_parameter_count_and_key():
 
 def test_keys_ignore_vertex_numbering_and_separate_other_cells(space):
     rng = np.random.default_rng(0)
+    relabellings = separations = 0
     for _ in range(40):
         sample = space.sample(rng)
         matrix, ops = space.spec(sample)
-        order = [0, *rng.permutation(range(1, 6)).tolist(), 6]  # relabel the interior vertices, keep a valid DAG order
+        order = _random_topological_order(matrix, rng)  # relabel the interior vertices, keeping the DAG's order
         position = {old: new for new, old in enumerate(order)}
         relabelled = [[0] * 7 for _ in range(7)]
-        ok = True
         for i, j in itertools.combinations(range(7), 2):
             if matrix[i][j]:
-                a, b = position[i], position[j]
-                ok &= a < b
-                relabelled[min(a, b)][max(a, b)] = 1
-        if not ok:
-            continue  # this order breaks the upper triangle: not the same DAG written another way
+                assert position[i] < position[j]  # the same DAG, written another way
+                relabelled[position[i]][position[j]] = 1
         new_ops = [ops[old] for old in order]
         assert space.key(space.parse(spec_text(relabelled, new_ops))) == space.key(sample)
+        relabellings += 1
         # another op on a vertex that survives pruning is another cell
         kept = [j for j in range(1, 6) if j in _survivors(matrix, ops)]
         if kept:
@@ -78,6 +76,18 @@ def test_keys_ignore_vertex_numbering_and_separate_other_cells(space):
             other = {**sample, f"cell.n{j}.op": next(op for op in (C3, C1, MP) if op != sample[f"cell.n{j}.op"])}
             if space.is_valid(other):
                 assert space.key(other) != space.key(sample)
+                separations += 1
+    assert relabellings == 40 and separations >= 10, (relabellings, separations)  # the checks above did run
+
+
+def _random_topological_order(matrix, rng):
+    """Vertex 0, the 5 interior vertices in a random order every edge agrees with, vertex 6."""
+    order, left = [0], [1, 2, 3, 4, 5]
+    while left:
+        ready = [v for v in left if not any(matrix[u][v] for u in left)]
+        order.append(ready[int(rng.integers(len(ready)))])
+        left.remove(order[-1])
+    return order + [6]
 
 
 def _survivors(matrix, ops):
@@ -102,6 +112,16 @@ def test_samples_mutations_neighbours_and_grids_hold_valid_cells_only(space):
     assert len({space.key(s) for s in samples}) > 100  # pruning merges some
     first = list(itertools.islice(space.grid(), 300))  # lazily, fewest edges first, unused vertices unlabelled
     assert len(first) == 300 and all(space.is_valid(s) for s in first) and len({space.key(s) for s in first}) > 50  # isomorphic cells repeat keys
+
+
+def test_a_reduced_network_is_narrower_and_shallower_with_the_same_cells(space):
+    benchmark = nas.get_space("cell_nb101", stem_channels=16, cells_per_stage=4)
+    small = benchmark.reduced(width=0.5, depth=0.5)
+    assert (small.stem_channels, small.cells_per_stage) == (8, 2) and small.dimensions() == benchmark.dimensions()
+    sample = benchmark.parse(spec_text(*QUERIED))
+    assert small.key(sample) == benchmark.key(sample)
+    sizes = [sum(p.numel() for p in s.build(sample, (1, 8, 8), 10).parameters()) for s in (benchmark, small)]
+    assert sizes[1] < sizes[0]
 
 
 def test_invalid_cells_are_refused_naming_the_rule(space):
@@ -142,6 +162,7 @@ def test_format_and_parse_round_trip_and_a_mapping_is_accepted(space):
     ({"edges": "chosen", "output": "last", "network": "darts"}, "`network` must be nb101 or null"),
     ({"max_edges": 9}, "`max_edges` limits a cell whose edges are chosen"),
     ({"edges": "all", "max_edges": 9}, "`max_edges` limits a cell whose edges are chosen"),
+    ({"edges": "all", "inputs_per_node": 1}, "`inputs_per_node` chooses a fixed number of inputs per node, which `edges` declares"),
 ])
 def test_malformed_declarations_are_refused_naming_the_key(kwargs, message):
     with pytest.raises(ConfigError, match=message):

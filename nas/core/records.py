@@ -164,6 +164,11 @@ class TrialRecord:
         return self.state.finished
 
     @property
+    def infeasible(self) -> bool:
+        """Refused before training: its costs broke a constraint (failed, its measured costs marked ``infeasible``)."""
+        return self.state is TrialState.FAILED and self.metrics.get("infeasible") is True
+
+    @property
     def completed(self) -> bool:
         """Complete with a finite value: a candidate for the best trial."""
         return self.state is TrialState.COMPLETE and self.value is not None and math.isfinite(self.value)

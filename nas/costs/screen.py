@@ -67,18 +67,16 @@ class ScreenedEstimator(Estimator):
 def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: Any) -> Estimator:
     """``estimator`` behind the declared ``costs`` (provider names or ``{name: options}``) and ``constraints``
     (``{metric: "<=bound"}``); a constrained metric whose provider is not listed gets it (``params``,
-    ``macs``, ``latency_ms`` from ``latency``). Unchanged when neither is given."""
+    ``macs``, ``latency_ms`` from ``latency``: what each registered provider declares). Unchanged when neither is given."""
     bounds = parse_constraints(constraints)
     listed = list(costs or [])
     if not listed and not bounds:
         return estimator
     providers = make_providers(listed)
-    measured = {m for p in providers for m in p.metrics}
-    implied = {"params": "params", "macs": "macs", "latency_ms": "latency"}
+    implied = {metric: name for name, cls in PROVIDERS.items() for metric in cls.metrics}  # latency_ms -> latency
     for c in bounds:
-        if c.metric not in measured and c.metric in implied and implied[c.metric] not in [p.name for p in providers]:
+        if c.metric in implied and c.metric not in {m for p in providers for m in p.metrics}:
             providers += make_providers([implied[c.metric]])
-            measured |= set(providers[-1].metrics)
     screened = ScreenedEstimator(estimator, space=space, providers=providers, constraints=bounds)
     check_reachable(screened)
     return screened

@@ -357,14 +357,14 @@ class SearchLoop:
                 reason = f"stopped at the search's time budget ({reason})"
             return None, self._outcome(trial, TrialState.PRUNED, None, metrics, start, reason=reason,
                                        inheritance=getattr(exc, "inheritance", None), note=note)
+        except Infeasible as exc:  # its costs broke a constraint: never trained, kept with what was measured
+            return None, self._outcome(trial, TrialState.FAILED, None, {**exc.metrics, "seconds": exc.metrics.get("cost_seconds")},
+                                       start, reason=str(exc), note=note)
         except KeyboardInterrupt:  # failed, and queued to run again: re-running the search resumes it
             self.tell(trial, Outcome(state=TrialState.FAILED, reason=INTERRUPTED, curve=list(trial.curve),
                                      cost=time.perf_counter() - start), None, rerun=True)
             raise
         except Exception as exc:  # a failing trial is recorded and the search goes on
-            if isinstance(exc, Infeasible):  # its costs broke a constraint: never trained, kept with what was measured
-                return None, self._outcome(trial, TrialState.FAILED, None, {**exc.metrics, "seconds": exc.metrics.get("cost_seconds")},
-                                           start, reason=str(exc), note=note)
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
                                        reason=f"{type(exc).__name__}: {exc}", note=note)
         value = float(evaluation.score)

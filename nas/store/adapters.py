@@ -139,7 +139,7 @@ class SamplerStrategy(Strategy):
             state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
             constraints = {"constraints:" + name[len(VIOLATION):]: float(v) for name, v in record.metrics.items()
                            if name.startswith(VIOLATION) and isinstance(v, (int, float))}
-            if record.metrics.get("infeasible") is True:
+            if record.infeasible:
                 state = TrialState.PRUNED  # refused before training: the samplers rank it by its violations (set_constraint's way)
             sample = self.space.active(record.arch.sample)
             # a pruned trial keeps its partial curve: TPE ranks pruned trials by how far they got (BOHB-style)

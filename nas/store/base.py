@@ -189,7 +189,7 @@ class TrialStore(ABC):
         self._count[record.state] = self._count.get(record.state, 0) + 1
         if record.retry_of is not None:
             self._superseded.add(record.retry_of)
-        if record.state is TrialState.FAILED and record.metrics.get("infeasible") is True:
+        if record.infeasible:
             self._infeasible.add(record.number)
         if record.state is TrialState.WAITING:
             self._waiting.add(record.number)
