@@ -5,7 +5,11 @@ import itertools
 import numpy as np
 import pytest
 
-from nas.core.pareto import crowding_distance, dominates, front, hypervolume, minimised, nondominated_ranks
+from nas.core.pareto import crowding_distance, front, hypervolume, minimised, nondominated_ranks
+
+
+def dominates(a, b):  # written out here: the brute force must not share the module's code
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
 def brute_ranks(points):

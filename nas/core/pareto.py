@@ -68,12 +68,11 @@ def front(points: Any) -> np.ndarray:
 def crowding_distance(points: Any) -> np.ndarray:
     """NSGA-II's crowding distance of each point within its set: the sum over objectives of the gap
     between its neighbours, scaled by the objective's range; the extremes get ``inf``."""
-    p = np.asarray(points, dtype=float)
-    n, m = p.shape if p.ndim == 2 else (len(p), 0)
-    distance = np.zeros(n)
-    if n <= 2:
-        return np.full(n, np.inf)
-    for column in range(m):
+    p = np.atleast_2d(np.asarray(points, dtype=float))
+    distance = np.zeros(len(p))
+    if len(p) <= 2:
+        return np.full(len(p), np.inf)
+    for column in range(p.shape[1]):
         order = np.argsort(p[:, column], kind="stable")
         values = p[order, column]
         span = values[-1] - values[0]
