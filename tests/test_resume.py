@@ -131,3 +131,36 @@ def test_a_full_disk_costs_the_checkpoint_not_the_trial(tmp_path, digits_splits,
     assert record.state == "complete" and len(record.curve) == 3
     warnings = [line for line in said if "checkpoint not saved" in line]
     assert len(warnings) == 1 and "No space left on device" in warnings[0] and "from scratch" in warnings[0]  # said once, not per epoch
+
+
+class CtrlCAt(nas.Callback):
+    """Ctrl-C while the loop is outside training: as trial ``at`` starts (the store has it RUNNING, the
+    estimator not yet), or as it ends (the store has it finished, the callbacks not yet all told)."""
+
+    def __init__(self, hook: str, at: int) -> None:
+        self.hook, self.at = hook, at
+
+    def on_trial_start(self, trial):
+        if self.hook == "start" and trial.number == self.at:
+            raise KeyboardInterrupt
+
+    def on_trial_end(self, record, evaluation=None):
+        if self.hook == "end" and record.number == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("hook, states", [("start", ["complete", "failed", "waiting"]), ("end", ["complete", "complete"])])
+def test_ctrl_c_outside_training_leaves_no_trial_running(tmp_path, digits_splits, hook, states):
+    """A Ctrl-C that lands while a trial is being started (not yet training) fails it as interrupted and
+    queues it, like one during training; one that lands after it is recorded leaves it as it was."""
+    make = dict(space=nas.get_space("mlp"), dataset=digits_splits, epochs=1, threads=1, seed=0)
+    loop = loop_in(tmp_path, TrainingEstimator(**make), recover="own")
+    loop.budget = Budget(trials=3)
+    loop.callbacks.callbacks.append(CtrlCAt(hook, at=1))
+    with pytest.raises(KeyboardInterrupt):
+        loop.run()
+    trials = sorted(loop.store.history(), key=lambda r: r.number)
+    assert [r.state for r in trials] == states
+    if hook == "start":
+        assert "interrupted by the user" in trials[1].reason
+        assert loop.store.claim_waiting("someone") is not None  # queued to run again when resumed

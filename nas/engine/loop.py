@@ -154,6 +154,8 @@ class SearchLoop:
         self.deadline: float | None = None
         self.stop_reason: str | None = None
         self._open = False
+        self._in_flight: RunningTrial | None = None  # started in the store and not yet finished there
+        self._in_flight_since = 0.0
 
     # ---- the whole search -----------------------------------------------------------------
     def run(self, *, close: bool = True) -> list[TrialRecord]:
@@ -182,6 +184,11 @@ class SearchLoop:
                         self.say(self.stop_reason or "")
                     break
                 self._evaluate_and_tell(trial)
+        except KeyboardInterrupt:
+            if self._in_flight is not None:  # Ctrl-C outside training (asking, starting, telling): nothing is left RUNNING
+                self._interrupt(self._in_flight, time.perf_counter() - self._in_flight_since)
+            self.close()
+            raise
         except BaseException:
             self.close()
             raise
@@ -329,6 +336,7 @@ class SearchLoop:
             proposal = as_proposal(self.strategy.ask(history))
         arch = self.space.architecture(proposal.sample)
         trial = self.store.start(arch, text=self.space.format(arch.sample), parent=proposal.parent, worker=self.worker)
+        self._in_flight, self._in_flight_since = trial, time.perf_counter()
         self.store.beat(trial)  # at once: a trial without a beat is never found lost by Optuna's RDB check
         self.callbacks.on_trial_start(trial)
         return trial
@@ -337,6 +345,7 @@ class SearchLoop:
         """A re-queued trial (a lost one to run again), taken for this worker, or ``None``."""
         claimed = self.store.claim_waiting(self.worker)
         if claimed is not None:
+            self._in_flight, self._in_flight_since = claimed, time.perf_counter()
             self.store.beat(claimed)
             self.callbacks.on_trial_start(claimed)
         return claimed
@@ -360,9 +369,8 @@ class SearchLoop:
         except Infeasible as exc:  # its costs broke a constraint: never trained, kept with what was measured
             return None, self._outcome(trial, TrialState.FAILED, None, {**exc.metrics, "seconds": exc.metrics.get("cost_seconds")},
                                        start, reason=str(exc), note=note)
-        except KeyboardInterrupt:  # failed, and queued to run again: re-running the search resumes it
-            self.tell(trial, Outcome(state=TrialState.FAILED, reason=INTERRUPTED, curve=list(trial.curve),
-                                     cost=time.perf_counter() - start), None, rerun=True)
+        except KeyboardInterrupt:
+            self._interrupt(trial, time.perf_counter() - start)
             raise
         except Exception as exc:  # a failing trial is recorded and the search goes on
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
@@ -373,6 +381,10 @@ class SearchLoop:
                                              inheritance=evaluation.inheritance, note=note)
         return evaluation, self._outcome(trial, TrialState.COMPLETE, value, evaluation.metrics, start,
                                          inheritance=evaluation.inheritance, note=note)
+
+    def _interrupt(self, trial: RunningTrial, cost: float) -> None:
+        """Ctrl-C during ``trial``: failed, and queued to run again (re-running the search resumes it)."""
+        self.tell(trial, Outcome(state=TrialState.FAILED, reason=INTERRUPTED, curve=list(trial.curve), cost=cost), None, rerun=True)
 
     def _outcome(self, trial: RunningTrial, state: TrialState, value: float | None, metrics: Mapping[str, Any], start: float, *,
                  reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None) -> Outcome:
@@ -391,6 +403,8 @@ class SearchLoop:
         if self.weights is not None and outcome.state is TrialState.COMPLETE and model is not None:
             outcome = self._keep_weights(trial, outcome, model)
         record = self.store.finish(trial, outcome)
+        if self._in_flight is not None and self._in_flight.number == trial.number:
+            self._in_flight = None
         retry = self.store.requeue(trial.number, outcome.reason or "", requeue=self.requeue).retry if rerun else None
         if retry is not None:
             self.say(f"Trial #{trial.number} {outcome.reason}: queued to run again as #{retry} when the search is resumed.")
