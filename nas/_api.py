@@ -19,17 +19,20 @@ from optuna.samplers import BaseSampler
 from nas.core.architecture import Architecture
 from nas._config import as_dict, compose, get_space, instantiate, space_from_config, target_of
 from nas.core.errors import ConfigError
+from nas.core.fronts import reference_from
+from nas.core.objectives import parse_objectives
 from nas.estimators.base import Estimator, Evaluation
 from nas.estimators.table import TableEstimator
 from nas._results import SearchResult, leaderboard
 from nas.core.space import Inherited, SearchSpace
-from nas.core.strategy import Strategy, auto_startup
+from nas.core.strategy import Strategy, auto_population, auto_startup
 from nas.inheritance.weights import check_weight_config, make_weight_store
 from nas.core.records import TrialRecord, TrialState
 from nas.datasets import DataSplits, as_splits
 from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
 from nas.engine.pool import LocalWorkers
+from nas.engine.fronts import FrontCheckpoints, check_objectives, declare_objectives
 from nas.engine.progress import ProgressCallback
 from nas.engine.resume import TrialCheckpoints, checkpoints_from_config
 from nas.engine.rundir import RUN_FILE, SPACE_PICKLE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
@@ -56,6 +59,9 @@ def make_strategy(spec: Any, space: SearchSpace, seed: int | None, budget: int |
             if node.get("n_startup_trials") == "auto":  # Optuna's samplers take a number: chosen for the budget here
                 node["n_startup_trials"] = auto_startup(budget)
                 note = f"n_startup_trials=auto -> {node['n_startup_trials']} for {budget} trials" if budget is not None else None
+            if node.get("population_size") == "auto":  # NSGA-II / III: generations enough for the budget
+                node["population_size"] = auto_population(budget)
+                note = f"population_size=auto -> {node['population_size']} for {budget} trials" if budget is not None else None
             spec = node
         spec = instantiate(spec, kind="strategy", space=space, seed=seed, budget=budget)
         if isinstance(spec, (Strategy, BaseSampler)):
@@ -104,11 +110,14 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
         raise ConfigError(f"`estimator` must build a nas.Estimator, but got {type(estimator).__name__}.")
     if isinstance(estimator, TableEstimator) and estimator.space is None:
         estimator.space = space  # rows keyed by the space's text form are found, as when the config builds it
+    objectives = parse_objectives(as_plain(cfg.get("objectives")))
     costs, constraints = cfg.get("costs"), cfg.get("constraints")
-    if costs is not None or constraints is not None:
+    if costs is not None or constraints is not None or objectives:
         from nas.costs.screen import screen
 
-        estimator = screen(estimator, space, as_plain(costs), as_plain(constraints))
+        estimator = screen(estimator, space, as_plain(costs), as_plain(constraints), wanted=[o.metric for o in objectives])
+    check_objectives(objectives, estimator, made_strategy)
+    made_strategy.objectives = objectives if len(objectives) > 1 else ()
     return space, made_strategy, estimator
 
 
@@ -188,9 +197,13 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
                          TensorBoardCallback(run_dir / "tb", search_run=f"search_worker{os.getpid() if index is None else index}",
                                              summary=False))
     observers.append(BestCheckpoint(run_dir))
+    if strategy.objectives:
+        declare_objectives(store, strategy.objectives, reference_from(as_plain(cfg.get("reference")), strategy.objectives),
+                           getattr(estimator, "constraints", ()))
+        observers.append(FrontCheckpoints(run_dir, strategy.objectives))
     if weights is not None:
         observers.append(WeightRetention(weights))
-    summary: list[Callback] = [RunSummary(run_dir, functools.partial(leaderboard, space))]
+    summary: list[Callback] = [RunSummary(run_dir, functools.partial(leaderboard, space, objectives=strategy.objectives))]
     if not coordinating:
         observers += summary
     observers += callbacks
@@ -341,6 +354,9 @@ def search_identity(cfg: DictConfig, space: SearchSpace, estimator: Estimator, o
         identity["estimator"] = {k: v for k, v in as_dict(cfg.estimator, kind="estimator").items() if k not in _RUNTIME_KEYS}
     else:
         identity["estimator"] = {"object": True, **{k: v for k, v in estimator.describe().items() if k not in _RUNTIME_KEYS}}
+    objectives = parse_objectives(as_plain(cfg.get("objectives")))
+    if len(objectives) > 1:  # a single-objective search's identity is as it always was
+        identity["objectives"] = [str(o) for o in objectives]
     if estimator.needs_data:
         identity["dataset"] = as_dict(cfg.dataset, kind="dataset") if objects.get("dataset") is None else {"object": True}
     return _jsonable(identity)
@@ -436,6 +452,8 @@ def search(
     pruner: str | optuna.pruners.BasePruner | None = None,
     costs: Sequence[str | Mapping[str, Any]] | None = None,
     constraints: Mapping[str, str] | None = None,
+    objectives: str | Mapping[str, str] | None = None,
+    reference: Sequence[float] | Mapping[str, float] | None = None,
     overrides: Sequence[str] = (),
     progress: bool = True,
     tensorboard: bool = True,
@@ -455,6 +473,9 @@ def search(
     ``costs`` (``["params", "macs", "latency"]``, or ``{"latency": {"repeats": 50}}`` items) are measured for each
     candidate before training and recorded; ``constraints`` (``{"params": "<=50000"}``) refuse a candidate
     whose costs break one before it is trained (recorded as failed, marked ``infeasible``, outside the budget).
+    ``objectives`` (``{"val_accuracy": "max", "latency_ms": "min"}``) makes it a search for the Pareto front of
+    those metrics (``result.pareto``, ``result.hypervolume()``, ``result.best_model(trial=n)``); ``reference``
+    fixes the hypervolume's reference point (one value per objective), else it is derived once and kept.
     """
     ov: list[str] = []
     objects = {
@@ -477,9 +498,11 @@ def search(
     if storage is not None:
         ov.append(f"storage='{storage}'")
     cfg = compose(ov)
-    if costs is not None or constraints is not None:
-        cfg = OmegaConf.merge(cfg, {"costs": list(costs) if costs is not None else None,  # type: ignore[assignment]
-                                    "constraints": dict(constraints) if constraints is not None else None})
+    given = {"costs": list(costs) if costs is not None else None, "constraints": dict(constraints) if constraints is not None else None,
+             "objectives": dict(objectives) if isinstance(objectives, Mapping) else objectives,
+             "reference": (dict(reference) if isinstance(reference, Mapping) else list(reference)) if reference is not None else None}
+    if any(v is not None for v in given.values()):
+        cfg = OmegaConf.merge(cfg, {k: v for k, v in given.items() if v is not None})  # type: ignore[assignment]
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}-{os.getpid()}"
     objects = {k: v for k, v in objects.items() if v is not None}
     return run_from_config(cfg, run_dir, pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.core.errors import ConfigError
+from nas.core.fronts import SCORE, derive_reference, front_hypervolume, front_of, reference_from
+from nas.core.objectives import Objective
 from nas.core.space import SearchSpace
 from nas.core.records import TrialRecord, ranked
 from nas.datasets import Preprocessing, load_preprocessing
+from nas.engine.fronts import FRONT_DIR, REFERENCE_ATTR, constraints_of, objectives_of
 from nas.engine.progress import human
 from nas.engine.rundir import BEST_DIR, RUN_FILE
 from nas.store.base import TrialStore
@@ -46,6 +49,36 @@ class SearchResult:
         return self.store.best()
 
     @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """What the search optimised: its objectives (``Objective(metric, direction)``), or the score alone."""
+        return objectives_of(self.store) or (Objective(SCORE, "max"),)
+
+    @property
+    def pareto(self) -> list[TrialRecord]:
+        """The completed trials on the Pareto front of :attr:`objectives` (infeasible ones never complete),
+        best first by the first objective; with the score alone, the best trial(s)."""
+        return front_of(self.trials, self.objectives)
+
+    def hypervolume(self, reference: Sequence[float] | Mapping[str, float] | None = None) -> float:
+        """The volume :attr:`pareto` dominates up to ``reference`` (one value per objective, in its own units).
+        ``None``: the study's reference point, as declared (``reference=``) or derived once from the trials
+        (:func:`nas.core.fronts.derive_reference`) and then kept in the study, so later calls compare."""
+        objectives = self.objectives
+        point = reference_from(reference, objectives) if reference is not None else self.reference_point()
+        return front_hypervolume(self.trials, objectives, point) if point is not None else 0.0
+
+    def reference_point(self) -> tuple[float, ...] | None:
+        """The study's hypervolume reference point (declared, else derived now from the trials and kept); ``None``
+        before any trial completed."""
+        kept = self.store.study_attrs().get(REFERENCE_ATTR)
+        if kept is not None:
+            return tuple(float(v) for v in kept)
+        point = derive_reference(self.objectives, self.trials, constraints_of(self.store))
+        if point is not None:
+            self.store.set_study_attr(REFERENCE_ATTR, list(point))
+        return point
+
+    @property
     def preprocessing(self) -> Preprocessing:
         """What turns raw inputs (the arrays given to the dataset loader) into the network's input,
         from ``best/preprocessing.json``; identity where the run directory has none (no best trial
@@ -54,7 +87,7 @@ class SearchResult:
             return Preprocessing()
         return load_preprocessing(self.run_dir / BEST_DIR)
 
-    def best_model(self, *, preprocess: bool = True) -> Any:
+    def best_model(self, *, trial: int | None = None, preprocess: bool = True) -> Any:
         """The best architecture as a ``torch.nn.Module`` with its trained weights, in ``eval()`` mode.
 
         It takes **raw inputs**, the arrays as given to the dataset loader (e.g. an ``.npz`` file's
@@ -68,16 +101,20 @@ class SearchResult:
         preprocessing was saved has no ``best/preprocessing.json``: it loads with identity
         preprocessing, so its model also expects preprocessed inputs, as it always did.
 
+        ``trial=n`` is trial ``n`` of the Pareto front instead (a search with several objectives keeps each
+        front member's weights under ``front/<n>/``); a trial off the front, or of another run directory, is refused.
+
         Raises when the study's best trial is not the one this run directory kept, e.g. when two run
         directories share one study and the best trial ran in the other one: it says which to load.
         """
         import torch
 
-        if self.run_dir is None or not (self.run_dir / BEST_DIR / "weights.pt").exists():
-            raise FileNotFoundError(f"No trained weights under {self.run_dir}/{BEST_DIR}/weights.pt: no trial has completed yet.")
-        saved = json.loads((self.run_dir / BEST_DIR / "arch.json").read_text())
+        folder = self._trial_folder(trial)
+        if self.run_dir is None or not (folder / "weights.pt").exists():
+            raise FileNotFoundError(f"No trained weights under {folder}/weights.pt: no trial has completed yet.")
+        saved = json.loads((folder / "arch.json").read_text())
         best = self.best
-        if best is not None and saved.get("trial") != best.number:
+        if trial is None and best is not None and saved.get("trial") != best.number:
             raise FileNotFoundError(
                 f"The study's best trial is #{best.number} ({best.value:.4f}, worker {best.worker}), but {self.run_dir}/{BEST_DIR} holds "
                 f"trial #{saved.get('trial')} ({saved.get('score')}): the best trial ran in another run directory sharing this study. "
@@ -85,12 +122,30 @@ class SearchResult:
         fidelity = saved.get("fidelity") or {}  # a low-fidelity run trained a narrower build of the same cell
         space = self.space.reduced(width=fidelity.get("width_multiplier", 1.0), depth=fidelity.get("depth_multiplier", 1.0))
         model = space.build(saved["sample"], tuple(saved["input_shape"]), int(saved["num_classes"]))
-        model.load_state_dict(torch.load(self.run_dir / BEST_DIR / "weights.pt", weights_only=True))
+        model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
         if not preprocess:
             return model.eval()
         from collections import OrderedDict
 
-        return torch.nn.Sequential(OrderedDict(preprocess=self.preprocessing.module(), net=model)).eval()
+        steps = load_preprocessing(folder).module()
+        return torch.nn.Sequential(OrderedDict(preprocess=steps, net=model)).eval()
+
+    def _trial_folder(self, trial: int | None) -> Path:
+        """Where trial ``trial``'s weights are kept (``best/`` for ``None`` or the best trial, else ``front/<n>/``)."""
+        root = self.run_dir if self.run_dir is not None else Path(".")
+        best = self.best
+        if trial is None or (best is not None and trial == best.number and not (root / FRONT_DIR / str(trial)).exists()):
+            return root / BEST_DIR
+        if isinstance(trial, bool) or not isinstance(trial, int):
+            raise ValueError(f"`trial` must be a trial number (an int) or None (the best trial), but got {trial!r}.")
+        if (root / FRONT_DIR / str(trial) / "weights.pt").exists():
+            return root / FRONT_DIR / str(trial)
+        on_front = [r.number for r in self.pareto]
+        if trial not in on_front:
+            raise ValueError(f"`trial={trial}` must be a trial on the Pareto front, whose weights are kept ({', '.join(map(str, on_front)) or 'none yet'}); "
+                             f"trial #{trial} is not on it." + ("" if len(self.objectives) > 1 else " This search has one objective: its front is the best trial."))
+        raise FileNotFoundError(f"Trial #{trial} is on the Pareto front, but {root / FRONT_DIR / str(trial)} holds no weights: it ran in "
+                                "another run directory sharing this study, or its estimator returns no model.")
 
     def predict(self, x: Any, *, batch_size: int = 1024) -> Any:
         """Predicted class indices of the best model for raw inputs ``x`` (a numpy array or a tensor,
@@ -109,31 +164,45 @@ class SearchResult:
         out = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=inputs.device)
         return out if is_tensor else out.cpu().numpy()
 
-    def leaderboard(self, k: int = 10) -> str:
-        """Markdown table of the top ``k`` candidates; columns follow what the estimator measured."""
-        return leaderboard(self.space, self.trials, k)
+    def leaderboard(self, k: int = 10, *, pareto: bool = False) -> str:
+        """Markdown table of the top ``k`` candidates; columns follow what the estimator measured. With several
+        objectives, each is a column and the front is marked; ``pareto=True`` lists the front alone."""
+        return leaderboard(self.space, self.trials, k, objectives=objectives_of(self.store), pareto=pareto)
 
     def __repr__(self) -> str:
         best = self.best
         return f"SearchResult(run_dir={str(self.run_dir)!r}, trials={len(self.trials)}, best={best.value if best else None})"
 
 
-def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) -> str:
-    """Markdown table of the ``k`` best of ``trials``, then a count of every state."""
-    top = ranked(trials)[:k]
+def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10, *, objectives: Sequence[Objective] = (),
+                pareto: bool = False) -> str:
+    """Markdown table of the ``k`` best of ``trials``, then a count of every state. With several ``objectives``:
+    a column for each (its direction in the title) and a ``front`` mark (``*``) on the Pareto front's trials;
+    ``pareto``: the front alone, best first by the first objective."""
+    on_front = front_of(trials, objectives or (Objective(SCORE, "max"),))
+    top = on_front[:k] if pareto else ranked(trials)[:k]
+    members = {r.number for r in on_front}
     measured = {name for r in top for name in r.metrics}
     columns = [(title, name, fmt) for title, name, fmt in _COLUMNS if name in measured]
+    if len(objectives) > 1:  # every objective shown, first, with its direction
+        named = {name: (title, fmt) for title, name, fmt in _COLUMNS}
+        chosen = [(f"{named.get(o.metric, (o.metric, ''))[0]} ({o.direction})", o.metric, named.get(o.metric, ("", "{:.4g}"))[1])
+                  for o in objectives if o.metric not in (SCORE, "val_accuracy")]  # the score's column is there already
+        columns = chosen + [c for c in columns if c[1] not in {o.metric for o in objectives}] + [("front", "", "front")]
     selected_by = {str(r.metrics["selected_by"]) for r in top if "selected_by" in r.metrics}  # a table's score column
     if not columns:  # a table estimator: show its own numeric metrics
         columns = sorted({(n, n, "{:.4f}") for r in top for n, v in r.metrics.items()
                           if isinstance(v, float) and n not in selected_by})
     score = "val acc" if "val_accuracy" in measured else next(iter(selected_by)) if len(selected_by) == 1 else "score"
+    if any(o.metric in (SCORE, "val_accuracy" if score == "val acc" else score) for o in objectives):
+        score += " (max)"
     several = len({r.worker for r in trials if r.worker}) > 1  # workers: say which ran each trial
     rows = [f"| rank | trial | key | {score} | " + "".join(f"{title} | " for title, _, _ in columns) + ("worker | " if several else "")
             + "architecture |", "|---:|---:|---|---:|" + "---:|" * len(columns) + ("---|" if several else "") + "---|"]
     for rank, r in enumerate(top, 1):
         text = space.format(r.arch.sample)  # whole: two cells that differ late must not look the same
-        cells = "".join(f"{_cell(r.metrics.get(name), fmt)} | " for _, name, fmt in columns)
+        cells = "".join(f"{('*' if r.number in members else '') if fmt == 'front' else _cell(r.metrics.get(name), fmt)} | "
+                        for _, name, fmt in columns)
         worker = f"{r.worker or '-'} | " if several else ""
         rows.append(f"| {rank} | {r.number} | `{r.arch.key[:12]}` | {r.value:.4f} | {cells}{worker}`{text}` |")
     states: dict[str, int] = {}
@@ -143,6 +212,8 @@ def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10) 
     refused = sum(r.infeasible for r in trials)
     if refused:
         summary += f" ({refused} infeasible: refused before training by the constraints)"
+    if len(objectives) > 1:
+        summary += f"; {len(on_front)} on the Pareto front of {', '.join(map(str, objectives))}" + (" (*)" if not pareto else "")
     return "\n".join(rows) + f"\n\n{len(trials)} trials: {summary}."
 
 

@@ -93,8 +93,10 @@ def leaderboard_main(argv: list[str] | None = None) -> None:
     parser = _run_dir_parser("nas-leaderboard", "Print the leaderboard of a run directory (finished or cut short): the best "
                              "trials, their scores and architectures.")
     parser.add_argument("--top", type=int, default=10, help="how many trials to list (default: 10)")
+    parser.add_argument("--pareto", action="store_true", help="list the Pareto front of the search's objectives alone, best "
+                        "first by the first objective")
     args = parser.parse_args(argv)
-    print(_or_exit(load, args.run_dir).leaderboard(args.top))
+    print(_or_exit(load, args.run_dir).leaderboard(args.top, pareto=args.pareto))
 
 
 def _run_dir_parser(prog: str, description: str) -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ class GridSearch(Strategy):
     """
 
     name = "grid"
+    multi_objective = True  # it never ranks trials: any objectives alike
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, shuffle: bool | str = False, skip_duplicates: bool = True) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)

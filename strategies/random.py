@@ -16,6 +16,7 @@ class RandomSearch(Strategy):
     """
 
     name = "random"
+    multi_objective = True  # it never ranks trials: any objectives alike
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = False, max_redraws: int = 1000) -> None:
         super().__init__(space, seed=seed, skip_duplicates=skip_duplicates)

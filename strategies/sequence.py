@@ -17,6 +17,7 @@ class SequenceStrategy(Strategy):
     """
 
     name = "sequence"
+    multi_objective = True  # it never ranks trials: any objectives alike
 
     def __init__(self, space: SearchSpace, *, samples: Sequence[Mapping[str, Any] | str], seed: int | None = None) -> None:
         super().__init__(space, seed=seed)

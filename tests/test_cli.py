@@ -101,7 +101,7 @@ def test_tpe_strategy_through_config(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["strategy=randm"], "error: Unknown strategy 'randm'. Did you mean 'random'? Valid names: bo, bohb, evolution, gp, grid, local, "
-                         "nash, random, rl, tpe."),
+                         "motpe, nash, nsga2, nsga3, random, rl, tpe."),
     (["-m", "strategy=random,grdi"], "error: Unknown strategy 'grdi'. Did you mean 'grid'?"),
     (["estimator.epochs=abc"], "error: estimator: `epochs` must be a number (its default is 10), but got 'abc'."),
     (["estimator.lr=fast"], "error: estimator: `lr` must be a number (its default is 0.003), but got 'fast'."),
@@ -130,7 +130,7 @@ def test_two_searches_started_in_the_same_second_get_their_own_run_directories(t
 def test_help_says_what_the_commands_do_with_their_groups_and_examples(tmp_path):
     search = run(["nas-search", "--help"], cwd=tmp_path).stdout
     assert search.startswith("nas-search: neural architecture search for PyTorch.") and "powered by Hydra" not in search
-    assert "strategy: bo, bohb, evolution, gp, grid, local, nash, random, rl, tpe" in search  # the registry's names
+    assert "strategy: bo, bohb, evolution, gp, grid, local, motpe, nash, nsga2, nsga3, random, rl, tpe" in search  # the registry's names
     assert "== Examples ==" in search and "nas-search -m strategy=random,evolution seed=0,1,2" in search
     board = run(["nas-leaderboard", "--help"], cwd=tmp_path).stdout
     assert "Print the leaderboard of a run directory" in board and "``" not in board

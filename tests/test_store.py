@@ -322,3 +322,16 @@ def test_a_start_whose_commit_landed_before_the_connection_dropped_is_not_create
     assert (trial.number, second.number) == (0, 1) and len(calls) == 2
     states = [t.state for t in optuna.load_study(study_name="nas", storage=store.storage).trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("sampler", ["NSGAIISampler", "NSGAIIISampler"])
+def test_genetic_generation_names_the_attribute_optunas_genetic_samplers_write(sampler):
+    """Pins the private convention nas.SamplerStrategy replays: each trial's generation, in its system attributes."""
+    from nas.store.optuna_store import genetic_generation
+
+    made = getattr(optuna.samplers, sampler)(population_size=3, seed=0)
+    key, population = genetic_generation(made)
+    assert population == 3 and genetic_generation(optuna.samplers.TPESampler(seed=0)) is None
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=made)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=7)
+    assert [t.system_attrs[key] for t in study.trials] == [0, 0, 0, 1, 1, 1, 2]

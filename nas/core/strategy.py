@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nas.core.errors import ConfigError
+from nas.core.objectives import Objective
 from nas.core.space import SearchSpace
 from nas.core.records import Asked, Child, Proposal, TrialRecord
 
@@ -63,6 +64,11 @@ class Strategy(ABC):
     """
 
     name: str = "strategy"
+    #: Whether the strategy can search several objectives at once (:attr:`objectives`): it ranks trials by
+    #: their Pareto front (NSGA-II, our evolution and BO in their multi-objective modes), or never ranks
+    #: them at all (random, grid). A strategy that ranks by the one score leaves it ``False``, and a search
+    #: with two objectives or more refuses it before anything runs.
+    multi_objective: bool = False
     #: Whether ``ask`` proposes children (``Proposal.parent``) meant to start from their parent's weights.
     inherits_weights: bool = False
 
@@ -71,6 +77,9 @@ class Strategy(ABC):
         self.space = space
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(2, np.uint64)[0] % (2**63))
         self.skip_duplicates = skip_duplicates
+        #: What the search optimises (:class:`nas.core.objectives.Objective`, set by the search before the first
+        #: ask); empty: the estimator's score alone, maximised (each record's ``value``).
+        self.objectives: tuple[Objective, ...] = ()
 
     @abstractmethod
     def ask(self, history: Sequence[TrialRecord]) -> Asked:

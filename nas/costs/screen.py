@@ -40,6 +40,7 @@ class ScreenedEstimator(Estimator):
                               f"input shape), but the estimator ({type(inner).__name__}) builds none; use a `table` cost.")
         self.cheap, self.trains, self.needs_data = inner.cheap, inner.trains, inner.needs_data
         self.inherits_weights, self.input_shape, self.num_classes = inner.inherits_weights, inner.input_shape, inner.num_classes
+        self.score_metric = inner.score_metric
 
     def __getattr__(self, name: str) -> Any:  # the inner estimator's own settings (space, dataset, ...)
         if name == "inner":
@@ -56,6 +57,10 @@ class ScreenedEstimator(Estimator):
         evaluation = self.inner.evaluate(arch, report, **kwargs)
         return dataclasses.replace(evaluation, metrics={**costs, **evaluation.metrics})
 
+    def recorded_metrics(self) -> frozenset[str] | None:
+        inner = self.inner.recorded_metrics()
+        return None if inner is None else inner | {m for p in self.providers for m in p.metrics}
+
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "costs": [p.describe() for p in self.providers],
                 "constraints": [str(c) for c in self.constraints]}
@@ -64,19 +69,22 @@ class ScreenedEstimator(Estimator):
         return self.inner.fidelity()
 
 
-def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: Any) -> Estimator:
+def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: Any, *, wanted: Sequence[str] = ()) -> Estimator:
     """``estimator`` behind the declared ``costs`` (provider names or ``{name: options}``) and ``constraints``
     (``{metric: "<=bound"}``); a constrained metric whose provider is not listed gets it (``params``,
-    ``macs``, ``latency_ms`` from ``latency``: what each registered provider declares). Unchanged when neither is given."""
+    ``macs``, ``latency_ms`` from ``latency``: what each registered provider declares), and so does a
+    ``wanted`` metric (an objective's) that the estimator does not record itself. Unchanged when nothing is asked."""
     bounds = parse_constraints(constraints)
     listed = list(costs or [])
-    if not listed and not bounds:
-        return estimator
     providers = make_providers(listed)
     implied = {metric: name for name, cls in PROVIDERS.items() for metric in cls.metrics}  # latency_ms -> latency
-    for c in bounds:
-        if c.metric in implied and c.metric not in {m for p in providers for m in p.metrics}:
-            providers += make_providers([implied[c.metric]])
+    recorded = estimator.recorded_metrics() or frozenset()
+    needed = [c.metric for c in bounds] + [m for m in wanted if m not in recorded]
+    for metric in needed:
+        if metric in implied and metric not in {m for p in providers for m in p.metrics}:
+            providers += make_providers([implied[metric]])
+    if not providers and not bounds:
+        return estimator
     screened = ScreenedEstimator(estimator, space=space, providers=providers, constraints=bounds)
     check_reachable(screened)
     return screened

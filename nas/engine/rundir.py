@@ -63,22 +63,28 @@ class BestCheckpoint(Callback):
             self._save(record, model)
 
     def _save(self, record: TrialRecord, model: Any) -> None:
-        import torch
+        self.untrained = bool(save_trial(self.dir, self.search, record, model)["untrained"])
 
-        from nas.datasets import save_preprocessing
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        save_preprocessing(self.search.estimator, self.dir)  # raw inputs -> network input, for best_model() and predict()
-        tmp = self.dir / f"weights.pt.{os.getpid()}.tmp"
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, self.dir / "weights.pt")
-        estimator, space = self.search.estimator, self.search.space
-        info = {"trial": record.number, "score": record.value, "space": space.name, "key": record.arch.key,
-                "sample": dict(record.arch.sample), "text": space.format(record.arch.sample), "metrics": dict(record.metrics),
-                "fidelity": estimator.fidelity(), "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes,
-                "untrained": not estimator.trains}
-        atomic_write(self.dir / "arch.json", json.dumps(info, indent=2))
-        self.untrained = bool(info["untrained"])
+def save_trial(folder: Path, search: Any, record: TrialRecord, model: Any) -> dict[str, Any]:
+    """``folder/weights.pt``, ``arch.json`` and ``preprocessing.json`` of ``record``'s trained ``model``
+    (what :meth:`SearchResult.best_model` loads); returns what ``arch.json`` says."""
+    import torch
+
+    from nas.datasets import save_preprocessing
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_preprocessing(search.estimator, folder)  # raw inputs -> network input, for best_model() and predict()
+    tmp = folder / f"weights.pt.{os.getpid()}.tmp"
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, folder / "weights.pt")
+    estimator, space = search.estimator, search.space
+    info = {"trial": record.number, "score": record.value, "space": space.name, "key": record.arch.key,
+            "sample": dict(record.arch.sample), "text": space.format(record.arch.sample), "metrics": dict(record.metrics),
+            "fidelity": estimator.fidelity(), "input_shape": list(estimator.input_shape), "num_classes": estimator.num_classes,
+            "untrained": not estimator.trains}
+    atomic_write(folder / "arch.json", json.dumps(info, indent=2))
+    return info
 
 
 class WeightRetention(Callback):

@@ -95,6 +95,8 @@ class Estimator(ABC):
     #: Input shape and class count of the models this estimator builds (for ``best_model()``).
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
+    #: The metric the score is (``val_accuracy`` for training), also recorded under its name; ``None``: unnamed.
+    score_metric: str | None = None
 
     @abstractmethod
     def evaluate(self, arch: Architecture, report: Report) -> Evaluation:
@@ -103,6 +105,11 @@ class Estimator(ABC):
     def describe(self) -> dict[str, Any]:
         """Settings worth recording with the run (fidelity, dataset, ...)."""
         return {}
+
+    def recorded_metrics(self) -> frozenset[str] | None:
+        """The metrics every completed trial's record holds (what objectives may name, besides ``score``);
+        ``None`` where they are known only once a trial ends (then an objective is not checked before)."""
+        return None
 
     def fidelity(self) -> dict[str, Any]:
         """The knobs that make this estimate cheaper than the full one (epochs, data fraction, width, ...),

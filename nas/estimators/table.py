@@ -51,9 +51,18 @@ class TableEstimator(Estimator):
             raise ConfigError(f"estimator '{name}': `key_of` maps a sample to a key of a table mapping, but `table` is a function.")
         self.table, self.space, self.metric, self.seconds, self.name = table, space, metric, seconds, name
         self.key_of = key_of
+        self.score_metric = metric
 
     def describe(self) -> dict[str, Any]:
         return {"estimator": self.name, "metric": self.metric}
+
+    def recorded_metrics(self) -> frozenset[str] | None:
+        """The first entry's numeric columns and the score (a table function's entries are unknown until looked up)."""
+        if not isinstance(self.table, Mapping) or not self.table:
+            return None
+        entry = next(iter(self.table.values()))
+        columns = {k for k, v in entry.items() if k != "curve" and isinstance(v, (int, float))} if isinstance(entry, Mapping) else set()
+        return frozenset(columns | {self.metric} | ({"seconds"} if self.seconds is not None else set()))
 
     def lookup(self, arch: Architecture) -> Entry:
         """The raw entry for ``arch``; raises :class:`TrialFailed` when the table has none."""

@@ -192,6 +192,11 @@ class TrainingEstimator(Estimator):
         # not in the first trial's recorded cost, which fidelity checks and cost-aware pruning compare.
         self._make_optimizer(nn.Linear(1, 1))
 
+    score_metric = "val_accuracy"
+
+    def recorded_metrics(self) -> frozenset[str]:
+        return frozenset({"val_accuracy", "test_accuracy", "train_loss", "params", "macs", "seconds", "epochs"})
+
     def describe(self) -> dict[str, Any]:
         threads = {"threads": torch.get_num_threads()} if self.device.type == "cpu" else {}
         return {"dataset": self.data.name, "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,

@@ -274,7 +274,7 @@ class ZeroCostEstimator(Estimator):
             raise ConfigError(where + f"`batch_size * batches <= training examples` must hold (minibatches do not overlap), "
                                       f"but got batch_size={batch_size}, batches={batches} for {n} examples of '{self.data.name}'.")
         chosen = list(PROXIES) if proxies is None else list(proxies)
-        self.proxy = proxy
+        self.proxy = self.score_metric = proxy
         self.proxies = [name for name in PROXIES if name == proxy or name in chosen]  # the score is always measured
         self.batch_size, self.batches = batch_size, batches
         self.seed = 0 if seed is None else int(seed)
@@ -293,6 +293,9 @@ class ZeroCostEstimator(Estimator):
         """Proxy ``name`` of ``model``, averaged over the minibatches (data-free proxies are measured once)."""
         batches = self._minibatches[:1] if name in DATA_FREE else self._minibatches
         return float(np.mean([PROXIES[name](model, x, y) for x, y in batches]))
+
+    def recorded_metrics(self) -> frozenset[str]:
+        return frozenset([*self.proxies, *(f"{name}_seconds" for name in self.proxies), "seconds"])
 
     def evaluate(self, arch: Architecture, report: Report) -> Evaluation:
         start = time.perf_counter()

@@ -13,12 +13,17 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.core.fronts import objective_values
 from nas.core.objectives import VIOLATION
 from nas.core.space import Sample, SearchSpace
 from nas.core.strategy import Strategy
 from nas.core.records import TrialRecord, as_proposal
 from nas.core.records import TrialState as State
-from nas.store.optuna_store import discard_last_trial, distribution, record_from_trial
+from nas.store.optuna_store import discard_last_trial, distribution, genetic_generation, record_from_trial
+
+#: Optuna's samplers that search several objectives at once (the others take one value).
+MULTI_OBJECTIVE_SAMPLERS = ("TPESampler", "NSGAIISampler", "NSGAIIISampler", "GPSampler", "RandomSampler", "QMCSampler",
+                            "BruteForceSampler", "GridSampler")
 
 _STATE_NAMES = {TrialState.COMPLETE: State.COMPLETE, TrialState.PRUNED: State.PRUNED, TrialState.FAIL: State.FAILED}
 
@@ -95,10 +100,13 @@ class SamplerStrategy(Strategy):
         self._factory = None if isinstance(sampler, BaseSampler) else sampler
         target = type(sampler) if self._instance is not None else getattr(sampler, "func", sampler)
         self.name = getattr(target, "__name__", "optuna").replace("Sampler", "").lower() or "optuna"
+        self.multi_objective = isinstance(target, type) and any(k.__name__ in MULTI_OBJECTIVE_SAMPLERS for k in target.__mro__)
 
     def random_warmup(self) -> tuple[str, int] | None:
         """The sampler's ``n_startup_trials`` (TPE, GP, ...), as given or as its default; ``None`` if it has none."""
         keywords = getattr(self._factory, "keywords", {}) if self._factory is not None else {}
+        if isinstance(keywords.get("population_size"), int):  # NSGA-II / III: the first generation is random
+            return ("population_size", keywords["population_size"])
         startup = keywords.get("n_startup_trials", getattr(self._instance, "_n_startup_trials", None))
         if startup is None and self._factory is not None:
             import inspect
@@ -129,28 +137,60 @@ class SamplerStrategy(Strategy):
         if self._study is None or signature[:len(self._synced)] != self._synced:
             verbosity = optuna.logging.get_verbosity()
             optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per rebuild
-            try:
-                self._study = optuna.create_study(direction="maximize")
+            try:  # several objectives: the sampler sees each trial's values, in their directions (MOTPE, NSGA-II, ...)
+                directions: list[Any] = [o.optuna_direction for o in self.objectives] or ["maximize"]
+                self._study = optuna.create_study(directions=directions)
             finally:
                 optuna.logging.set_verbosity(verbosity)
             self._synced = []
         new = []
-        for record in finished[len(self._synced):]:
+        generations = self._generations(finished)
+        for position, record in enumerate(finished[len(self._synced):], len(self._synced)):
             state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(record.state, TrialState.FAIL)
             constraints = {"constraints:" + name[len(VIOLATION):]: float(v) for name, v in record.metrics.items()
                            if name.startswith(VIOLATION) and isinstance(v, (int, float))}
+            if generations:
+                constraints[generations[0]] = generations[1][position]
             if record.infeasible:
                 state = TrialState.PRUNED  # refused before training: the samplers rank it by its violations (set_constraint's way)
+            values = self._values(record) if state == TrialState.COMPLETE else None
+            if state == TrialState.COMPLETE and values is None:
+                state = TrialState.FAIL  # completed without a finite value of every objective: nothing to rank it by
             sample = self.space.active(record.arch.sample)
             # a pruned trial keeps its partial curve: TPE ranks pruned trials by how far they got (BOHB-style)
             curve = record.curve if state == TrialState.PRUNED else ()
             new.append(optuna.trial.create_trial(params=sample, distributions={n: distribution(dims[n]) for n in sample}, state=state,
-                                                 value=record.value if state == TrialState.COMPLETE else None,
+                                                 values=values if state == TrialState.COMPLETE else None,
                                                  intermediate_values=dict(enumerate(curve)) if curve else None,
                                                  system_attrs=constraints or None))
         self._study.add_trials(new)
         self._synced = signature
         return self._study
+
+    def _generations(self, finished: Sequence[TrialRecord]) -> tuple[str, list[int]] | None:
+        """For a genetic sampler (NSGA-II, NSGA-III): the generation of each finished record, replayed as the
+        sampler assigns it when a trial is asked (the newest generation until it has ``population_size``
+        completed trials, then the next), under the sampler's own system attribute. The mirrored study is
+        built from records, which do not carry the sampler's attributes: without them every trial would be
+        generation 0, and NSGA-II would sample at random forever."""
+        genetic = genetic_generation(self._instance if self._instance is not None else self.sampler_for([], 0))
+        if genetic is None:
+            return None
+        key, population = genetic
+        newest, count, out = 0, 0, []
+        for record in finished:
+            generation = newest if count < population else newest + 1
+            out.append(generation)
+            if record.state == State.COMPLETE and self._values(record) is not None:
+                newest, count = (generation, count + 1) if generation == newest else (generation, 1)
+        return key, out
+
+    def _values(self, record: TrialRecord) -> list[float] | None:
+        """What the mirrored study is told of a completed record: its score, or each objective's value."""
+        if len(self.objectives) < 2:
+            return [float(record.value)] if record.value is not None else None
+        values = objective_values(record, self.objectives)
+        return list(values) if values is not None else None
 
     def ask(self, history: Sequence[TrialRecord]) -> Sample:
         study = self._study_with(history)

@@ -118,6 +118,7 @@ class TrialStore(ABC):
         self._superseded: set[int] = set()             # lost trials that a retry runs again
         self._infeasible: set[int] = set()             # candidates refused before training (outside the budget)
         self._waiting: set[int] = set()                # re-queued trials no worker has taken yet
+        self._attrs: dict[str, Any] = {}               # the study's own attributes (objectives, reference point)
         #: Where the store says what the search should hear (a database unreachable, retried): the
         #: search loop sets its own ``say``; standing alone, standard error.
         self.notify: Callable[[str], None] = _to_stderr
@@ -234,6 +235,15 @@ class TrialStore(ABC):
     def best(self) -> TrialRecord | None:
         """The best completed trial of the study, other workers' included (as of the last read)."""
         return self._best
+
+    def study_attrs(self) -> dict[str, Any]:
+        """The study's attributes (JSON values: the declared objectives, the hypervolume's reference point),
+        every worker's writes included. Default: kept in this process."""
+        return dict(self._attrs)
+
+    def set_study_attr(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON) under ``key`` with the study, for every worker and for :func:`nas.load`."""
+        self._attrs[key] = value
 
     def close(self) -> None:
         """Release connections. Default: nothing to release."""

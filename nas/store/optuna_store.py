@@ -20,6 +20,9 @@ pinned and the oldest supported Optuna):
 - ``FrozenTrial._trial_id``: the storage's id of a trial read back (to finish a stale one).
 - :func:`discard_last_trial`: removes a just-asked trial from a private in-memory study
   (``InMemoryStorage`` layout), for :class:`nas.SamplerStrategy`.
+- :func:`genetic_generation`: the system attribute a genetic sampler (NSGA-II, NSGA-III) keeps each trial's
+  generation under, and its population size (``BaseGASampler._get_generation_key()`` from Optuna 4.2;
+  the samplers' module constant ``_GENERATION_KEY`` before; ``_population_size`` in both).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import sys
 import threading
 import time
 import uuid
@@ -652,6 +656,14 @@ class OptunaStore(TrialStore):
             raise
         return connection
 
+    @retried
+    def study_attrs(self) -> dict[str, Any]:
+        return dict(self.storage.get_study_user_attrs(self.study_id))
+
+    @retried
+    def set_study_attr(self, key: str, value: Any) -> None:
+        self.storage.set_study_user_attr(self.study_id, key, value)
+
     def close(self) -> None:
         if isinstance(self.storage, RDBStorage):
             self.storage.engine.dispose()
@@ -733,3 +745,14 @@ def discard_last_trial(study: optuna.Study) -> bool:
         return False
     study._thread_local.cached_all_trials = None
     return True
+
+
+def genetic_generation(sampler: Any) -> tuple[str, int] | None:
+    """``(attribute, population size)`` of a genetic sampler (NSGA-II, NSGA-III): each trial's generation is kept
+    in its system attributes under that name; ``None`` for any other sampler. Private (module docstring)."""
+    key_of = getattr(type(sampler), "_get_generation_key", None)
+    key = key_of() if callable(key_of) else getattr(sys.modules.get(type(sampler).__module__), "_GENERATION_KEY", None)
+    size = getattr(sampler, "_population_size", None)
+    if not isinstance(key, str) or isinstance(size, bool) or not isinstance(size, int):
+        return None
+    return key, size

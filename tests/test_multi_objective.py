@@ -1,0 +1,150 @@
+"""Several objectives: declared, checked before training, kept with the study; the result's Pareto front,
+hypervolume (with a reference point kept once derived) and front members' trained networks."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import optuna
+import pytest
+
+import nas
+from nas import ConfigError
+from nas.core.fronts import derive_reference, front_hypervolume, front_of, objective_values
+from nas.core.objectives import parse_constraints, parse_objectives
+from nas.core.pareto import dominates, minimised
+from nas.core.records import TrialRecord, TrialState
+from nas.cli import leaderboard_main
+from nas.engine.fronts import OBJECTIVES_ATTR, REFERENCE_ATTR
+from nas.store.adapters import SamplerStrategy
+from nas.store.optuna_store import genetic_generation
+from nas.testing import ToySpace
+
+ACC_PARAMS = {"val_accuracy": "max", "params": "min"}
+
+
+def search(tmp_path, **kwargs):
+    kwargs = {"space": "macro_chain", "trials": 6, "epochs": 1, "out_dir": tmp_path / "run", "progress": False,
+              "tensorboard": False, "objectives": ACC_PARAMS, **kwargs}
+    return nas.search(**kwargs)
+
+
+def record(number, value, **metrics):
+    space = ToySpace()
+    return TrialRecord(number=number, arch=space.architecture(space.sample(np.random.default_rng(number))), state=TrialState.COMPLETE,
+                       value=value, metrics=metrics)
+
+
+# ---- fronts of records ------------------------------------------------------------------------
+def test_the_front_of_records_is_non_dominated_and_ordered_by_the_first_objective():
+    objectives = parse_objectives(ACC_PARAMS)
+    records = [record(0, 0.9, val_accuracy=0.9, params=500), record(1, 0.8, val_accuracy=0.8, params=100),
+               record(2, 0.7, val_accuracy=0.7, params=300),  # dominated by #1
+               record(3, 0.95, val_accuracy=0.95, params=900), record(4, 0.99, val_accuracy=0.99)]  # #4 lacks params: left out
+    assert [r.number for r in front_of(records, objectives)] == [3, 0, 1]
+    assert objective_values(records[4], objectives) is None
+    # reference: 0 for an accuracy, the worst params a tenth of the range further; the hypervolume by hand
+    reference = derive_reference(objectives, records)
+    assert reference == pytest.approx((0.0, 900 + 80))
+    by_hand = 0.95 * (980 - 900) + 0.9 * (900 - 500) + 0.8 * (500 - 100)
+    assert front_hypervolume(records, objectives, reference) == pytest.approx(by_hand)
+    # a bound on an objective is its reference: nothing beyond it is feasible
+    assert derive_reference(objectives, records, parse_constraints({"params": "<=1000"})) == (0.0, 1000.0)
+
+
+# ---- a real search ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_objective_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("mo")
+    return search(tmp_path, seed=1), tmp_path / "run"
+
+
+def test_a_search_with_two_objectives_gives_its_front_and_keeps_each_member(two_objective_run):
+    result, run_dir = two_objective_run
+    completed = [t for t in result.trials if t.state == "complete"]
+    front = result.pareto
+    assert len(completed) == 6 and front
+    points = {t.number: minimised([[t.metrics["val_accuracy"], t.metrics["params"]]], ["max", "min"])[0] for t in completed}
+    for member in front:  # nothing dominates a member; every other trial is dominated by one
+        assert not any(dominates(points[o], points[member.number]) for o in points)
+    for other in set(points) - {m.number for m in front}:
+        assert any(dominates(points[m.number], points[other]) for m in front)
+    assert [m.metrics["val_accuracy"] for m in front] == sorted((m.metrics["val_accuracy"] for m in front), reverse=True)
+    assert result.study.user_attrs[OBJECTIVES_ATTR] == [["val_accuracy", "max"], ["params", "min"]]
+    # every front member's trained network loads and predicts what its recorded accuracy says it can
+    for member in front:
+        model = result.best_model(trial=member.number, preprocess=False)
+        assert sum(p.numel() for p in model.parameters()) == member.metrics["params"]
+    kept = sorted(int(p.name) for p in (run_dir / "front").iterdir() if p.is_dir())
+    assert kept == sorted(m.number for m in front)  # those that left the front lost their folder
+    off = next(iter(set(points) - {m.number for m in front}), None)
+    if off is not None:
+        with pytest.raises(ValueError, match=f"`trial={off}` must be a trial on the Pareto front"):
+            result.best_model(trial=off)
+
+
+def test_the_hypervolume_reference_is_derived_once_and_kept_in_the_study(two_objective_run):
+    result, run_dir = two_objective_run
+    first = result.hypervolume()
+    reference = result.study.user_attrs[REFERENCE_ATTR]
+    assert first > 0 and reference[0] == 0.0 and reference[1] > max(t.metrics["params"] for t in result.pareto)
+    again = nas.load(run_dir)
+    assert again.hypervolume() == pytest.approx(first) and again.reference_point() == tuple(reference)
+    assert again.hypervolume(reference={"val_accuracy": 0.0, "params": reference[1] * 2}) > first  # a farther point: more volume
+    with pytest.raises(ConfigError, match=r"`reference` must give one number per objective \(val_accuracy, params\), but got \[1.0\]"):
+        again.hypervolume(reference=[1.0])
+
+
+def test_the_leaderboard_marks_the_front_and_nas_leaderboard_pareto_prints_it(two_objective_run):
+    result, run_dir = two_objective_run
+    board = result.leaderboard()
+    assert "| val acc (max) | params (min) |" in board and "| front |" in board and "val_accuracy (max)" not in board
+    assert f"{len(result.pareto)} on the Pareto front of val_accuracy: max, params: min (*)" in board
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        leaderboard_main([str(run_dir), "--pareto"])
+    rows = [line for line in printed.getvalue().splitlines() if line.startswith("| ") and not line.startswith("| rank")]
+    assert [int(row.split("|")[2]) for row in rows] == [m.number for m in result.pareto]
+
+
+# ---- refused before training ----------------------------------------------------------------------
+@pytest.mark.parametrize("objectives, strategy, message", [
+    ({"val_accuracy": "max", "speed": "min"}, "random", "`objectives.speed` must name a metric every trial records"),
+    ({"val_accuracy": "max", "params": "smallest"}, "random", "`objectives.params` must be max or min, but got 'smallest'"),
+    ({"params": "min"}, "random", "`objectives` with one entry must be the estimator's score (val_accuracy: max)"),
+    (ACC_PARAMS, "rl", "strategy 'rl' ranks trials by the one score; use one that searches a Pareto front"),
+], ids=["unknown-metric", "bad-direction", "lone-cost", "single-objective-strategy"])
+def test_objectives_that_cannot_be_searched_are_refused_before_training(tmp_path, objectives, strategy, message):
+    with pytest.raises(ConfigError) as caught:
+        search(tmp_path, objectives=objectives, strategy=strategy)
+    assert message in str(caught.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_latency_objective_brings_its_provider(tmp_path):
+    result = search(tmp_path, trials=2, objectives={"val_accuracy": "max", "latency_ms": "min"},
+                    costs=[{"latency": {"warmup": 1, "repeats": 3}}])
+    assert all(t.metrics["latency_ms"] > 0 for t in result.trials)
+    assert result.pareto and all("latency_ms" in t.metrics for t in result.pareto)
+
+
+def test_single_objective_behaviour_is_unchanged(tmp_path):
+    result = search(tmp_path, trials=3, objectives=None)
+    assert OBJECTIVES_ATTR not in result.study.user_attrs and "| front |" not in result.leaderboard()
+    assert [t.number for t in result.pareto] == [result.best.number]
+
+
+# ---- Optuna's multi-objective samplers see every objective ----------------------------------------
+def test_a_multi_objective_sampler_is_told_each_objective_and_nsga2_keeps_its_generations():
+    space = ToySpace()
+    strategy = SamplerStrategy(space, optuna.samplers.NSGAIISampler(population_size=3, seed=0))
+    strategy.objectives = parse_objectives({"val_accuracy": "max", "params": "min"})
+    history = [record(n, 0.5 + n / 100, val_accuracy=0.5 + n / 100, params=100 - n) for n in range(7)]
+    strategy.ask(history)
+    study = strategy._study_with(history)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert [t.values for t in study.trials] == [[r.metrics["val_accuracy"], r.metrics["params"]] for r in history]
+    key, _ = genetic_generation(strategy.sampler_for(history))
+    assert [t.system_attrs[key] for t in study.trials] == [0, 0, 0, 1, 1, 1, 2]
