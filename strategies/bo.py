@@ -13,6 +13,7 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
 from nas.core import ConfigError, Float, SearchSpace, Strategy, TrialRecord
+from nas.core.fronts import scored
 from nas.core.strategy import auto_startup, resolve_auto
 from nas.core.space import Sample
 from strategies._encoding import ENCODINGS, Encoding, make_encoding
@@ -151,9 +152,16 @@ class ArchitectureBO(Strategy):
     value seen; running ones are only kept out of the candidates. Everything is derived from the
     history and the seed (``self.rng(history)``), so the same history gives the same next ask, also
     in a fresh process; encodings and keys are memoised as pure functions of a sample.
+
+    With several :attr:`objectives`, each ask is ParEGO's (Knowles 2006): a weight vector drawn
+    uniformly from the simplex turns the objectives (each scaled to [0, 1] over the trials so far) into
+    one value by the augmented Tchebycheff scalarisation ``-(max_j w_j f_j + 0.05 sum_j w_j f_j)``,
+    and the GP, the candidates and the acquisition work on it as on a single score. Another weight
+    vector each ask spreads the asks along the front.
     """
 
     name = "bo"
+    multi_objective = True  # ParEGO's random scalarisations (see above)
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, skip_duplicates: bool = True, n_initial: int | str = "auto",
                  n_candidates: int = 250, top_k: int = 10, two_step_fraction: float = 0.1, random_fraction: float = 0.1,
@@ -223,7 +231,7 @@ class ArchitectureBO(Strategy):
     def _ask(self, history: Sequence[TrialRecord]) -> Sample:
         rng = self.rng(history)
         seen = self.seen_keys(history) if self.skip_duplicates else set()
-        data = self._training_data(history)
+        data = self._training_data(history, self._scalarised(history, rng) if len(self.objectives) > 1 else None)
         if len(history) < self.n_initial or data is None:
             return self._fresh(lambda: self.space.sample(rng), seen)
         samples, values = data
@@ -238,15 +246,30 @@ class ArchitectureBO(Strategy):
         return candidates[int(np.argmax(scores))]
 
     # ---- pieces ---------------------------------------------------------------------------------
-    def _training_data(self, history: Sequence[TrialRecord]) -> tuple[list[Sample], np.ndarray] | None:
-        """Finished trials as (samples, values); failed and pruned ones take the worst value seen. None before two values."""
-        done = [(r.arch.sample, float(r.value)) for r in history
-                if r.state == "complete" and r.value is not None and math.isfinite(float(r.value))]
+    def _scalarised(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[int, float]:
+        """ParEGO: each completed trial's objectives as one value to maximise, under this ask's random weights."""
+        kept, points = scored(history, self.objectives)
+        weights = rng.dirichlet(np.ones(len(self.objectives)))
+        if not kept:
+            return {}
+        low, span = points.min(axis=0), np.ptp(points, axis=0)
+        scaled = (points - low) / np.where(span > 0, span, 1.0)
+        values = -(np.max(weights * scaled, axis=1) + 0.05 * (scaled @ weights))
+        return {r.number: float(v) for r, v in zip(kept, values)}
+
+    def _training_data(self, history: Sequence[TrialRecord],
+                       scalarised: dict[int, float] | None = None) -> tuple[list[Sample], np.ndarray] | None:
+        """Finished trials as (samples, values); failed and pruned ones take the worst value seen. None before two values.
+        ``scalarised``: each trial's value by number instead of its score (several objectives), the others as failed."""
+        done = [(r.arch.sample, float(r.value) if scalarised is None else scalarised[r.number]) for r in history
+                if r.state == "complete" and r.value is not None and math.isfinite(float(r.value))
+                and (scalarised is None or r.number in scalarised)]
         if len(done) < 2:
             return None
         worst = min(v for _, v in done)
         bad = [(r.arch.sample, worst) for r in history if r.finished and (r.state != "complete" or r.value is None
-                                                                        or not math.isfinite(float(r.value)))]
+                                                                        or not math.isfinite(float(r.value))
+                                                                        or (scalarised is not None and r.number not in scalarised))]
         rows = done + bad
         if len(rows) > self.max_train:
             order = sorted(range(len(rows)), key=lambda i: -rows[i][1])  # stable: ties keep history order

@@ -9,6 +9,7 @@ import numpy as np
 from nas.core import ConfigError, SearchSpace, Strategy, TrialRecord
 from nas.core.strategy import auto_population, auto_tournament, resolve_auto
 from nas.core.space import Sample
+from nas.core.fronts import crowded_standing, objective_values
 from nas.core.records import Proposal
 
 
@@ -35,9 +36,16 @@ class RegularizedEvolution(Strategy):
 
     ``skip_duplicates`` redraws (up to ``max_redraws`` times) children whose canonical key was
     already tried, so the evaluation budget is spent on new architectures.
+
+    With several :attr:`objectives` (``objectives={"val_accuracy": "max", "params": "min"}``) the
+    population is the most recent ``population_size`` completed trials that have every objective, and a
+    tournament is won by NSGA-II's crowded comparison within it: the lowest non-dominated rank, then the
+    largest crowding distance (the extremes of each front first). Aging is unchanged, so the population
+    follows the front as it moves.
     """
 
     name = "evolution"
+    multi_objective = True  # the crowded comparison within the aging population (see above)
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None, population_size: int | str = "auto",
                  tournament_size: int | str = "auto", crossover: float = 0.0, skip_duplicates: bool = True, max_redraws: int = 100,
@@ -65,12 +73,15 @@ class RegularizedEvolution(Strategy):
         self.crossover, self.max_redraws = float(crossover), int(max_redraws)
         self.inherits_weights = inherit_weights
         self.morph_mutation = float(morph_mutation)
+        self._standing: dict[int, tuple[int, float]] = {}  # trial number -> (rank, -crowding) in this ask's population
 
     def random_warmup(self) -> tuple[str, int]:
         return "population_size", self.population_size  # tournaments start once a population has completed
 
     def population(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
-        """The living population: the most recent ``population_size`` completed trials."""
+        """The living population: the most recent ``population_size`` completed trials (with every objective)."""
+        if len(self.objectives) > 1:
+            return [r for r in history if objective_values(r, self.objectives) is not None][-self.population_size:]
         return [r for r in history if r.state == "complete" and r.value is not None][-self.population_size:]
 
     def alive(self, history: Sequence[TrialRecord]) -> set[int]:
@@ -80,6 +91,7 @@ class RegularizedEvolution(Strategy):
     def ask(self, history: Sequence[TrialRecord]) -> Sample | Proposal:
         rng = self.rng(history)
         population = self.population(history)
+        self._standing = crowded_standing(population, self.objectives) if len(self.objectives) > 1 else {}
         seen = self.seen_keys(history) if self.skip_duplicates else set()
         breeding = len(history) >= self.population_size and bool(population)
         candidate: Sample = {}
@@ -97,6 +109,8 @@ class RegularizedEvolution(Strategy):
     def _tournament(self, population: list[TrialRecord], rng: np.random.Generator) -> TrialRecord:
         size = min(self.tournament_size, len(population))
         contenders = rng.choice(len(population), size=size, replace=False)
+        if self._standing:  # several objectives: the crowded comparison (lower rank, then less crowded)
+            return min((population[i] for i in sorted(contenders)), key=lambda r: self._standing[r.number])
         return max((population[i] for i in sorted(contenders)), key=lambda r: r.value)  # type: ignore[arg-type, return-value]
 
     def _child(self, population: list[TrialRecord], rng: np.random.Generator, seen: set[str]) -> tuple[Sample, int]:

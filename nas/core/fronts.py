@@ -19,10 +19,10 @@ import numpy as np
 
 from nas.core.errors import ConfigError
 from nas.core.objectives import Constraint, Objective
-from nas.core.pareto import front, hypervolume, minimised
+from nas.core.pareto import crowding_distance, front, hypervolume, minimised, nondominated_ranks
 from nas.core.records import TrialRecord
 
-__all__ = ["SCORE", "derive_reference", "front_of", "front_hypervolume", "objective_values", "reference_from", "scored"]
+__all__ = ["SCORE", "crowded_standing", "derive_reference", "front_of", "front_hypervolume", "objective_values", "reference_from", "scored"]
 
 #: The objective that names the estimator's score (the record's value) rather than a metric.
 SCORE = "score"
@@ -50,6 +50,20 @@ def scored(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> t
             kept.append(record)
             rows.append(values)
     return kept, minimised(np.array(rows, dtype=float).reshape(-1, len(objectives)), [o.direction for o in objectives])
+
+
+def crowded_standing(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> dict[int, tuple[int, float]]:
+    """NSGA-II's crowded comparison key of each record that takes part, by trial number: ``(rank, -crowding
+    distance)`` within ``records`` (lower is better: the first front, then its least crowded members)."""
+    kept, points = scored(records, objectives)
+    if not kept:
+        return {}
+    ranks = nondominated_ranks(points)
+    crowding = np.zeros(len(kept))
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowding[members] = crowding_distance(points[members])
+    return {r.number: (int(ranks[i]), -float(crowding[i])) for i, r in enumerate(kept)}
 
 
 def front_of(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> list[TrialRecord]:

@@ -53,7 +53,7 @@ def check_objectives(objectives: Sequence[Objective], estimator: Any, strategy: 
         return
     if not strategy.multi_objective:
         raise ConfigError(f"`objectives` names {len(objectives)} objectives, but strategy '{strategy.name}' ranks trials by the "
-                          "one score; use one that searches a Pareto front: random, grid, nsga2, nsga3, motpe (or one objective).")
+                          "one score; use one that searches a Pareto front: random, grid, evolution, bo, nsga2, nsga3, motpe (or one objective).")
 
 
 def declare_objectives(store: TrialStore, objectives: Sequence[Objective], reference: Sequence[float] | None,
