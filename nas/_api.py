@@ -33,6 +33,7 @@ from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
 from nas.engine.pool import LocalWorkers
 from nas.engine.fronts import FrontCheckpoints, check_objectives, declare_objectives
+from nas.engine.pareto_halving import ParetoSuccessiveHalvingPruner
 from nas.engine.progress import ProgressCallback
 from nas.engine.resume import TrialCheckpoints, checkpoints_from_config
 from nas.engine.rundir import RUN_FILE, SPACE_PICKLE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
@@ -121,6 +122,34 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     return space, made_strategy, estimator
 
 
+def pareto_pruner(node: Any, objectives: Sequence[Any], notes: list[str]) -> optuna.pruners.BasePruner:
+    """The pruner of a search with several objectives: successive halving promotes by non-dominated rank
+    (:class:`ParetoSuccessiveHalvingPruner`, MOASHA's rule); no pruner stays none; a pruner that ranks by the
+    one score is refused, naming the ones that work."""
+    target = getattr(target_of(node, kind="pruner"), "__name__", "")
+    if target == "NopPruner":
+        return optuna.pruners.NopPruner()
+    if target in ("SuccessiveHalvingPruner", "ParetoSuccessiveHalvingPruner"):
+        keys = {k: v for k, v in as_dict(node, kind="pruner").items() if k in ("min_resource", "reduction_factor", "min_early_stopping_rate")}
+        if keys.get("min_resource") == "auto":
+            raise ConfigError("`pruner.min_resource` must be a number of epochs with several objectives (the rungs are fixed "
+                              "before the first trial ends), but got 'auto'.")
+        made = ParetoSuccessiveHalvingPruner([o.direction for o in objectives], **keys)
+        notes.append(f"pruner 'successive_halving': {len(objectives)} objectives, so each rung promotes the top "
+                     f"1/{made.reduction_factor} by non-dominated rank (MOASHA's rule), rungs at epochs "
+                     f"{', '.join(str(s + 1) for s in made.rung_steps(10 ** 4)[:4])}, ...")
+        return made
+    raise ConfigError(f"`pruner` ({target}) stops trials by the one score, which would cut cheap networks off the Pareto front; "
+                      f"with several objectives use pruner=successive_halving (it promotes by non-dominated rank) or pruner=none.")
+
+
+def check_pareto_pruner(pruner: optuna.pruners.BasePruner) -> None:
+    """A pruner object given in Python for a search with several objectives: one that ranks by them, or none."""
+    if not isinstance(pruner, (ParetoSuccessiveHalvingPruner, optuna.pruners.NopPruner)):
+        raise ConfigError(f"`pruner` ({type(pruner).__name__}) stops trials by the one score; with several objectives pass "
+                          "nas.engine.pareto_halving.ParetoSuccessiveHalvingPruner(directions) or pruner='successive_halving'.")
+
+
 def as_plain(node: Any) -> Any:
     """A config node as plain lists and dicts (what the cost and constraint parsers check)."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
@@ -165,8 +194,12 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     space, strategy, estimator = build_components(cfg, **objects)
     budget_cfg = cfg.get("budget") or {}
     budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"), max_infeasible=budget_cfg.get("max_infeasible"))
+    pruner_notes: list[str] = []
     if pruner is None and cfg.get("pruner"):
-        pruner = instantiate(cfg.pruner, kind="pruner")
+        pruner = (pareto_pruner(cfg.pruner, strategy.objectives, pruner_notes) if strategy.objectives
+                  else instantiate(cfg.pruner, kind="pruner"))
+    elif pruner is not None and strategy.objectives:
+        check_pareto_pruner(pruner)
     run_dir = Path(run_dir)
     space_cfg = OmegaConf.to_container(cfg.space, resolve=True) if objects.get("space") is None else None
     weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None
@@ -218,6 +251,8 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
              f" -> {run_dir}" + (f", {count} workers, storage {template}" if coordinating and count else ""))
     for line in strategy.budget_notes(budget.trials):
         loop.say(f"strategy '{strategy.name}': {line}")
+    for line in pruner_notes:
+        loop.say(line)
     for line in resume_notes:
         loop.say(line)
     if count == 0 and not attached:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.errors import ConfigError
-from nas.core.fronts import SCORE, derive_reference, front_hypervolume, front_of, reference_from
+from nas.core.fronts import SCORE, front_hypervolume, front_of, reference_from
 from nas.core.objectives import Objective
 from nas.core.space import SearchSpace
 from nas.core.records import TrialRecord, ranked
 from nas.datasets import Preprocessing, load_preprocessing
-from nas.engine.fronts import FRONT_DIR, REFERENCE_ATTR, constraints_of, objectives_of
+from nas.engine.fronts import FRONT_DIR, objectives_of, reference_point
 from nas.engine.progress import human
 from nas.engine.rundir import BEST_DIR, RUN_FILE
 from nas.store.base import TrialStore
@@ -70,13 +70,7 @@ class SearchResult:
     def reference_point(self) -> tuple[float, ...] | None:
         """The study's hypervolume reference point (declared, else derived now from the trials and kept); ``None``
         before any trial completed."""
-        kept = self.store.study_attrs().get(REFERENCE_ATTR)
-        if kept is not None:
-            return tuple(float(v) for v in kept)
-        point = derive_reference(self.objectives, self.trials, constraints_of(self.store))
-        if point is not None:
-            self.store.set_study_attr(REFERENCE_ATTR, list(point))
-        return point
+        return reference_point(self.store, self.objectives, self.trials)
 
     @property
     def preprocessing(self) -> Preprocessing:

@@ -18,6 +18,7 @@ from nas.core.pareto import dominates, minimised
 from nas.core.records import TrialRecord, TrialState
 from nas.cli import leaderboard_main
 from nas.engine.fronts import OBJECTIVES_ATTR, REFERENCE_ATTR
+from nas.engine.pareto_halving import ParetoSuccessiveHalvingPruner, vector_attr
 from nas.store.adapters import SamplerStrategy
 from nas.store.optuna_store import genetic_generation
 from nas.testing import ToySpace
@@ -148,3 +149,78 @@ def test_a_multi_objective_sampler_is_told_each_objective_and_nsga2_keeps_its_ge
     assert [t.values for t in study.trials] == [[r.metrics["val_accuracy"], r.metrics["params"]] for r in history]
     key, _ = genetic_generation(strategy.sampler_for(history))
     assert [t.system_attrs[key] for t in study.trials] == [0, 0, 0, 1, 1, 1, 2]
+
+
+# ---- pruning with several objectives --------------------------------------------------------------
+def rung_study(vectors):
+    """A study (Optuna's own successive halving as its pruner) whose trials reached step 1 with these
+    (accuracy, params) vectors, each asked, reported and told as Optuna's API does."""
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3))
+    for accuracy, params in vectors:
+        trial, _ = at_rung(study, accuracy, params)
+        study.tell(trial, accuracy)
+    return study
+
+
+def at_rung(study, accuracy, params):
+    trial = study.ask()
+    trial.set_user_attr(vector_attr(1), [accuracy, params])
+    for step in (0, 1):
+        trial.report(accuracy, step)
+        stopped = trial.should_prune()  # Optuna's halving decides (and records the rung) at step 1
+    return trial, stopped
+
+
+def frozen(study, trial):
+    return study.get_trials(deepcopy=False)[trial.number]
+
+
+def test_a_rung_promotes_by_non_dominated_rank_where_the_score_alone_would_stop_a_cheap_network():
+    vectors = [(0.90, 900), (0.85, 800), (0.80, 700), (0.75, 600), (0.70, 500)]
+    pareto = ParetoSuccessiveHalvingPruner(["max", "min"], min_resource=1, reduction_factor=3)
+    study = rung_study(vectors)
+    cheap, stopped = at_rung(study, 0.60, 50)  # the least accurate, and by far the smallest: on the front
+    assert stopped and not pareto.prune(study, frozen(study, cheap))  # Optuna's halving stops it; ours keeps it
+    study = rung_study(vectors)
+    dominated, _ = at_rung(study, 0.65, 950)  # worse than every other on both
+    assert pareto.prune(study, frozen(study, dominated))
+    study = rung_study(vectors)
+    behind, _ = at_rung(study, 0.72, 650)  # dominated by (0.75, 600) alone: the second front, below the top 2 of 6
+    assert pareto.prune(study, frozen(study, behind))
+    assert pareto.rung_steps(30) == [1, 3, 9, 27]
+
+
+def test_a_search_with_two_objectives_prunes_by_rank_and_records_each_objective_per_epoch(tmp_path):
+    result = search(tmp_path, trials=9, epochs=4, pruner="successive_halving", seed=2)
+    states = [t.state for t in result.trials]
+    assert "pruned" in states and "complete" in states
+    for frozen in result.study.get_trials():
+        steps = sorted(frozen.intermediate_values)
+        vectors = [frozen.user_attrs[vector_attr(s)] for s in steps]
+        record = result.store.record(frozen.number)
+        assert [v[0] for v in vectors] == [frozen.intermediate_values[s] for s in steps]  # the score, every epoch
+        assert {v[1] for v in vectors} == {record.metrics["params"]}  # and the cost, measured once
+
+
+@pytest.mark.parametrize("pruner, message", [
+    ("median", "stops trials by the one score, which would cut cheap networks off the Pareto front"),
+    ("hyperband", "with several objectives use pruner=successive_halving"),
+])
+def test_a_pruner_that_ranks_by_the_score_alone_is_refused_with_two_objectives(tmp_path, pruner, message):
+    with pytest.raises(ConfigError, match=message):
+        search(tmp_path, pruner=pruner)
+
+
+def test_tensorboard_shows_the_front_its_hypervolume_and_every_objective(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = search(tmp_path, trials=4, tensorboard=True, objectives={"val_accuracy": "max", "macs": "min"})
+    run = EventAccumulator(str(tmp_path / "run" / "tb" / "search")).Reload()
+    volumes = run.Scalars("search/hypervolume")
+    assert {e.step for e in volumes} == {t.number for t in result.trials}  # after every trial (and again at the end)
+    assert volumes[-1].value == pytest.approx(result.hypervolume())
+    assert all(a.value <= b.value + 1e-12 for a, b in zip(volumes, volumes[1:]))  # a front's volume never shrinks
+    image = run.Images("search/pareto_front")[-1]
+    assert image.width > 200 and image.height > 200
+    trial = EventAccumulator(str(tmp_path / "run" / "tb" / f"trial_{result.pareto[0].number:04d}")).Reload()
+    assert {"hparam/val_accuracy", "hparam/macs"} <= set(trial.Tags()["scalars"])

@@ -19,7 +19,7 @@ import numpy as np
 
 from nas.core.errors import ConfigError
 from nas.core.objectives import Constraint, Objective
-from nas.core.pareto import crowding_distance, front, hypervolume, minimised, nondominated_ranks
+from nas.core.pareto import crowded_ranks, front, hypervolume, minimised
 from nas.core.records import TrialRecord
 
 __all__ = ["SCORE", "crowded_standing", "derive_reference", "front_of", "front_hypervolume", "objective_values", "reference_from", "scored"]
@@ -58,11 +58,7 @@ def crowded_standing(records: Sequence[TrialRecord], objectives: Sequence[Object
     kept, points = scored(records, objectives)
     if not kept:
         return {}
-    ranks = nondominated_ranks(points)
-    crowding = np.zeros(len(kept))
-    for rank in np.unique(ranks):
-        members = np.flatnonzero(ranks == rank)
-        crowding[members] = crowding_distance(points[members])
+    ranks, crowding = crowded_ranks(points)
     return {r.number: (int(ranks[i]), -float(crowding[i])) for i, r in enumerate(kept)}
 
 

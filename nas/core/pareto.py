@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["crowding_distance", "dominates", "front", "hypervolume", "minimised", "nondominated_ranks"]
+__all__ = ["crowded_ranks", "crowding_distance", "dominates", "front", "hypervolume", "minimised", "nondominated_ranks"]
 
 
 def minimised(values: Any, directions: Sequence[str]) -> np.ndarray:
@@ -80,6 +80,18 @@ def crowding_distance(points: Any) -> np.ndarray:
         if span > 0:
             distance[order[1:-1]] += (values[2:] - values[:-2]) / span
     return distance
+
+
+def crowded_ranks(points: Any) -> tuple[np.ndarray, np.ndarray]:
+    """NSGA-II's crowded comparison of each point: its non-dominated rank and its crowding distance within
+    its front (the lower rank first, then the larger distance)."""
+    p = np.asarray(points, dtype=float)
+    ranks = nondominated_ranks(p)
+    crowding = np.zeros(len(p))
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowding[members] = crowding_distance(p[members])
+    return ranks, crowding
 
 
 def hypervolume(points: Any, reference: Any) -> float:

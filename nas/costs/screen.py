@@ -54,6 +54,9 @@ class ScreenedEstimator(Estimator):
         broken = violations(self.constraints, costs)
         if broken:
             raise Infeasible("infeasible before training: " + "; ".join(broken), {**costs, "infeasible": True})
+        measured = getattr(report, "measured", None)
+        if callable(measured):  # the search's reporter: the costs join each report's objective vector
+            measured(costs)
         evaluation = self.inner.evaluate(arch, report, **kwargs)
         return dataclasses.replace(evaluation, metrics={**costs, **evaluation.metrics})
 
@@ -73,13 +76,13 @@ def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: An
     """``estimator`` behind the declared ``costs`` (provider names or ``{name: options}``) and ``constraints``
     (``{metric: "<=bound"}``); a constrained metric whose provider is not listed gets it (``params``,
     ``macs``, ``latency_ms`` from ``latency``: what each registered provider declares), and so does a
-    ``wanted`` metric (an objective's) that the estimator does not record itself. Unchanged when nothing is asked."""
+    ``wanted`` metric (an objective's), even one the estimator records itself: measured before training, it is
+    known at every report (what a Pareto pruner ranks by). Unchanged when nothing is asked."""
     bounds = parse_constraints(constraints)
     listed = list(costs or [])
     providers = make_providers(listed)
     implied = {metric: name for name, cls in PROVIDERS.items() for metric in cls.metrics}  # latency_ms -> latency
-    recorded = estimator.recorded_metrics() or frozenset()
-    needed = [c.metric for c in bounds] + [m for m in wanted if m not in recorded]
+    needed = [c.metric for c in bounds] + list(wanted)
     for metric in needed:
         if metric in implied and metric not in {m for p in providers for m in p.metrics}:
             providers += make_providers([implied[metric]])

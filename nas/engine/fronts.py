@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.errors import ConfigError
-from nas.core.fronts import SCORE, front_of
+from nas.core.fronts import SCORE, derive_reference, front_of
 from nas.core.objectives import Constraint, Objective
 from nas.core.records import TrialRecord
 from nas.core.strategy import Strategy
@@ -25,7 +25,7 @@ from nas.store.base import TrialStore
 from nas.store.locks import file_lock
 
 __all__ = ["FRONT_DIR", "OBJECTIVES_ATTR", "REFERENCE_ATTR", "FrontCheckpoints", "check_objectives", "declare_objectives",
-           "constraints_of", "objectives_of"]
+           "constraints_of", "objectives_of", "reference_point"]
 
 FRONT_DIR = "front"
 #: The study attributes: ``[[metric, direction], ...]`` and ``[value, ...]`` (objective units).
@@ -75,6 +75,18 @@ def declare_objectives(store: TrialStore, objectives: Sequence[Objective], refer
     bounds = [[c.metric, c.op, c.bound] for c in constraints]
     if attrs.get(CONSTRAINTS_ATTR, []) != bounds:
         store.set_study_attr(CONSTRAINTS_ATTR, bounds)
+
+
+def reference_point(store: TrialStore, objectives: Sequence[Objective], trials: Sequence[TrialRecord]) -> tuple[float, ...] | None:
+    """The study's hypervolume reference point: as declared, else derived now from ``trials`` and kept in the
+    study (so every later hypervolume compares); ``None`` before any trial completed with every objective."""
+    kept = store.study_attrs().get(REFERENCE_ATTR)
+    if kept is not None:
+        return tuple(float(v) for v in kept)
+    point = derive_reference(objectives, trials, constraints_of(store))
+    if point is not None:
+        store.set_study_attr(REFERENCE_ATTR, list(point))
+    return point
 
 
 def constraints_of(store: TrialStore) -> tuple[Constraint, ...]:

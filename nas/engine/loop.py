@@ -80,12 +80,13 @@ class TrialReporter:
         self._deadline_hit = False
         self._steps: list[int] = []
         self._save_failed = False
+        self._costs: dict[str, float] = {}
 
     def __call__(self, step: int, value: float, **scalars: float) -> bool:
         self.trial.curve.append(float(value))
         self._steps.append(int(step))
         self.loop.callbacks.on_report(self.trial, step, float(value), scalars)
-        if self.loop.store.report(self.trial, step, float(value)):
+        if self.loop.store.report(self.trial, step, float(value), vector=self._vector(float(value), scalars)):
             return True
         if self.loop.deadline is not None and time.perf_counter() >= self.loop.deadline:
             self._deadline_hit = True
@@ -94,6 +95,19 @@ class TrialReporter:
 
     def deadline_passed(self) -> bool:
         return self._deadline_hit
+
+    def measured(self, costs: Mapping[str, float]) -> None:
+        """The costs measured before training (a screened estimator says them): part of every objective vector."""
+        self._costs = dict(costs)
+
+    def _vector(self, value: float, scalars: Mapping[str, float]) -> list[float | None] | None:
+        """With several objectives, each one's value at this report: the score, a reported scalar, or a cost."""
+        objectives = self.loop.strategy.objectives if self.loop.strategy is not None else ()
+        if len(objectives) < 2:
+            return None
+        score = getattr(self.loop.estimator, "score_metric", None)
+        found = {**self._costs, **{k: float(v) for k, v in scalars.items() if isinstance(v, (int, float))}}
+        return [value if o.metric in ("score", score) else found.get(o.metric) for o in objectives]
 
     def checkpoint(self, step: int, state: StateFactory) -> None:
         """Save ``state()`` (the estimator's training state after report ``step``) when a checkpoint is

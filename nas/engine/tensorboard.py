@@ -5,6 +5,9 @@ Layout under ``tb/``:
 - ``search``: one run for the whole search: each trial's score and the best so far against the
   trial number, the best's test accuracy, the lineage text; when the search ends, a picture of
   each of the 5 best architectures (Images, ``architecture/rank_K``) and the best model's graph (Graphs).
+  With several objectives, also the front's hypervolume against the trial number (``search/hypervolume``,
+  at the study's reference point) and the front as a picture of the first two objectives
+  (``search/pareto_front``: every trial, the front joined; redrawn at most every 10 s and at the end).
 - ``trial_NNNN``: one run per trained trial: its curves per epoch (``val/accuracy``,
   ``train/loss``, ``train/accuracy``, ``train/lr``; ``test/accuracy`` with the training estimator's
   ``test_curve``), its HParams row (every
@@ -24,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 from nas.core.architecture import Architecture
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 # Metrics shown as HParams columns (sortable in TensorBoard's HParams table view).
 HPARAM_METRICS = ("val_accuracy", "test_accuracy", "params", "macs", "latency_ms", "epochs")
 _FLUSH_SECONDS = 1.0
+_DRAW_SECONDS = 10.0  # the front's picture at most this often (and when the search ends)
 
 
 _SPLITS = ("train", "val", "test")
@@ -60,8 +65,9 @@ def _hparam_value(value: Any, numeric: bool) -> Any:
 class TrialLog:
     """The TensorBoard run of one trial (``tb/trial_NNNN``)."""
 
-    def __init__(self, root: Path, number: int) -> None:
+    def __init__(self, root: Path, number: int, objectives: tuple[str, ...] = ()) -> None:
         self.writer = SummaryWriter(str(root / f"trial_{number:04d}"))
+        self.objectives = objectives  # metrics of a search with several objectives: each an HParams column
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         for name, value in values.items():
@@ -80,7 +86,8 @@ class TrialLog:
         hparams["morphism"] = (inh.morphism or "inherit by name and shape") if inh is not None and inh.inherited else "-"
         # fidelity columns: compare low- and full-fidelity trials side by side in the HParams view
         hparams.update({f"fidelity.{k}": _hparam_value(v, isinstance(v, (int, float))) for k, v in record.fidelity.items()})
-        metrics = {f"hparam/{m}": float(record.metrics[m]) for m in HPARAM_METRICS if m in record.metrics}
+        metrics = {f"hparam/{m}": float(record.metrics[m]) for m in (*HPARAM_METRICS, *self.objectives)
+                   if isinstance(record.metrics.get(m), (int, float)) and not isinstance(record.metrics.get(m), bool)}
         if record.value is not None and "hparam/val_accuracy" not in metrics:
             metrics["hparam/score"] = float(record.value)
         if record.cost is not None:
@@ -124,6 +131,7 @@ class TensorBoardCallback(Callback):
         self.writer: SummaryWriter | None = None
         self.logs: dict[int, TrialLog] = {}
         self._flushed = 0.0
+        self._drawn = -math.inf  # when the front was last drawn
 
     def on_search_start(self, search: SearchLoop) -> None:
         super().on_search_start(search)
@@ -132,7 +140,7 @@ class TensorBoardCallback(Callback):
 
     def on_trial_start(self, trial: RunningTrial) -> None:
         if self.per_trial:
-            self.logs[trial.number] = TrialLog(self.root, trial.number)
+            self.logs[trial.number] = TrialLog(self.root, trial.number, self._objective_metrics())
 
     def on_report(self, trial: RunningTrial, step: int, value: float, scalars: Mapping[str, float]) -> None:
         log = self.logs.get(trial.number)
@@ -146,6 +154,9 @@ class TensorBoardCallback(Callback):
         self._search_scalars(record, self.search.store.best())
         assert self.writer is not None
         now = time.perf_counter()
+        if len(self._objectives()) > 1:
+            self._front(record.number, draw=now - self._drawn > _DRAW_SECONDS)
+            self._drawn = now if now - self._drawn > _DRAW_SECONDS else self._drawn
         if now - self._flushed > _FLUSH_SECONDS:  # live in TensorBoard without a file write per lookup
             self.writer.flush()
             self._flushed = now
@@ -164,6 +175,8 @@ class TensorBoardCallback(Callback):
             self.writer.add_text("search/lineage", lineage_text(history), 0)
         if not self.per_trial:
             self._top_runs(history)
+        if len(self._objectives()) > 1:
+            self._front(max((r.number for r in history), default=0), draw=True)
         top = ranked(history)[:self.pictures]
         self._pictures(top, step=len(history))
         if top:
@@ -180,6 +193,42 @@ class TensorBoardCallback(Callback):
             self.writer.add_scalar("search/best_val_accuracy", best.value, record.number)
             if "test_accuracy" in best.metrics:
                 self.writer.add_scalar("search/best_test_accuracy", best.metrics["test_accuracy"], record.number)
+
+    def _objectives(self) -> tuple[Any, ...]:
+        strategy = self.search.strategy
+        return strategy.objectives if strategy is not None else ()
+
+    def _objective_metrics(self) -> tuple[str, ...]:
+        return tuple(o.metric for o in self._objectives() if o.metric != "score")
+
+    def _front(self, step: int, *, draw: bool) -> None:
+        """``search/hypervolume`` against the trial number, and (``draw``) the front as an image, ``search/pareto_front``:
+        the first two objectives, every completed trial, the front joined."""
+        from nas.core.fronts import front_hypervolume, front_of, scored
+        from nas.engine.fronts import reference_point
+
+        assert self.writer is not None
+        objectives = self._objectives()
+        history = self.search.store.history()
+        reference = reference_point(self.search.store, objectives, history)
+        if reference is None:
+            return
+        self.writer.add_scalar("search/hypervolume", front_hypervolume(history, objectives, reference), step)
+        if not draw:
+            return
+        from nas.engine.drawing import render_front
+
+        kept, _ = scored(history, objectives)
+        members = {r.number for r in front_of(history, objectives)}
+        values = np.array([[r.value if o.metric == "score" else r.metrics[o.metric] for o in objectives[:2]] for r in kept], dtype=float)
+        on_front = np.array([r.number in members for r in kept], dtype=bool)
+        try:
+            image = render_front(values, on_front, (str(objectives[0]), str(objectives[1])),
+                                 f"{len(kept)} trials, {len(members)} on the front")
+        except Exception as exc:  # a picture must never cost the search its results
+            self.search.say(f"tensorboard: no picture of the Pareto front: {type(exc).__name__}: {exc}")
+            return
+        self.writer.add_image("search/pareto_front", image, step, dataformats="HWC")
 
     def replay(self, history: list[TrialRecord]) -> None:
         """The ``search`` run's points for trials this process did not run (its workers did), in order."""

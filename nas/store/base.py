@@ -137,8 +137,9 @@ class TrialStore(ABC):
     def _refresh(self) -> None:
         """Read what changed in the backend since the last call and :meth:`_put` each changed record."""
 
-    def report(self, trial: RunningTrial, step: int, value: float) -> bool:
-        """Record an intermediate value; whether the pruner says stop. Default: no pruner."""
+    def report(self, trial: RunningTrial, step: int, value: float, vector: Sequence[float | None] | None = None) -> bool:
+        """Record an intermediate value (and, with several objectives, the objective ``vector`` at this step, which a
+        pruner that ranks by non-dominated sorting reads); whether the pruner says stop. Default: no pruner."""
         return False
 
     #: Set when the workers of this study beat (:class:`Heartbeat`); ``None``: a single process.

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ LOST_REASON = "lost: its worker stopped beating before the trial finished (heart
 # Written by nas before the trial lifecycle was one module; still read, so old run directories load.
 LEGACY_KEY_ATTR, LEGACY_PARENT_ATTR, LEGACY_WORKER_ATTR = "nas:key", "nas:parent", "nas:worker"
 LEGACY_METRICS_ATTR, LEGACY_REASON_ATTR, LEGACY_WEIGHTS_ATTR = "nas:metrics", "nas:fail_reason", "nas:weights"
+#: User attribute prefix of a trial's objective vector at one step (nas.engine.pareto_halving reads it).
+OBJECTIVE_VECTOR = "nas:objectives@"
 
 DB_FILE = "study.db"
 DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
@@ -401,9 +403,11 @@ class OptunaStore(TrialStore):
         return None
 
     @retried
-    def report(self, trial: RunningTrial, step: int, value: float) -> bool:
+    def report(self, trial: RunningTrial, step: int, value: float, vector: Sequence[float | None] | None = None) -> bool:
         if not self.prunes and self.heartbeat is None:
             return False  # no pruner, one process: the curve is stored once, at finish, not one write per epoch
+        if vector is not None and self.prunes:  # several objectives: what a Pareto pruner ranks the rung by
+            self.storage.set_trial_user_attr(trial.ref, f"{OBJECTIVE_VECTOR}{int(step)}", list(vector))
         self.storage.set_trial_intermediate_value(trial.ref, step, value)  # a lost trial keeps its curve
         if not self.prunes:
             return False

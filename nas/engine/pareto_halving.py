@@ -1,0 +1,95 @@
+"""Successive halving with several objectives: a rung promotes by non-dominated rank (MOASHA's rule).
+
+Syne Tune's MOASHA (Schmucker et al. 2021) keeps ASHA's asynchronous rungs and replaces "the top
+1/eta by the score" with "the top 1/eta by non-dominated sorting" of each trial's objective vector at
+the rung. Here it is an Optuna pruner on our single study: the study's value stays the estimator's
+score, and each report of a search with several objectives also stores the trial's objective vector at
+that step (``nas:objectives@<step>``, one user attribute: the score, the scalars the estimator reports
+such as ``test_accuracy``, and the costs measured before training, which do not change). Those stored
+vectors are the per-objective curves of every trial, pruned or not.
+
+At the rung steps ``min_resource * reduction_factor ** (min_early_stopping_rate + k)`` a trial goes on
+if it is among the best ``max(1, n // reduction_factor)`` of the ``n`` trials that reached the rung so far
+(running ones included, as in ASHA), ranked by NSGA-II's crowded comparison: the lower non-dominated
+rank first, then the larger crowding distance. A missing or non-finite value counts as the worst.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+
+from nas.core.errors import ConfigError
+from nas.core.pareto import crowded_ranks, minimised
+from nas.store.optuna_store import OBJECTIVE_VECTOR as VECTOR_ATTR
+
+__all__ = ["VECTOR_ATTR", "ParetoSuccessiveHalvingPruner", "vector_attr"]
+
+def vector_attr(step: int) -> str:
+    return f"{VECTOR_ATTR}{int(step)}"
+
+
+class ParetoSuccessiveHalvingPruner(optuna.pruners.BasePruner):
+    """Asynchronous successive halving that promotes by non-dominated rank; see the module docstring.
+    ``directions`` (``["max", "min"]``, one per objective, in the order of the stored vectors)."""
+
+    def __init__(self, directions: Sequence[str], *, min_resource: int = 1, reduction_factor: int = 3,
+                 min_early_stopping_rate: int = 0) -> None:
+        checks = {"min_resource": (min_resource, 1), "reduction_factor": (reduction_factor, 2),
+                  "min_early_stopping_rate": (min_early_stopping_rate, 0)}
+        for key, (value, low) in checks.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"pruner 'successive_halving' with several objectives: `{key}` must be an integer >= {low}, "
+                                  f"but got {value!r}.")
+        if len(directions) < 2 or any(d not in ("max", "min") for d in directions):
+            raise ConfigError(f"pruner 'successive_halving' with several objectives: `directions` must be two or more of max/min, "
+                              f"but got {list(directions)!r}.")
+        self.directions = list(directions)
+        self.min_resource, self.reduction_factor = min_resource, reduction_factor
+        self.min_early_stopping_rate = min_early_stopping_rate
+
+    def rung_steps(self, up_to: int) -> list[int]:
+        """The rung steps up to ``up_to``."""
+        steps, k = [], 0
+        while (step := self.min_resource * self.reduction_factor ** (self.min_early_stopping_rate + k)) <= up_to:
+            steps.append(step)
+            k += 1
+        return steps
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step not in self.rung_steps(step):
+            return False
+        key = vector_attr(step)
+        mine = trial.user_attrs.get(key)
+        if mine is None:
+            return False  # a report without its vector (a single-objective caller): nothing to rank it by
+        others = [t.user_attrs[key] for t in study.get_trials(deepcopy=False)
+                  if t.number != trial.number and key in t.user_attrs]
+        vectors = [mine, *others]
+        keep = max(1, len(vectors) // self.reduction_factor)
+        return bool(crowded_position(vectors, self.directions)[0] >= keep)
+
+
+def crowded_position(vectors: Sequence[Sequence[Any]], directions: Sequence[str]) -> np.ndarray:
+    """Each vector's place (0 = best) in NSGA-II's crowded order; missing or non-finite values are the worst."""
+    raw = np.array([[_number(v) for v in vector] for vector in vectors], dtype=float).reshape(len(vectors), len(directions))
+    points = minimised(raw, directions)
+    for column in range(points.shape[1]):  # the worst: beyond every finite value of its objective
+        finite = np.isfinite(points[:, column])
+        worst = points[finite, column].max() + 1.0 if finite.any() else 0.0
+        points[~finite, column] = worst
+    ranks, crowding = crowded_ranks(points)
+    order = sorted(range(len(points)), key=lambda i: (ranks[i], -crowding[i], i))
+    position = np.empty(len(points), dtype=int)
+    position[order] = np.arange(len(points))
+    return position
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return float("nan")
+    return float(value)
