@@ -8,7 +8,7 @@ from torch import nn
 
 import nas
 from nas import ConfigError, TrialFailed
-from nas.costs import CostProvider, LatencyCost, MacsCost, ParamsCost, TableCost, make_providers, measure
+from nas.costs import CostProvider, LatencyCost, MacsCost, MemoryCost, ParamsCost, TableCost, make_providers, measure
 from nas.testing import CostProviderContract
 
 
@@ -25,6 +25,51 @@ class TestMacs(CostProviderContract):
 class TestLatency(CostProviderContract):
     def make_provider(self):
         return LatencyCost(warmup=1, repeats=5)
+
+
+class TestLatencyThroughOnnx(CostProviderContract):
+    def make_provider(self):
+        pytest.importorskip("onnxruntime")
+        return LatencyCost(warmup=1, repeats=5, runtime="onnxruntime")
+
+
+def test_onnx_latency_is_refused_without_its_packages_and_a_runtime_must_be_named(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"`runtime: onnxruntime` needs the onnx and onnxruntime packages \(pip install 'nas\[onnx\]'\)"):
+        LatencyCost(runtime="onnxruntime")
+    with pytest.raises(ConfigError, match="cost 'latency': `runtime` must be torch or onnxruntime, but got 'tflite'"):
+        LatencyCost(runtime="tflite")
+
+
+def test_a_network_onnxruntime_cannot_run_fails_its_measure_saying_why():
+    pytest.importorskip("onnxruntime")
+
+    class Unexportable(nn.Module):
+        def forward(self, x):
+            return torch.from_numpy(x.numpy() * 2)  # leaves the graph: the export is a constant, its input gone
+
+    with pytest.raises(TrialFailed, match="cost 'latency': the network's ONNX export does not run under onnxruntime"):
+        LatencyCost(warmup=0, repeats=3, runtime="onnxruntime").measure(Unexportable(), (1, 4))
+
+
+class TestMemory(CostProviderContract):
+    def make_provider(self):
+        return MemoryCost()
+
+
+def test_peak_memory_counts_weights_input_and_the_activations_alive_at_once():
+    """Two 64-channel maps are alive at the peak (the ReLU's output while the second conv writes its own)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(64, 10))
+    weights = sum(p.numel() for p in model.parameters()) * 4
+    one_map, image = 64 * 32 * 32 * 4, 3 * 32 * 32 * 4
+    got = MemoryCost().measure(model.eval(), (3, 32, 32))["peak_memory_mb"] * 2**20
+    assert got == weights + image + 2 * one_map
+    bigger = MemoryCost(batch_size=4).measure(model, (3, 32, 32))["peak_memory_mb"] * 2**20
+    assert bigger == weights + 4 * image + 8 * one_map
+    with pytest.raises(ConfigError, match="cost 'memory': `batch_size` must be an integer >= 1, but got 0"):
+        MemoryCost(batch_size=0)
 
 
 class TestTable(CostProviderContract):
@@ -82,7 +127,8 @@ def test_latency_is_a_median_with_its_spread_and_follows_the_work():
     fast, slow = timer.measure(small, (64,)), timer.measure(big, (64,))
     assert torch.get_num_threads() == threads  # timed on one thread, and the caller's count given back
     assert 0 < fast["latency_ms"] < slow["latency_ms"] and fast["latency_ms_spread"] >= 0
-    assert timer.describe() == {"cost": "latency", "device": "cpu", "batch_size": 32, "warmup": 2, "repeats": 15, "threads": 1}
+    assert timer.describe() == {"cost": "latency", "device": "cpu", "batch_size": 32, "warmup": 2, "repeats": 15, "threads": 1,
+                                "runtime": "torch"}
 
 
 def test_measure_builds_once_and_fails_a_broken_promise_naming_the_provider():

@@ -1,4 +1,4 @@
-"""Cost providers: a candidate's deployment costs measured without training it (params, MACs, latency, a table).
+"""Cost providers: a candidate's deployment costs measured without training it (params, MACs, latency, peak memory, a table).
 
 Each provider is a small plug-in with one contract (:class:`CostProvider`, checked by
 :class:`nas.testing.CostProviderContract`): ``measure(model, input_shape)`` returns its metrics, finite and
@@ -13,6 +13,7 @@ non-negative. A measured latency comes with its spread (``latency_ms`` is the me
 from __future__ import annotations
 
 from nas.costs.base import CostProvider, measure
-from nas.costs.providers import PROVIDERS, LatencyCost, MacsCost, ParamsCost, TableCost, make_providers
+from nas.costs.providers import PROVIDERS, LatencyCost, MacsCost, MemoryCost, ParamsCost, TableCost, make_providers
 
-__all__ = ["PROVIDERS", "CostProvider", "LatencyCost", "MacsCost", "ParamsCost", "TableCost", "make_providers", "measure"]
+__all__ = ["PROVIDERS", "CostProvider", "LatencyCost", "MacsCost", "MemoryCost", "ParamsCost", "TableCost", "make_providers",
+           "measure"]
