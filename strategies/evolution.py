@@ -9,7 +9,7 @@ import numpy as np
 from nas.core import ConfigError, SearchSpace, Strategy, TrialRecord
 from nas.core.strategy import auto_population, auto_tournament, resolve_auto
 from nas.core.space import Sample
-from nas.core.fronts import crowded_standing, objective_values
+from nas.core.fronts import crowded_standing, front_of, objective_values
 from nas.core.records import Proposal
 
 
@@ -38,10 +38,11 @@ class RegularizedEvolution(Strategy):
     already tried, so the evaluation budget is spent on new architectures.
 
     With several :attr:`objectives` (``objectives={"val_accuracy": "max", "params": "min"}``) the
-    population is the most recent ``population_size`` completed trials that have every objective, and a
-    tournament is won by NSGA-II's crowded comparison within it: the lowest non-dominated rank, then the
-    largest crowding distance (the extremes of each front first). Aging is unchanged, so the population
-    follows the front as it moves.
+    population is the most recent ``population_size`` completed trials that have every objective plus the
+    Pareto front of all trials so far (an elitist archive, as NSGA-II keeps its best: aging alone let front
+    members die before their neighbourhood was searched), and a tournament is won by NSGA-II's crowded
+    comparison within it: the lowest non-dominated rank, then the largest crowding distance (the extremes
+    of each front first).
     """
 
     name = "evolution"
@@ -80,8 +81,10 @@ class RegularizedEvolution(Strategy):
 
     def population(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The living population: the most recent ``population_size`` completed trials (with every objective)."""
-        if len(self.objectives) > 1:
-            return [r for r in history if objective_values(r, self.objectives) is not None][-self.population_size:]
+        if len(self.objectives) > 1:  # the aging population, and the front so far (an elitist archive)
+            recent = [r for r in history if objective_values(r, self.objectives) is not None][-self.population_size:]
+            numbers = {r.number for r in recent}
+            return recent + [r for r in front_of(history, self.objectives) if r.number not in numbers]
         return [r for r in history if r.state == "complete" and r.value is not None][-self.population_size:]
 
     def alive(self, history: Sequence[TrialRecord]) -> set[int]:

@@ -87,3 +87,20 @@ def test_our_multi_objective_strategies_repeat_their_sequence_for_a_seed(problem
         return [r.arch.key for r in run_in_memory(strategy, TableEstimator(table, space=space, metric="accuracy"), 30)]
 
     assert keys(0) == keys(0) != keys(1)
+
+
+def test_evolutions_population_keeps_the_front_after_its_members_age_out():
+    from nas.core.records import TrialRecord, TrialState
+    from nas.testing import ToySpace
+    from strategies import RegularizedEvolution
+
+    space = ToySpace()
+    strategy = RegularizedEvolution(space, seed=0, population_size=3, tournament_size=2)
+    strategy.objectives = OBJECTIVES
+    history = [TrialRecord(number=n, arch=space.architecture(space.sample(np.random.default_rng(n))), state=TrialState.COMPLETE,
+                           value=v, metrics={"accuracy": v, "size": size})
+               for n, (v, size) in enumerate([(0.9, 1.0), (0.5, 5.0), (0.4, 6.0), (0.3, 7.0), (0.2, 8.0)])]
+    population = [r.number for r in strategy.population(history)]
+    assert population == [2, 3, 4, 0]  # the three most recent, and #0, which dominates them all
+    strategy.ask(history)
+    assert strategy._standing[0] == (0, -np.inf)  # and it wins every tournament it enters
