@@ -173,7 +173,8 @@ def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10, 
     """Markdown table of the ``k`` best of ``trials``, then a count of every state. With several ``objectives``:
     a column for each (its direction in the title) and a ``front`` mark (``*``) on the Pareto front's trials;
     ``pareto``: the front alone, best first by the first objective."""
-    on_front = front_of(trials, objectives or (Objective(SCORE, "max"),))
+    shown = len(objectives) > 1 or pareto  # a single-objective leaderboard needs no front (it costs the history squared)
+    on_front = front_of(trials, objectives or (Objective(SCORE, "max"),)) if shown else []
     top = on_front[:k] if pareto else ranked(trials)[:k]
     members = {r.number for r in on_front}
     measured = {name for r in top for name in r.metrics}

@@ -104,3 +104,15 @@ def test_evolutions_population_keeps_the_front_after_its_members_age_out():
     assert population == [2, 3, 4, 0]  # the three most recent, and #0, which dominates them all
     strategy.ask(history)
     assert strategy._standing[0] == (0, -np.inf)  # and it wins every tournament it enters
+
+
+def test_the_running_front_equals_the_front_of_the_whole_history(problem):
+    """The TensorBoard and front-checkpoint callbacks keep the front incrementally: it must be the same one."""
+    from nas.core.fronts import RunningFront, front_of
+
+    space, table, _ = problem
+    strategy = make_strategy(load_group_file("strategy", "random")[1], space, 0, budget=120)
+    history = run_in_memory(strategy, TableEstimator(table, space=space, metric="accuracy"), 120)
+    running = RunningFront(OBJECTIVES)
+    for end in range(1, len(history) + 1, 7):
+        assert [r.number for r in running.update(history[:end])] == [r.number for r in front_of(history[:end], OBJECTIVES)]

@@ -22,7 +22,7 @@ from nas.core.objectives import Constraint, Objective
 from nas.core.pareto import crowded_ranks, front, hypervolume, minimised
 from nas.core.records import TrialRecord
 
-__all__ = ["SCORE", "crowded_standing", "derive_reference", "front_of", "front_hypervolume", "objective_values", "reference_from", "scored"]
+__all__ = ["SCORE", "crowded_standing", "derive_reference", "front_of", "front_hypervolume", "objective_values", "reference_from", "scored", "RunningFront"]
 
 #: The objective that names the estimator's score (the record's value) rather than a metric.
 SCORE = "score"
@@ -68,6 +68,24 @@ def front_of(records: Sequence[TrialRecord], objectives: Sequence[Objective]) ->
     members = [kept[i] for i in front(points)] if kept else []
     index = {r.number: i for i, r in enumerate(kept)}
     return sorted(members, key=lambda r: (*points[index[r.number]], r.number))
+
+
+class RunningFront:
+    """The front of every record seen so far, kept by adding the new ones to the last front (a record that
+    some record dominates stays dominated), so each update costs the front's size, not the history's."""
+
+    def __init__(self, objectives: Sequence[Objective]) -> None:
+        self.objectives = tuple(objectives)
+        self.members: list[TrialRecord] = []
+        self._seen: set[int] = set()
+
+    def update(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
+        """The front after ``records`` (the whole history, or only its new part; finished records are read once)."""
+        new = [r for r in records if r.finished and r.number not in self._seen]
+        if new:
+            self._seen.update(r.number for r in new)
+            self.members = front_of(self.members + new, self.objectives)
+        return self.members
 
 
 def derive_reference(objectives: Sequence[Objective], records: Sequence[TrialRecord],

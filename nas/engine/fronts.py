@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.errors import ConfigError
-from nas.core.fronts import SCORE, derive_reference, front_of
+from nas.core.fronts import SCORE, RunningFront, derive_reference
 from nas.core.objectives import Constraint, Objective
 from nas.core.records import TrialRecord
 from nas.core.strategy import Strategy
@@ -105,7 +105,7 @@ class FrontCheckpoints(Callback):
 
     def __init__(self, run_dir: str | Path, objectives: Sequence[Objective]) -> None:
         self.dir = Path(run_dir) / FRONT_DIR
-        self.objectives = tuple(objectives)
+        self.front = RunningFront(objectives)
 
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
         model = getattr(evaluation, "model", None)
@@ -113,7 +113,7 @@ class FrontCheckpoints(Callback):
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         with file_lock(self.dir / ".lock"):
-            members = {r.number for r in front_of(self.search.store.history(), self.objectives)}
+            members = {r.number for r in self.front.update(self.search.store.history())}
             if record.number in members:
                 save_trial(self.dir / str(record.number), self.search, record, model)
             for folder in self.dir.iterdir():

@@ -23,6 +23,7 @@ import optuna
 
 from nas._native_memory import give_back_freed_heap
 from nas.core.errors import ConfigError, Infeasible
+from nas.core.fronts import SCORE
 from nas.estimators.base import Estimator, Evaluation, ParentWeights
 from nas.core.space import SearchSpace
 from nas.core.strategy import Strategy
@@ -86,7 +87,8 @@ class TrialReporter:
         self.trial.curve.append(float(value))
         self._steps.append(int(step))
         self.loop.callbacks.on_report(self.trial, step, float(value), scalars)
-        if self.loop.store.report(self.trial, step, float(value), vector=self._vector(float(value), scalars)):
+        vector = self._vector(float(value), scalars) if self.loop.store.prunes else None  # only a pruner reads it
+        if self.loop.store.report(self.trial, step, float(value), vector=vector):
             return True
         if self.loop.deadline is not None and time.perf_counter() >= self.loop.deadline:
             self._deadline_hit = True
@@ -107,7 +109,7 @@ class TrialReporter:
             return None
         score = getattr(self.loop.estimator, "score_metric", None)
         found = {**self._costs, **{k: float(v) for k, v in scalars.items() if isinstance(v, (int, float))}}
-        return [value if o.metric in ("score", score) else found.get(o.metric) for o in objectives]
+        return [value if o.metric in (SCORE, score) else found.get(o.metric) for o in objectives]
 
     def checkpoint(self, step: int, state: StateFactory) -> None:
         """Save ``state()`` (the estimator's training state after report ``step``) when a checkpoint is
@@ -178,37 +180,50 @@ class SearchLoop:
         if self.budget is None:
             raise ConfigError("SearchLoop.run needs a `budget` (trials and/or timeout).")
         self.open()
-        waiting = False
         try:
-            while True:
-                with self.start_lock():  # workers sharing the study: one checks the budget and starts at a time
-                    self.check_lost()
-                    history = self.store.history()
-                    self.stop_reason, expected = self._stop_reason(history)
-                    trial: RunningTrial | None = None
-                    if self.stop_reason is None:
-                        trial = self.ask(history)
-                    elif expected:  # a re-queued trial is inside the budget spent: still run
-                        trial = self._claim()
-                if trial is None and expected and self._wait_for_others(waiting):
-                    waiting = True
-                    continue
-                if trial is None:
-                    if not expected:  # the trial budget spent is the expected end: no line for it
-                        self.say(self.stop_reason or "")
-                    break
-                self._evaluate_and_tell(trial)
-        except KeyboardInterrupt:
-            if self._in_flight is not None:  # Ctrl-C outside training (asking, starting, telling): nothing is left RUNNING
-                self._interrupt(self._in_flight, time.perf_counter() - self._in_flight_since)
-            self.close()
-            raise
+            with self._failing_the_trial_in_flight():
+                self._run_trials()
         except BaseException:
             self.close()
             raise
         if close:
             self.close()
         return self.store.history()
+
+    def _run_trials(self) -> None:
+        """:meth:`run`'s loop: trials until the budget is spent or the strategy has nothing new."""
+        waiting = False
+        while True:
+            with self.start_lock():  # workers sharing the study: one checks the budget and starts at a time
+                self.check_lost()
+                history = self.store.history()
+                self.stop_reason, expected = self._stop_reason(history)
+                trial: RunningTrial | None = None
+                if self.stop_reason is None:
+                    trial = self.ask(history)
+                elif expected:  # a re-queued trial is inside the budget spent: still run
+                    trial = self._claim()
+            if trial is None and expected and self._wait_for_others(waiting):
+                waiting = True
+                continue
+            if trial is None:
+                if not expected:  # the trial budget spent is the expected end: no line for it
+                    self.say(self.stop_reason or "")
+                break
+            self._evaluate_and_tell(trial)
+
+    @contextlib.contextmanager
+    def _failing_the_trial_in_flight(self) -> Any:
+        """Ctrl-C anywhere in a trial (asked, started, training, being told): the trial the store holds RUNNING
+        is failed as interrupted and queued to run again, so re-running the search resumes it."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self._in_flight is not None:
+                trial = self._in_flight
+                self.tell(trial, Outcome(state=TrialState.FAILED, reason=INTERRUPTED, curve=list(trial.curve),
+                                         cost=time.perf_counter() - self._in_flight_since), None, rerun=True)
+            raise
 
     def _wait_for_others(self, said: bool) -> bool:
         """With the trial budget spent, whether to wait for other workers' running trials (each ends,
@@ -307,7 +322,8 @@ class SearchLoop:
     # ---- one trial --------------------------------------------------------------------------
     def step(self, history: Sequence[TrialRecord] | None = None, *, proposal: Proposal | None = None) -> TrialRecord:
         """Ask (or take ``proposal``), evaluate and tell one trial."""
-        return self._evaluate_and_tell(self.ask(history, proposal=proposal))
+        with self._failing_the_trial_in_flight():
+            return self._evaluate_and_tell(self.ask(history, proposal=proposal))
 
     def _evaluate_and_tell(self, trial: RunningTrial) -> TrialRecord:
         with self._beating(trial):
@@ -365,8 +381,8 @@ class SearchLoop:
         return claimed
 
     def evaluate(self, trial: RunningTrial) -> tuple[Evaluation | None, Outcome]:
-        """Run the estimator on ``trial`` and classify how it ended. Ctrl-C finishes the trial as
-        failed (nothing is left RUNNING) and is raised again."""
+        """Run the estimator on ``trial`` and classify how it ended. Ctrl-C is raised: :meth:`run` and
+        :meth:`step` fail the trial as interrupted (nothing is left RUNNING)."""
         parent, note = self._parent_weights(trial)
         report = TrialReporter(self, trial)
         start = time.perf_counter()
@@ -383,9 +399,6 @@ class SearchLoop:
         except Infeasible as exc:  # its costs broke a constraint: never trained, kept with what was measured
             return None, self._outcome(trial, TrialState.FAILED, None, {**exc.metrics, "seconds": exc.metrics.get("cost_seconds")},
                                        start, reason=str(exc), note=note)
-        except KeyboardInterrupt:
-            self._interrupt(trial, time.perf_counter() - start)
-            raise
         except Exception as exc:  # a failing trial is recorded and the search goes on
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
                                        reason=f"{type(exc).__name__}: {exc}", note=note)
@@ -395,10 +408,6 @@ class SearchLoop:
                                              inheritance=evaluation.inheritance, note=note)
         return evaluation, self._outcome(trial, TrialState.COMPLETE, value, evaluation.metrics, start,
                                          inheritance=evaluation.inheritance, note=note)
-
-    def _interrupt(self, trial: RunningTrial, cost: float) -> None:
-        """Ctrl-C during ``trial``: failed, and queued to run again (re-running the search resumes it)."""
-        self.tell(trial, Outcome(state=TrialState.FAILED, reason=INTERRUPTED, curve=list(trial.curve), cost=cost), None, rerun=True)
 
     def _outcome(self, trial: RunningTrial, state: TrialState, value: float | None, metrics: Mapping[str, Any], start: float, *,
                  reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None) -> Outcome:

@@ -24,13 +24,9 @@ import optuna
 
 from nas.core.errors import ConfigError
 from nas.core.pareto import crowded_ranks, minimised
-from nas.store.optuna_store import OBJECTIVE_VECTOR as VECTOR_ATTR
+from nas.store.optuna_store import vector_attr
 
-__all__ = ["VECTOR_ATTR", "ParetoSuccessiveHalvingPruner", "vector_attr"]
-
-def vector_attr(step: int) -> str:
-    return f"{VECTOR_ATTR}{int(step)}"
-
+__all__ = ["ParetoSuccessiveHalvingPruner", "crowded_position", "vector_attr"]
 
 class ParetoSuccessiveHalvingPruner(optuna.pruners.BasePruner):
     """Asynchronous successive halving that promotes by non-dominated rank; see the module docstring.

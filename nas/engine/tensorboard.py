@@ -132,6 +132,7 @@ class TensorBoardCallback(Callback):
         self.logs: dict[int, TrialLog] = {}
         self._flushed = 0.0
         self._drawn = -math.inf  # when the front was last drawn
+        self._running_front: Any = None  # nas.core.fronts.RunningFront, made on the first trial of several objectives
 
     def on_search_start(self, search: SearchLoop) -> None:
         super().on_search_start(search)
@@ -204,22 +205,25 @@ class TensorBoardCallback(Callback):
     def _front(self, step: int, *, draw: bool) -> None:
         """``search/hypervolume`` against the trial number, and (``draw``) the front as an image, ``search/pareto_front``:
         the first two objectives, every completed trial, the front joined."""
-        from nas.core.fronts import front_hypervolume, front_of, scored
+        from nas.core.fronts import RunningFront, front_hypervolume, scored
         from nas.engine.fronts import reference_point
 
         assert self.writer is not None
         objectives = self._objectives()
         history = self.search.store.history()
-        reference = reference_point(self.search.store, objectives, history)
+        if self._running_front is None:
+            self._running_front = RunningFront(objectives)
+        front = self._running_front.update(history)  # the front's size per trial, not the history's squared
+        reference = reference_point(self.search.store, objectives, history)  # derived (once) from every trial, as the result does
         if reference is None:
             return
-        self.writer.add_scalar("search/hypervolume", front_hypervolume(history, objectives, reference), step)
+        self.writer.add_scalar("search/hypervolume", front_hypervolume(front, objectives, reference), step)
         if not draw:
             return
         from nas.engine.drawing import render_front
 
         kept, _ = scored(history, objectives)
-        members = {r.number for r in front_of(history, objectives)}
+        members = {r.number for r in front}
         values = np.array([[r.value if o.metric == "score" else r.metrics[o.metric] for o in objectives[:2]] for r in kept], dtype=float)
         on_front = np.array([r.number in members for r in kept], dtype=bool)
         try:

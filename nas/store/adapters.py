@@ -100,6 +100,7 @@ class SamplerStrategy(Strategy):
         self._factory = None if isinstance(sampler, BaseSampler) else sampler
         target = type(sampler) if self._instance is not None else getattr(sampler, "func", sampler)
         self.name = getattr(target, "__name__", "optuna").replace("Sampler", "").lower() or "optuna"
+        self._genetic: tuple[str, int] | None | bool = False  # (generation attribute, population) of NSGA-II / III; False: unread
         self.multi_objective = isinstance(target, type) and any(k.__name__ in MULTI_OBJECTIVE_SAMPLERS for k in target.__mro__)
 
     def random_warmup(self) -> tuple[str, int] | None:
@@ -173,8 +174,10 @@ class SamplerStrategy(Strategy):
         completed trials, then the next), under the sampler's own system attribute. The mirrored study is
         built from records, which do not carry the sampler's attributes: without them every trial would be
         generation 0, and NSGA-II would sample at random forever."""
-        genetic = genetic_generation(self._instance if self._instance is not None else self.sampler_for([], 0))
-        if genetic is None:
+        if self._genetic is False:  # the sampler's kind and population do not change between asks: read once
+            self._genetic = genetic_generation(self._instance if self._instance is not None else self.sampler_for([], 0))
+        genetic = self._genetic
+        if not isinstance(genetic, tuple):
             return None
         key, population = genetic
         newest, count, out = 0, 0, []

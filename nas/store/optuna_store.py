@@ -62,6 +62,11 @@ LEGACY_METRICS_ATTR, LEGACY_REASON_ATTR, LEGACY_WEIGHTS_ATTR = "nas:metrics", "n
 #: User attribute prefix of a trial's objective vector at one step (nas.engine.pareto_halving reads it).
 OBJECTIVE_VECTOR = "nas:objectives@"
 
+
+def vector_attr(step: int) -> str:
+    """The user attribute of a trial's objective vector at ``step``."""
+    return f"{OBJECTIVE_VECTOR}{int(step)}"
+
 DB_FILE = "study.db"
 DEFAULT_STORAGE = "sqlite:///{run_dir}/" + DB_FILE
 MEMORY = ("memory", ":memory:")
@@ -407,7 +412,7 @@ class OptunaStore(TrialStore):
         if not self.prunes and self.heartbeat is None:
             return False  # no pruner, one process: the curve is stored once, at finish, not one write per epoch
         if vector is not None and self.prunes:  # several objectives: what a Pareto pruner ranks the rung by
-            self.storage.set_trial_user_attr(trial.ref, f"{OBJECTIVE_VECTOR}{int(step)}", list(vector))
+            self.storage.set_trial_user_attr(trial.ref, vector_attr(step), list(vector))
         self.storage.set_trial_intermediate_value(trial.ref, step, value)  # a lost trial keeps its curve
         if not self.prunes:
             return False
