@@ -33,7 +33,7 @@ from nas.engine.callbacks import Callback
 from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
 from nas.engine.pool import LocalWorkers
 from nas.engine.fronts import FrontCheckpoints, check_objectives, declare_objectives
-from nas.engine.pareto_halving import ParetoSuccessiveHalvingPruner
+from nas.engine.pareto_halving import ParetoHyperbandPruner, ParetoSuccessiveHalvingPruner
 from nas.engine.progress import ProgressCallback
 from nas.engine.resume import TrialCheckpoints, checkpoints_from_config
 from nas.engine.rundir import RUN_FILE, SPACE_PICKLE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
@@ -80,8 +80,10 @@ def make_strategy(spec: Any, space: SearchSpace, seed: int | None, budget: int |
 
 
 def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strategy: Any = None,
-                     estimator: Estimator | None = None, dataset: Any = None) -> tuple[SearchSpace, Strategy, Estimator]:
+                     estimator: Estimator | None = None, dataset: Any = None,
+                     callback_metrics: Sequence[str] = ()) -> tuple[SearchSpace, Strategy, Estimator]:
     """Instantiate space, dataset, strategy and estimator from ``cfg``; objects given replace their config.
+    ``callback_metrics``: what the search's callbacks add to each trial (objectives and constraints may name them).
 
     Everything is validated here, before any training starts.
     """
@@ -116,16 +118,18 @@ def build_components(cfg: DictConfig, *, space: SearchSpace | None = None, strat
     if costs is not None or constraints is not None or objectives:
         from nas.costs.screen import screen
 
-        estimator = screen(estimator, space, as_plain(costs), as_plain(constraints), wanted=[o.metric for o in objectives])
-    check_objectives(objectives, estimator, made_strategy)
+        estimator = screen(estimator, space, as_plain(costs), as_plain(constraints), wanted=[o.metric for o in objectives],
+                           callback_metrics=callback_metrics)
+    check_objectives(objectives, estimator, made_strategy, callback_metrics)
     made_strategy.objectives = objectives if len(objectives) > 1 else ()
     return space, made_strategy, estimator
 
 
 def pareto_pruner(node: Any, objectives: Sequence[Any], notes: list[str]) -> optuna.pruners.BasePruner:
     """The pruner of a search with several objectives: successive halving promotes by non-dominated rank
-    (:class:`ParetoSuccessiveHalvingPruner`, MOASHA's rule); no pruner stays none; a pruner that ranks by the
-    one score is refused, naming the ones that work."""
+    (:class:`ParetoSuccessiveHalvingPruner`, MOASHA's rule), and so do Hyperband's brackets
+    (:class:`ParetoHyperbandPruner`); no pruner stays none; a pruner that ranks by the one score is refused,
+    naming the ones that work."""
     target = getattr(target_of(node, kind="pruner"), "__name__", "")
     if target == "NopPruner":
         return optuna.pruners.NopPruner()
@@ -139,15 +143,23 @@ def pareto_pruner(node: Any, objectives: Sequence[Any], notes: list[str]) -> opt
                      f"1/{made.reduction_factor} by non-dominated rank (MOASHA's rule), rungs at epochs "
                      f"{', '.join(str(s + 1) for s in made.rung_steps(10 ** 4)[:4])}, ...")
         return made
+    if target in ("HyperbandPruner", "ParetoHyperbandPruner"):
+        keys = {k: v for k, v in as_dict(node, kind="pruner").items() if k in ("min_resource", "max_resource", "reduction_factor")}
+        hyperband = ParetoHyperbandPruner([o.direction for o in objectives], **keys)
+        notes.append(f"pruner 'hyperband': {len(objectives)} objectives, so each bracket's rungs promote the top "
+                     f"1/{hyperband.reduction_factor} of that bracket by non-dominated rank (MOASHA's rule)")
+        return hyperband
     raise ConfigError(f"`pruner` ({target}) stops trials by the one score, which would cut cheap networks off the Pareto front; "
-                      f"with several objectives use pruner=successive_halving (it promotes by non-dominated rank) or pruner=none.")
+                      f"with several objectives use pruner=successive_halving or pruner=hyperband (they promote by "
+                      f"non-dominated rank) or pruner=none.")
 
 
 def check_pareto_pruner(pruner: optuna.pruners.BasePruner) -> None:
     """A pruner object given in Python for a search with several objectives: one that ranks by them, or none."""
-    if not isinstance(pruner, (ParetoSuccessiveHalvingPruner, optuna.pruners.NopPruner)):
+    if not isinstance(pruner, (ParetoSuccessiveHalvingPruner, ParetoHyperbandPruner, optuna.pruners.NopPruner)):
         raise ConfigError(f"`pruner` ({type(pruner).__name__}) stops trials by the one score; with several objectives pass "
-                          "nas.engine.pareto_halving.ParetoSuccessiveHalvingPruner(directions) or pruner='successive_halving'.")
+                          "nas.engine.pareto_halving.ParetoSuccessiveHalvingPruner(directions) or ParetoHyperbandPruner(directions), "
+                          "or pruner='successive_halving' / 'hyperband'.")
 
 
 def as_plain(node: Any) -> Any:
@@ -186,12 +198,18 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         raise ConfigError(f"`workers={count}` starts worker processes that build everything from the config; objects given in "
                           f"Python ({', '.join(sorted(objects)) or 'pruner'}) cannot be sent to them. Name them by config "
                           "(space=..., strategy=..., or a YAML file / _target_) or use workers=1.")
+    measuring = [type(cb).__name__ for cb in callbacks if getattr(cb, "metrics", ())]
+    if coordinating and measuring:
+        raise ConfigError(f"`workers={count}` starts worker processes, which cannot run callbacks given in Python, but "
+                          f"{', '.join(measuring)} measure each trial (`metrics`); use workers=1, or start each worker with "
+                          "nas.search(..., storage=URL, callbacks=[...]) on one study.")
     if coordinating and cfg.get("storage") is None:
         cfg = OmegaConf.merge(cfg, {"storage": WORKERS_STORAGE})  # type: ignore[assignment]
     if attached or coordinating:
         cfg = _worker_threads(cfg, max(1, count))
         refuse_sqlite_for_workers(cfg.get("storage"), count)
-    space, strategy, estimator = build_components(cfg, **objects)
+    space, strategy, estimator = build_components(cfg, callback_metrics=[m for cb in callbacks for m in getattr(cb, "metrics", ())],
+                                                  **objects)
     budget_cfg = cfg.get("budget") or {}
     budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"), max_infeasible=budget_cfg.get("max_infeasible"))
     pruner_notes: list[str] = []

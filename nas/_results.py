@@ -207,6 +207,9 @@ def leaderboard(space: SearchSpace, trials: Sequence[TrialRecord], k: int = 10, 
     refused = sum(r.infeasible for r in trials)
     if refused:
         summary += f" ({refused} infeasible: refused before training by the constraints)"
+    outside = sum(r.completed and not r.eligible for r in trials)
+    if outside:
+        summary += f" ({outside} complete but outside a constraint judged after training, left out of the ranking)"
     if len(objectives) > 1:
         summary += f"; {len(on_front)} on the Pareto front of {', '.join(map(str, objectives))}" + (" (*)" if not pareto else "")
     return "\n".join(rows) + f"\n\n{len(trials)} trials: {summary}."

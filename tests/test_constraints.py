@@ -50,10 +50,39 @@ def test_a_constrained_metric_brings_its_provider_and_hydra_overrides_declare_it
 
 
 def test_constraints_no_random_candidate_meets_are_refused_before_anything_runs(tmp_path):
-    with pytest.raises(ConfigError, match="`constraints` leave nothing of space 'macro_chain' that 200 random candidates found: "
-                                          "none meets params <= 1 \\(the least was [0-9,]+\\)\\. Loosen them\\."):
+    with pytest.raises(ConfigError, match="`constraints` leave nothing of space 'macro_chain': none of 200 random candidates, nor "
+                                          "the smallest a descent from the closest reached .* meets params <= 1 \\(the least was "
+                                          "[0-9,]+\\)\\. Loosen them\\."):
         search(tmp_path, constraints={"params": "<=1"})
     assert not (tmp_path / "run").exists()
+
+
+def test_the_reachability_check_descends_to_the_spaces_smallest_architecture():
+    """Four convolution layers: 200 random candidates never draw the smallest (every layer a 16-wide
+    separable convolution, 2,074 params); the descent from the closest reaches it, so a bound below every
+    random draw is accepted and one below the smallest network is refused naming it."""
+    import numpy as np
+
+    from nas.costs.base import measure
+    from nas.costs.providers import make_providers
+    from nas.costs.screen import check_reachable
+    from search_spaces.macro_chain import MacroChainSpace
+
+    space = MacroChainSpace(depth=[4], ops=["conv3x3", "conv5x5", "sep_conv3x3", "dil_conv3x3"])
+    params = make_providers(["params"])
+    inner = TableEstimator(lambda arch: 0.5, space=space)
+    inner.input_shape, inner.num_classes = (1, 8, 8), 10
+    rng = np.random.default_rng(0)
+    least_drawn = min(measure(params, space, space.sample(rng), input_shape=(1, 8, 8), num_classes=10)["params"] for _ in range(200))
+
+    def screened(bound):
+        return ScreenedEstimator(inner, space=space, providers=params, constraints=parse_constraints({"params": f"<={bound}"}))
+
+    assert least_drawn > 2074
+    check_reachable(screened(least_drawn - 1))  # the same 200 draws (seed 0) meet nothing: the descent finds one
+    with pytest.raises(ConfigError, match='meets params <= 2073 \\(the least was 2,074\\)') as refused:
+        check_reachable(screened(2073))
+    assert str(refused.value).count('op="sep_conv3x3" layer') == 4 and 'width=32' not in str(refused.value)
 
 
 def test_a_search_the_constraints_leave_nothing_to_ends_at_the_cap_saying_so(tmp_path):
@@ -76,8 +105,8 @@ def test_a_search_the_constraints_leave_nothing_to_ends_at_the_cap_saying_so(tmp
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"constraints": {"val_accuracy": ">=0.9"}}, "`constraints` are checked before training, on the costs measured then .* but "
-                                                 "\\['val_accuracy'\\] is not one of them"),
+    ({"constraints": {"val_acc": ">=0.9"}}, "`constraints.val_acc` must name a metric a trial has: a cost measured before "
+                                            "training .* or one measured after \\(.*val_accuracy.*\\), but got 'val_acc'"),
     ({"constraints": {"params": "<= abc"}}, "`constraints.params` must read '<= NUMBER' or '>= NUMBER'"),
     ({"costs": ["flops"]}, "Unknown cost 'flops'"),
     ({"overrides": ["budget.max_infeasible=0"], "constraints": {"params": "<=20000"}}, "`budget.max_infeasible` must be an integer >= 1"),

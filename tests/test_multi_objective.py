@@ -18,7 +18,7 @@ from nas.core.pareto import dominates, minimised
 from nas.core.records import TrialRecord, TrialState
 from nas.cli import leaderboard_main
 from nas.engine.fronts import OBJECTIVES_ATTR, REFERENCE_ATTR
-from nas.engine.pareto_halving import ParetoSuccessiveHalvingPruner, vector_attr
+from nas.engine.pareto_halving import ParetoHyperbandPruner, ParetoSuccessiveHalvingPruner, vector_attr
 from nas.store.adapters import SamplerStrategy
 from nas.store.optuna_store import genetic_generation
 from nas.testing import ToySpace
@@ -201,9 +201,55 @@ def test_a_search_with_two_objectives_prunes_by_rank_and_records_each_objective_
         assert {v[1] for v in vectors} == {record.metrics["params"]}  # and the cost, measured once
 
 
+def reported(study, vectors, steps=(0, 1)):
+    """Trials of ``study`` that reported these (accuracy, params) vectors at each of ``steps``; running."""
+    trials = []
+    for accuracy, params in vectors:
+        trial = study.ask()
+        for step in steps:
+            trial.set_user_attr(vector_attr(step), [accuracy, params])
+            trial.report(accuracy, step)
+        trials.append(trial)
+    return trials
+
+
+def test_hyperband_brackets_rank_each_trial_against_its_own_bracket_only():
+    hyperband = ParetoHyperbandPruner(["max", "min"], min_resource=1, max_resource=9, reduction_factor=3)
+    study = optuna.create_study(study_name="hb", direction="maximize")
+    good = reported(study, [(0.9 - i / 100, 100 + i) for i in range(30)])  # a chain: each better on both than the next
+    assert not hyperband.brackets  # made on the first call, when max_resource is known
+    worst = reported(study, [(0.1, 10 ** 6)] * 6)  # dominated by every other trial
+    for trial in worst:
+        stopped = hyperband.prune(study, frozen(study, trial))
+        assert stopped == (hyperband.bracket_of("hb", trial.number) == 0)  # only bracket 0 has a rung at step 1
+    assert [b.rung_steps(30) for b in hyperband.brackets] == [[1, 3, 9, 27], [3, 9, 27], [9, 27]]
+    brackets = [hyperband.bracket_of("hb", t.number) for t in good]
+    assert set(brackets) == {0, 1, 2} and brackets.count(0) > brackets.count(1) > brackets.count(2)  # budgets 9, 5, 3
+    # a bracket-0 trial in its bracket's top third, though not in the top third of the whole study: kept
+    everyone = ParetoSuccessiveHalvingPruner(["max", "min"], min_resource=1, reduction_factor=3)
+    kept = [t for t, b in zip(good, brackets) if b == 0 and not hyperband.prune(study, frozen(study, t))]
+    assert any(everyone.prune(study, frozen(study, t)) for t in kept)
+
+
+def test_hyperband_with_auto_max_resource_stops_nothing_before_a_trial_completes():
+    hyperband = ParetoHyperbandPruner(["max", "min"])
+    study = optuna.create_study(direction="maximize")
+    trials = reported(study, [(0.9, 100)] * 3 + [(0.1, 10 ** 6)])
+    assert not hyperband.prune(study, frozen(study, trials[-1])) and not hyperband.brackets
+    study.tell(trials[0], 0.9)
+    hyperband.prune(study, frozen(study, trials[-1]))
+    assert hyperband.max_resource == 2 and len(hyperband.brackets) == 1  # last step 1: two epochs, one bracket
+
+
+def test_a_search_with_two_objectives_and_hyperband_prunes_in_its_brackets(tmp_path):
+    result = search(tmp_path, trials=12, epochs=4, pruner="hyperband", seed=1)
+    assert {t.state for t in result.trials} == {"pruned", "complete"}
+    assert result.pareto and all(t.state == "complete" for t in result.pareto)
+
+
 @pytest.mark.parametrize("pruner, message", [
     ("median", "stops trials by the one score, which would cut cheap networks off the Pareto front"),
-    ("hyperband", "with several objectives use pruner=successive_halving"),
+    ("lce", "with several objectives use pruner=successive_halving or pruner=hyperband"),
 ])
 def test_a_pruner_that_ranks_by_the_score_alone_is_refused_with_two_objectives(tmp_path, pruner, message):
     with pytest.raises(ConfigError, match=message):

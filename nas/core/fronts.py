@@ -2,7 +2,8 @@
 
 A trial takes part when it completed and has every objective as a finite number: the estimator's
 ``score`` is the record's value, any other objective one of its metrics (a latency's median under
-``latency_ms``). Infeasible trials never complete, so a front holds feasible trials only.
+``latency_ms``). Trials refused before training never complete, and those outside a constraint judged after
+training (``feasible: False``) are left out, so a front holds feasible trials only.
 
     >>> objectives = parse_objectives({"val_accuracy": "max", "params": "min"})
     >>> front_of(records, objectives)            # doctest: +SKIP
@@ -29,8 +30,9 @@ SCORE = "score"
 
 
 def objective_values(record: TrialRecord, objectives: Sequence[Objective]) -> tuple[float, ...] | None:
-    """``record``'s value of each objective, or ``None`` when it did not complete or lacks a finite one."""
-    if not record.completed:
+    """``record``'s value of each objective, or ``None`` when it is not eligible (not completed, or outside a
+    constraint judged after training) or lacks a finite one."""
+    if not record.eligible:
         return None
     values = []
     for o in objectives:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nas.core.errors import ConfigError
 
-__all__ = ["VIOLATION", "Constraint", "Objective", "parse_constraints", "parse_objectives", "violations"]
+__all__ = ["VIOLATION", "Constraint", "Objective", "judged_after_training", "parse_constraints", "parse_objectives", "violations"]
 
 #: Metric prefix of a constraint's violation, recorded with every screened trial (``violation_params``) and
 #: handed to Optuna's samplers as the trial's ``constraints:params`` (what ``Trial.set_constraint`` writes).
@@ -113,7 +113,21 @@ def _by_metric(key: str, spec: Any, what: str) -> list[tuple[str, Any]]:
     return list(spec.items())
 
 
-def violations(constraints: tuple[Constraint, ...], metrics: Mapping[str, Any]) -> list[str]:
+def judged_after_training(constraints: Sequence[Constraint], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trained trial's record gains from the constraints on metrics known only after training (an
+    accuracy, a callback's figure): each ``violation_<metric>`` (a missing metric meets no bound) and, when
+    one breaks, ``feasible: False`` and ``infeasible_reason`` (the trial stays complete, out of the front)."""
+    if not constraints:
+        return {}
+    judged: dict[str, Any] = {VIOLATION + c.metric: c.violation(metrics) if c.metric in metrics else math.inf for c in constraints}
+    broken = [f"{c.metric} missing" if c.metric not in metrics else violations((c,), metrics)[0]
+              for c in constraints if judged[VIOLATION + c.metric] > 0]
+    if broken:
+        judged.update(feasible=False, infeasible_reason="infeasible after training: " + "; ".join(broken))
+    return judged
+
+
+def violations(constraints: Sequence[Constraint], metrics: Mapping[str, Any]) -> list[str]:
     """The constraints ``metrics`` breaks, each as ``"params 61,000 > 50000"``; empty where all hold."""
     broken = []
     for c in constraints:

@@ -170,23 +170,29 @@ class TrialRecord:
 
     @property
     def completed(self) -> bool:
-        """Complete with a finite value: a candidate for the best trial."""
+        """Complete with a finite value (what strategies learn from)."""
         return self.state is TrialState.COMPLETE and self.value is not None and math.isfinite(self.value)
+
+    @property
+    def eligible(self) -> bool:
+        """Completed and within every constraint judged after training (``feasible`` not ``False``): a candidate
+        for the best trial, the leaderboard and the Pareto front."""
+        return self.completed and self.metrics.get("feasible") is not False
 
 
 def better(a: TrialRecord, b: TrialRecord | None) -> bool:
     """Whether ``a`` beats ``b`` as the best trial: a higher value, ties to the earlier trial.
     The one rule every 'best' of the project uses (store, result, checkpoint, progress)."""
-    if not a.completed:
+    if not a.eligible:
         return False
-    if b is None or not b.completed:
+    if b is None or not b.eligible:
         return True
     return (a.value, -a.number) > (b.value, -b.number)  # type: ignore[operator]
 
 
 def ranked(records: Any) -> list[TrialRecord]:
-    """The completed ``records``, best first, in the order of :func:`better` (leaderboards, top-k)."""
-    return sorted((r for r in records if r.completed), key=lambda r: (-r.value, r.number))  # type: ignore[operator]
+    """The eligible ``records``, best first, in the order of :func:`better` (leaderboards, top-k)."""
+    return sorted((r for r in records if r.eligible), key=lambda r: (-r.value, r.number))  # type: ignore[operator]
 
 
 def best_of(records: Any) -> TrialRecord | None:

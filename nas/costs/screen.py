@@ -4,6 +4,9 @@
 providers' metrics (the model built once, untrained: milliseconds); if a constraint breaks, it raises
 :class:`Infeasible`, which the search loop records as a failed trial marked ``infeasible`` with the measured
 values, outside the trial budget; otherwise the inner estimator runs and the costs join its metrics.
+A constraint on a metric no provider measures (``val_accuracy >= 0.9``, a callback's figure) can only be
+judged once the candidate is trained: the loop does it (:func:`nas.core.objectives.judged_after_training`),
+the trial counts against the budget, stays complete and is left out of the best and the front.
 """
 
 from __future__ import annotations
@@ -27,14 +30,20 @@ class ScreenedEstimator(Estimator):
     """``inner`` behind a cost check; everything else (fidelity, weights, data) is ``inner``'s."""
 
     def __init__(self, inner: Estimator, *, space: SearchSpace, providers: Sequence[CostProvider],
-                 constraints: Sequence[Constraint]) -> None:
+                 constraints: Sequence[Constraint], callback_metrics: Sequence[str] = ()) -> None:
         self.inner, self.space = inner, space
-        self.providers, self.constraints = list(providers), tuple(constraints)
+        self.providers = list(providers)
         measured = {m for p in self.providers for m in p.metrics}
-        unmeasured = [c.metric for c in self.constraints if c.metric not in measured]
-        if unmeasured:
-            raise ConfigError(f"`constraints` are checked before training, on the costs measured then ({', '.join(sorted(measured))}), "
-                              f"but {unmeasured} is not one of them; add its provider to `costs` ({', '.join(PROVIDERS)}).")
+        self.constraints = tuple(c for c in constraints if c.metric in measured)  # judged here, before training
+        self.after = tuple(c for c in constraints if c.metric not in measured)  # judged by the loop on the trained trial
+        recorded = inner.recorded_metrics()
+        if recorded is not None:
+            known = {*recorded, *measured, *callback_metrics, "score"}
+            unknown = [c.metric for c in self.after if c.metric not in known]
+            if unknown:
+                raise ConfigError(f"`constraints.{unknown[0]}` must name a metric a trial has: a cost measured before training "
+                                  f"({', '.join(PROVIDERS)} providers: {', '.join(sorted(measured)) or 'none listed'}), or one "
+                                  f"measured after ({', '.join(sorted(known - measured))}), but got {unknown[0]!r}.")
         if any(p.needs_model for p in self.providers) and not inner.input_shape:
             raise ConfigError("`costs` that measure a network (params, macs, latency) need an estimator that builds one (with an "
                               f"input shape), but the estimator ({type(inner).__name__}) builds none; use a `table` cost.")
@@ -60,24 +69,29 @@ class ScreenedEstimator(Estimator):
         evaluation = self.inner.evaluate(arch, report, **kwargs)
         return dataclasses.replace(evaluation, metrics={**costs, **evaluation.metrics})
 
+    def constraints_after_training(self) -> tuple[Constraint, ...]:
+        return self.after
+
     def recorded_metrics(self) -> frozenset[str] | None:
         inner = self.inner.recorded_metrics()
         return None if inner is None else inner | {m for p in self.providers for m in p.metrics}
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "costs": [p.describe() for p in self.providers],
-                "constraints": [str(c) for c in self.constraints]}
+                "constraints": [str(c) for c in (*self.constraints, *self.after)]}
 
     def fidelity(self) -> dict[str, Any]:
         return self.inner.fidelity()
 
 
-def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: Any, *, wanted: Sequence[str] = ()) -> Estimator:
+def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: Any, *, wanted: Sequence[str] = (),
+           callback_metrics: Sequence[str] = ()) -> Estimator:
     """``estimator`` behind the declared ``costs`` (provider names or ``{name: options}``) and ``constraints``
     (``{metric: "<=bound"}``); a constrained metric whose provider is not listed gets it (``params``,
     ``macs``, ``latency_ms`` from ``latency``: what each registered provider declares), and so does a
     ``wanted`` metric (an objective's), even one the estimator records itself: measured before training, it is
-    known at every report (what a Pareto pruner ranks by). Unchanged when nothing is asked."""
+    known at every report (what a Pareto pruner ranks by). A constraint on any other metric (an accuracy, a
+    ``callback_metrics`` figure) is judged after training. Unchanged when nothing is asked."""
     bounds = parse_constraints(constraints)
     listed = list(costs or [])
     providers = make_providers(listed)
@@ -88,40 +102,65 @@ def screen(estimator: Estimator, space: SearchSpace, costs: Any, constraints: An
             providers += make_providers([implied[metric]])
     if not providers and not bounds:
         return estimator
-    screened = ScreenedEstimator(estimator, space=space, providers=providers, constraints=bounds)
+    screened = ScreenedEstimator(estimator, space=space, providers=providers, constraints=bounds, callback_metrics=callback_metrics)
     check_reachable(screened)
     return screened
 
 
-#: Random candidates :func:`check_reachable` measures before it says the constraints leave nothing.
+#: Random candidates :func:`check_reachable` measures before it descends from the closest.
 PROBES = 200
+#: Steps of that descent (each measures the neighbours of one candidate), at most.
+DESCENT_STEPS = 100
 
 
 def check_reachable(screened: ScreenedEstimator, *, probes: int = PROBES, seed: int = 0) -> None:
-    """Refuse, before anything runs, constraints that none of ``probes`` random candidates meets (a bound below
-    the smallest network of the space, say), naming the closest each got. Only the providers of constrained
-    metrics measure (params and MACs take milliseconds per candidate); the first feasible draw ends the check."""
+    """Refuse, before anything runs, constraints no candidate of the space meets (a bound below the smallest
+    network of the space, say), naming the closest value reached. ``probes`` random candidates first; when none
+    meets them, a descent from the closest (to the neighbour, one dimension changed, that is least outside the
+    bounds, until none is nearer) reaches the space's smallest architecture for costs that grow with each
+    choice (params, MACs, latency). Only the providers of constrained metrics measure (milliseconds per
+    candidate); the first feasible candidate ends the check."""
     import numpy as np
 
     constrained = {c.metric for c in screened.constraints}
     needed = [p for p in screened.providers if constrained & set(p.metrics)]
     if not needed:
         return
-    rng = np.random.default_rng(seed)
+    space, rng = screened.space, np.random.default_rng(seed)
     closest: dict[Constraint, float] = {}
-    for _ in range(probes):
-        sample = screened.space.sample(rng)
+
+    def outside(sample: Any) -> float | None:  # how far outside the bounds, relative to each bound; None: unmeasurable
         try:
-            costs = measure(needed, screened.space, sample, input_shape=screened.input_shape, num_classes=screened.num_classes)
+            costs = measure(needed, space, sample, input_shape=screened.input_shape, num_classes=screened.num_classes)
         except Exception:  # a candidate that cannot be measured says nothing about the bounds
-            continue
-        if not violations(screened.constraints, costs):
+            return None
+        gaps = {c: c.violation(costs) for c in screened.constraints}
+        for c, gap in gaps.items():
+            closest[c] = min(closest.get(c, float("inf")), gap)
+        return sum(max(gap, 0.0) / max(abs(c.bound), 1e-12) for c, gap in gaps.items())
+
+    start, distance = None, float("inf")
+    for _ in range(probes):
+        sample = space.sample(rng)
+        gap = outside(sample)
+        if gap == 0.0:
             return
-        for c in screened.constraints:
-            closest[c] = min(closest.get(c, float("inf")), c.violation(costs))
-    if not closest:
+        if gap is not None and gap < distance:
+            start, distance = sample, gap
+    if start is None:
         return  # nothing could be measured: the trials will say why
+    steps = 0
+    while steps < DESCENT_STEPS:
+        steps += 1
+        measured = [(gap, n) for n in space.neighbors(start, rng) if (gap := outside(n)) is not None]
+        if any(gap == 0.0 for gap, _ in measured):
+            return
+        nearer = min(measured, key=lambda pair: pair[0], default=None)
+        if nearer is None or nearer[0] >= distance:
+            break
+        distance, start = nearer
     near = [f"{c} (the {'least' if c.op == '<=' else 'most'} was {c.bound + v if c.op == '<=' else c.bound - v:,.6g})"
             for c, v in closest.items() if v > 0]
-    raise ConfigError(f"`constraints` leave nothing of space '{screened.space.name}' that {probes} random candidates found: "
-                      f"none meets {' or '.join(near) if near else 'them all at once'}. Loosen them.")
+    raise ConfigError(f"`constraints` leave nothing of space '{space.name}': none of {probes} random candidates, nor the "
+                      f"smallest a descent from the closest reached ({steps} steps: `{space.format(start)}`), meets "
+                      f"{' or '.join(near) if near else 'them all at once'}. Loosen them.")

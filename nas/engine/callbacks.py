@@ -9,6 +9,19 @@ The shape of Syne Tune's ``TunerCallback`` and of Keras callbacks::
             print(record.number, record.state, best.value if best else None)
 
     nas.search(..., callbacks=[PrintBest()])
+
+A callback may also *measure*: :meth:`Callback.measure` returns figures of a completed trial's trained
+network (a worst-slice accuracy, a robust accuracy) that join its record before it is stored, so an
+objective or a constraint may name them; the names are declared in :attr:`Callback.metrics`, which the
+search checks its objectives and constraints against before any training::
+
+    class WorstClass(nas.Callback):
+        metrics = ("worst_class_accuracy",)
+
+        def measure(self, trial, evaluation):
+            return {"worst_class_accuracy": worst_class(evaluation.model, self.search.estimator.data)}
+
+    nas.search(..., callbacks=[WorstClass()], objectives={"val_accuracy": "max", "worst_class_accuracy": "max"})
 """
 
 from __future__ import annotations
@@ -31,6 +44,8 @@ class Callback:
     - :meth:`on_trial_start` when a trial has been created in the store, before it is evaluated.
     - :meth:`on_report` for every intermediate value the estimator reports (an epoch's
       validation accuracy, with ``scalars`` such as ``train_loss``), before the pruner decides.
+    - :meth:`measure` when a trial completed, before it is stored: figures to add to its record (named
+      in :attr:`metrics`); an exception fails the trial, its reason recorded.
     - :meth:`on_trial_end` when the trial is finished in the store and the strategy told, with the
       :class:`~nas.Evaluation` when there is one (its ``model`` is the trained network).
     - :meth:`on_search_end` once, when the search stops (budget spent, space exhausted, an error,
@@ -39,6 +54,8 @@ class Callback:
     """
 
     search: SearchLoop
+    #: The metrics :meth:`measure` adds to each completed trial (what objectives and constraints may name).
+    metrics: tuple[str, ...] = ()
 
     def on_search_start(self, search: SearchLoop) -> None:
         self.search = search
@@ -48,6 +65,10 @@ class Callback:
 
     def on_report(self, trial: RunningTrial, step: int, value: float, scalars: Mapping[str, float]) -> None:
         pass
+
+    def measure(self, trial: RunningTrial, evaluation: Any) -> Mapping[str, float]:
+        """Figures of the completed ``trial`` (``evaluation.model``: its trained network) for its record."""
+        return {}
 
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
         pass
@@ -80,6 +101,27 @@ class CallbackList(Callback):
     def on_report(self, trial: RunningTrial, step: int, value: float, scalars: Mapping[str, float]) -> None:
         for cb in self.callbacks:
             cb.on_report(trial, step, value, scalars)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(m for cb in self.callbacks for m in cb.metrics)
+
+    def measure(self, trial: RunningTrial, evaluation: Any) -> Mapping[str, float]:
+        """Every callback's figures, each checked against its declaration: a number under a declared name."""
+        figures: dict[str, float] = {}
+        for cb in self.callbacks:
+            got = cb.measure(trial, evaluation)
+            name = type(cb).__name__
+            if not isinstance(got, Mapping):
+                raise TypeError(f"callback {name}.measure must return a mapping of metric names to numbers, but got {type(got).__name__}.")
+            for key, value in got.items():
+                if key not in cb.metrics:
+                    raise TypeError(f"callback {name}.measure returned {key!r}, which its `metrics` ({', '.join(cb.metrics) or 'none'}) "
+                                    "does not declare; declare every metric it adds.")
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f"callback {name}.measure: {key!r} must be a number, but got {value!r}.")
+                figures[key] = float(value)
+        return figures
 
     def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
         for cb in self.callbacks:

@@ -32,18 +32,20 @@ FRONT_DIR = "front"
 OBJECTIVES_ATTR, REFERENCE_ATTR, CONSTRAINTS_ATTR = "nas:objectives", "nas:reference", "nas:constraints"
 
 
-def check_objectives(objectives: Sequence[Objective], estimator: Any, strategy: Strategy) -> None:
-    """Refuse what cannot be searched, naming the key: see the module docstring."""
+def check_objectives(objectives: Sequence[Objective], estimator: Any, strategy: Strategy,
+                     callback_metrics: Sequence[str] = ()) -> None:
+    """Refuse what cannot be searched, naming the key: see the module docstring. ``callback_metrics``: what the
+    search's callbacks add to each completed trial (:attr:`nas.Callback.metrics`)."""
     if not objectives:
         return
     recorded = estimator.recorded_metrics()
     score = estimator.score_metric
     if recorded is not None:
-        known = sorted({SCORE, *recorded})
+        known = sorted({SCORE, *recorded, *callback_metrics})
         for o in objectives:
             if o.metric not in known:
                 raise ConfigError(f"`objectives.{o.metric}` must name a metric every trial records ({', '.join(known)}; a cost "
-                                  f"such as latency_ms is measured when named), but the trials have no {o.metric!r}.")
+                                  f"such as latency_ms is measured when named; a callback adds its own `metrics`), but the trials have no {o.metric!r}.")
     if len(objectives) == 1:
         (only,) = objectives
         if only.metric not in (SCORE, score) or only.direction != "max":

@@ -24,6 +24,7 @@ import optuna
 from nas._native_memory import give_back_freed_heap
 from nas.core.errors import ConfigError, Infeasible
 from nas.core.fronts import SCORE
+from nas.core.objectives import judged_after_training
 from nas.estimators.base import Estimator, Evaluation, ParentWeights
 from nas.core.space import SearchSpace
 from nas.core.strategy import Strategy
@@ -406,7 +407,14 @@ class SearchLoop:
         if not math.isfinite(value):
             return evaluation, self._outcome(trial, TrialState.FAILED, None, evaluation.metrics, start, reason=f"score is {value}",
                                              inheritance=evaluation.inheritance, note=note)
-        return evaluation, self._outcome(trial, TrialState.COMPLETE, value, evaluation.metrics, start,
+        metrics = dict(evaluation.metrics)
+        try:  # the callbacks' figures of the trained network, then the constraints only training could judge
+            metrics.update(self.callbacks.measure(trial, evaluation))
+        except Exception as exc:  # noqa: BLE001 - the trial fails with the reason; the search goes on
+            return evaluation, self._outcome(trial, TrialState.FAILED, None, {**metrics, "traceback": traceback.format_exc(limit=-3)},
+                                             start, reason=f"callback measure: {type(exc).__name__}: {exc}", note=note)
+        metrics.update(judged_after_training(self.estimator.constraints_after_training(), {SCORE: value, **metrics}))
+        return evaluation, self._outcome(trial, TrialState.COMPLETE, value, metrics, start,
                                          inheritance=evaluation.inheritance, note=note)
 
     def _outcome(self, trial: RunningTrial, state: TrialState, value: float | None, metrics: Mapping[str, Any], start: float, *,

@@ -12,11 +12,20 @@ At the rung steps ``min_resource * reduction_factor ** (min_early_stopping_rate 
 if it is among the best ``max(1, n // reduction_factor)`` of the ``n`` trials that reached the rung so far
 (running ones included, as in ASHA), ranked by NSGA-II's crowded comparison: the lower non-dominated
 rank first, then the larger crowding distance. A missing or non-finite value counts as the worst.
+
+Hyperband with several objectives (:class:`ParetoHyperbandPruner`) is Optuna's HyperbandPruner with
+these rungs: ``floor(log_eta(max_resource / min_resource)) + 1`` brackets, bracket ``b`` a
+:class:`ParetoSuccessiveHalvingPruner` with ``min_early_stopping_rate = b``, each trial in one bracket
+(chosen as Optuna does, by a CRC32 of the study name and trial number weighted by the brackets'
+budgets, so the same trial lands in the same bracket on every worker) and ranked only against the
+trials of its bracket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import binascii
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +35,7 @@ from nas.core.errors import ConfigError
 from nas.core.pareto import crowded_ranks, minimised
 from nas.store.optuna_store import vector_attr
 
-__all__ = ["ParetoSuccessiveHalvingPruner", "crowded_position", "vector_attr"]
+__all__ = ["ParetoHyperbandPruner", "ParetoSuccessiveHalvingPruner", "crowded_position", "vector_attr"]
 
 class ParetoSuccessiveHalvingPruner(optuna.pruners.BasePruner):
     """Asynchronous successive halving that promotes by non-dominated rank; see the module docstring.
@@ -56,6 +65,10 @@ class ParetoSuccessiveHalvingPruner(optuna.pruners.BasePruner):
         return steps
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return self.stops(trial, study.get_trials(deepcopy=False))
+
+    def stops(self, trial: optuna.trial.FrozenTrial, competitors: Iterable[optuna.trial.FrozenTrial]) -> bool:
+        """Whether ``trial``, at its last report, is below the top 1/eta of ``competitors`` at that rung."""
         step = trial.last_step
         if step is None or step not in self.rung_steps(step):
             return False
@@ -63,11 +76,59 @@ class ParetoSuccessiveHalvingPruner(optuna.pruners.BasePruner):
         mine = trial.user_attrs.get(key)
         if mine is None:
             return False  # a report without its vector (a single-objective caller): nothing to rank it by
-        others = [t.user_attrs[key] for t in study.get_trials(deepcopy=False)
-                  if t.number != trial.number and key in t.user_attrs]
+        others = [t.user_attrs[key] for t in competitors if t.number != trial.number and key in t.user_attrs]
         vectors = [mine, *others]
         keep = max(1, len(vectors) // self.reduction_factor)
         return bool(crowded_position(vectors, self.directions)[0] >= keep)
+
+
+class ParetoHyperbandPruner(optuna.pruners.BasePruner):
+    """Hyperband whose brackets promote by non-dominated rank; see the module docstring. ``max_resource``:
+    the epochs of a full trial, or ``"auto"`` (from the first trial that completes, as Optuna's; no trial is
+    stopped before then)."""
+
+    def __init__(self, directions: Sequence[str], *, min_resource: int = 1, max_resource: int | str = "auto",
+                 reduction_factor: int = 3) -> None:
+        ParetoSuccessiveHalvingPruner(directions, min_resource=min_resource, reduction_factor=reduction_factor)  # checks them
+        if max_resource != "auto" and (isinstance(max_resource, bool) or not isinstance(max_resource, int)
+                                       or max_resource < min_resource):
+            raise ConfigError(f"pruner 'hyperband' with several objectives: `max_resource` must be 'auto' or an integer >= "
+                              f"min_resource ({min_resource}), but got {max_resource!r}.")
+        self.directions = list(directions)
+        self.min_resource, self.reduction_factor, self.max_resource = min_resource, reduction_factor, max_resource
+        self.brackets: list[ParetoSuccessiveHalvingPruner] = []
+        self._budgets: list[int] = []
+
+    def _initialise(self, study: optuna.Study) -> bool:
+        if self.max_resource == "auto":
+            done = [t.last_step for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                    if t.last_step is not None]
+            if not done:
+                return False
+            self.max_resource = max(done) + 1
+        assert isinstance(self.max_resource, int)
+        count = math.floor(math.log(self.max_resource / self.min_resource, self.reduction_factor) + 1e-9) + 1
+        self.brackets = [ParetoSuccessiveHalvingPruner(self.directions, min_resource=self.min_resource,
+                                                       reduction_factor=self.reduction_factor, min_early_stopping_rate=b)
+                         for b in range(count)]
+        self._budgets = [math.ceil(count * self.reduction_factor ** (count - 1 - b) / (count - b)) for b in range(count)]
+        return True
+
+    def bracket_of(self, study_name: str, number: int) -> int:
+        """The bracket of trial ``number`` (Optuna's rule: CRC32 of ``"<study>_<number>"`` over the budgets)."""
+        left = binascii.crc32(f"{study_name}_{number}".encode()) % sum(self._budgets)
+        for bracket, budget in enumerate(self._budgets):
+            left -= budget
+            if left < 0:
+                return bracket
+        raise AssertionError("unreachable: the budgets sum to the modulus")
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if not self.brackets and not self._initialise(study):
+            return False
+        mine = self.bracket_of(study.study_name, trial.number)
+        same = (t for t in study.get_trials(deepcopy=False) if self.bracket_of(study.study_name, t.number) == mine)
+        return self.brackets[mine].stops(trial, same)
 
 
 def crowded_position(vectors: Sequence[Sequence[Any]], directions: Sequence[str]) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import optuna
 
 from nas.core.architecture import Architecture
+from nas.core.objectives import Constraint
 from nas.core.records import Inheritance
 
 
@@ -110,6 +111,11 @@ class Estimator(ABC):
         """The metrics every completed trial's record holds (what objectives may name, besides ``score``);
         ``None`` where they are known only once a trial ends (then an objective is not checked before)."""
         return None
+
+    def constraints_after_training(self) -> tuple[Constraint, ...]:
+        """The constraints judged on a trained trial's metrics (not on costs measured before training): the
+        loop marks a completed trial that breaks one ``feasible: False``. None here; screening declares them."""
+        return ()
 
     def fidelity(self) -> dict[str, Any]:
         """The knobs that make this estimate cheaper than the full one (epochs, data fraction, width, ...),
