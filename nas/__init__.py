@@ -31,9 +31,16 @@ __all__ = [
     "Architecture", "Callback", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
     "Inheritance", "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "Preprocessing", "Proposal", "SamplerStrategy",
     "SearchResult", "SearchSpace", "Searcher", "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed",
-    "TrialRecord", "TrialState", "ZeroCostEstimator", "available", "get_space", "load", "run_from_config", "search",
+    "TrialRecord", "TrialState", "ZeroCostEstimator", "audit", "available", "get_space", "load", "run_from_config", "search",
 ]
 __version__ = "0.1.0"
+
+
+def audit(result: object, **settings: object) -> object:
+    """Audit the top candidates of a search against baselines: see :func:`nas.model_audit.run.audit`."""
+    from nas.model_audit.run import audit as run_audit
+
+    return run_audit(result, **settings)  # type: ignore[arg-type]
 
 
 def __getattr__(name: str) -> object:

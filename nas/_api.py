@@ -36,7 +36,7 @@ from nas.engine.fronts import FrontCheckpoints, check_objectives, declare_object
 from nas.engine.pareto_halving import ParetoHyperbandPruner, ParetoSuccessiveHalvingPruner
 from nas.engine.progress import ProgressCallback
 from nas.engine.resume import TrialCheckpoints, checkpoints_from_config
-from nas.engine.rundir import RUN_FILE, SPACE_PICKLE, BestCheckpoint, RunSummary, WeightRetention, atomic_write
+from nas.engine.rundir import RUN_FILE, SPACE_PICKLE, BestCheckpoint, RunSummary, TopCheckpoints, WeightRetention, atomic_write
 from nas.engine.tensorboard import TensorBoardCallback
 from nas.store import DEFAULT_STORAGE, Heartbeat, Outcome, RunningTrial, open_store
 from nas.store.optuna_store import MEMORY
@@ -162,6 +162,32 @@ def check_pareto_pruner(pruner: optuna.pruners.BasePruner) -> None:
                           "or pruner='successive_halving' / 'hyperband'.")
 
 
+def run_sanity_check(cfg: DictConfig, space: SearchSpace, estimator: Estimator) -> None:
+    """``sanity_check=true`` (or a mapping of :func:`nas.model_audit.sanity.sanity_check`'s settings): the space's
+    largest of a few architectures must overfit a small batch of the training data before the search starts."""
+    node = as_plain(cfg.get("sanity_check", False))
+    if node is False or node is None:
+        return
+    if node is not True and not isinstance(node, dict):
+        raise ConfigError(f"`sanity_check` must be true, false or a mapping of its settings (examples, target, steps, architectures), "
+                          f"but got {node!r}.")
+    settings = {} if node is True else {k: v for k, v in node.items() if k != "enabled"}
+    if isinstance(node, dict) and node.get("enabled") is False:
+        return
+    data = getattr(estimator, "data", None)
+    if data is None:
+        raise ConfigError(f"`sanity_check` trains networks of the space on the training data, but the estimator "
+                          f"({type(estimator).__name__}) has none.")
+    from nas.model_audit.sanity import sanity_check
+
+    known = {"architectures", "examples", "target", "steps", "lr", "draws", "seed"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"`sanity_check.{unknown[0]}` is not a setting; the settings are {', '.join(sorted(known))}.")
+    build_space = getattr(estimator, "build_space", space)
+    sanity_check(build_space, data, device=str(getattr(estimator, "device", "cpu")), **settings)
+
+
 def as_plain(node: Any) -> Any:
     """A config node as plain lists and dicts (what the cost and constraint parsers check)."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
@@ -192,6 +218,10 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     (:func:`run_worker`: its lines tagged ``index``), ``replaces`` the dead worker (``host:pid``) it replaces.
     """
     count = worker_count(cfg)
+    keep_models = cfg.get("keep_models", 3)
+    if isinstance(keep_models, bool) or not isinstance(keep_models, int) or keep_models < 0:
+        raise ConfigError(f"`keep_models` must be an integer >= 0 (the best trials whose trained networks are kept under top/<n>/, "
+                          f"for nas-audit), but got {keep_models!r}.")
     coordinating = count != 1 and not attached  # 0: prepare only
     job = sweep_worker(cfg, count)  # one job of a sweep of workers: one process on the shared study, in its own run directory
     if coordinating and (objects or pruner is not None):
@@ -203,6 +233,11 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         raise ConfigError(f"`workers={count}` starts worker processes, which cannot run callbacks given in Python, but "
                           f"{', '.join(measuring)} measure each trial (`metrics`); use workers=1, or start each worker with "
                           "nas.search(..., storage=URL, callbacks=[...]) on one study.")
+    audit_node = as_plain(cfg.get("trial_audit"))
+    if audit_node is not None:  # built from the config, so every worker records the figures too
+        from nas.model_audit.trial_audit import trial_audit_from_config
+
+        callbacks = [*callbacks, trial_audit_from_config(audit_node)]  # type: ignore[list-item]
     if coordinating and cfg.get("storage") is None:
         cfg = OmegaConf.merge(cfg, {"storage": WORKERS_STORAGE})  # type: ignore[assignment]
     if attached or coordinating:
@@ -210,6 +245,12 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         refuse_sqlite_for_workers(cfg.get("storage"), count)
     space, strategy, estimator = build_components(cfg, callback_metrics=[m for cb in callbacks for m in getattr(cb, "metrics", ())],
                                                   **objects)
+    for cb in callbacks:
+        check = getattr(cb, "check", None)
+        if callable(check):
+            check(estimator)  # e.g. TrialAudit: the validation split and its group array, before the run directory is made
+    if not attached:
+        run_sanity_check(cfg, space, estimator)
     budget_cfg = cfg.get("budget") or {}
     budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"), max_infeasible=budget_cfg.get("max_infeasible"))
     pruner_notes: list[str] = []
@@ -248,9 +289,11 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
                          TensorBoardCallback(run_dir / "tb", search_run=f"search_worker{os.getpid() if index is None else index}",
                                              summary=False))
     observers.append(BestCheckpoint(run_dir))
+    if keep_models:
+        observers.append(TopCheckpoints(run_dir, keep_models))
     if strategy.objectives:
         declare_objectives(store, strategy.objectives, reference_from(as_plain(cfg.get("reference")), strategy.objectives),
-                           getattr(estimator, "constraints", ()))
+                           (*getattr(estimator, "constraints", ()), *estimator.constraints_after_training()))
         observers.append(FrontCheckpoints(run_dir, strategy.objectives))
     if weights is not None:
         observers.append(WeightRetention(weights))

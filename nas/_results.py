@@ -16,7 +16,7 @@ from nas.core.records import TrialRecord, ranked
 from nas.datasets import Preprocessing, load_preprocessing
 from nas.engine.fronts import FRONT_DIR, objectives_of, reference_point
 from nas.engine.progress import human
-from nas.engine.rundir import BEST_DIR, RUN_FILE
+from nas.engine.rundir import BEST_DIR, RUN_FILE, TOP_DIR
 from nas.store.base import TrialStore
 
 @dataclass
@@ -95,8 +95,9 @@ class SearchResult:
         preprocessing was saved has no ``best/preprocessing.json``: it loads with identity
         preprocessing, so its model also expects preprocessed inputs, as it always did.
 
-        ``trial=n`` is trial ``n`` of the Pareto front instead (a search with several objectives keeps each
-        front member's weights under ``front/<n>/``); a trial off the front, or of another run directory, is refused.
+        ``trial=n`` is trial ``n`` instead: one of the best ``keep_models`` trials (kept under ``top/<n>/``) or of
+        the Pareto front (a search with several objectives keeps each front member's under ``front/<n>/``); any
+        other trial, or one of another run directory, is refused.
 
         Raises when the study's best trial is not the one this run directory kept, e.g. when two run
         directories share one study and the best trial ran in the other one: it says which to load.
@@ -125,19 +126,24 @@ class SearchResult:
         return torch.nn.Sequential(OrderedDict(preprocess=steps, net=model)).eval()
 
     def _trial_folder(self, trial: int | None) -> Path:
-        """Where trial ``trial``'s weights are kept (``best/`` for ``None`` or the best trial, else ``front/<n>/``)."""
+        """Where trial ``trial``'s weights are kept (``best/`` for ``None`` or the best trial, else ``top/<n>/`` or
+        ``front/<n>/``)."""
         root = self.run_dir if self.run_dir is not None else Path(".")
         best = self.best
-        if trial is None or (best is not None and trial == best.number and not (root / FRONT_DIR / str(trial)).exists()):
+        kept = [root / folder / str(trial) for folder in (FRONT_DIR, TOP_DIR)]
+        if trial is None or (best is not None and trial == best.number and not any(k.exists() for k in kept)):
             return root / BEST_DIR
         if isinstance(trial, bool) or not isinstance(trial, int):
             raise ValueError(f"`trial` must be a trial number (an int) or None (the best trial), but got {trial!r}.")
-        if (root / FRONT_DIR / str(trial) / "weights.pt").exists():
-            return root / FRONT_DIR / str(trial)
-        on_front = [r.number for r in self.pareto]
+        for folder in kept:
+            if (folder / "weights.pt").exists():
+                return folder
+        on_front = [r.number for r in self.pareto] if len(self.objectives) > 1 else []
+        top = sorted(int(f.name) for f in (root / TOP_DIR).glob("*") if f.name.isdigit())
         if trial not in on_front:
-            raise ValueError(f"`trial={trial}` must be a trial on the Pareto front, whose weights are kept ({', '.join(map(str, on_front)) or 'none yet'}); "
-                             f"trial #{trial} is not on it." + ("" if len(self.objectives) > 1 else " This search has one objective: its front is the best trial."))
+            raise ValueError(f"`trial={trial}` must be a trial whose weights are kept: one of the best (top/: {', '.join(map(str, top)) or 'none'})"
+                             + (f" or on the Pareto front ({', '.join(map(str, on_front)) or 'none yet'})" if len(self.objectives) > 1 else "")
+                             + f"; trial #{trial} is not.")
         raise FileNotFoundError(f"Trial #{trial} is on the Pareto front, but {root / FRONT_DIR / str(trial)} holds no weights: it ran in "
                                 "another run directory sharing this study, or its estimator returns no model.")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nas._config import config_dir
-from nas.core.errors import NASError
+from nas.core.errors import ConfigError, NASError
 
 
 def _search_app(cfg) -> float | None:  # type: ignore[no-untyped-def]
@@ -153,3 +153,30 @@ def dashboard_main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     search_main()
 
+
+
+def audit_main(argv: list[str] | None = None) -> None:
+    """``nas-audit RUN_DIR [audit.KEY=VALUE ...]``: audit the top candidates of a run directory."""
+    parser = _run_dir_parser("nas-audit", "Audit the top candidates of a finished search against baselines on its test split: "
+                             "per-class figures, slices, fairness, calibration, robustness. Writes RUN_DIR/audit/report.md, "
+                             "report.json, pictures, and TensorBoard events under RUN_DIR/tb/audit.")
+    parser.add_argument("overrides", nargs="*", help="audit settings, e.g. audit.top_k=3 audit.slices=group "
+                        "audit.attacks=[noise,fgsm,pgd] audit.epsilons=[0.01,0.1] audit.human_level=0.95")
+    args = parser.parse_args(argv)
+    _or_exit(_audit, args.run_dir, args.overrides)
+
+
+def _audit(run_dir: Path, overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from nas.model_audit.run import AuditSettings, audit
+
+    for item in overrides:
+        if not item.startswith("audit.") or "=" not in item:
+            raise ConfigError(f"nas-audit: each setting must read audit.KEY=VALUE, but got {item!r}.")
+    try:
+        given = OmegaConf.to_container(OmegaConf.from_dotlist(overrides)).get("audit", {})  # type: ignore[union-attr]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"nas-audit: the settings must read audit.KEY=VALUE, but {overrides} does not parse ({exc}).") from None
+    audit(run_dir, settings=AuditSettings.from_mapping(given))  # type: ignore[arg-type]

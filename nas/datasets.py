@@ -54,7 +54,9 @@ class DataSplits:
     """Tensors for one classification task; ``x_*`` are float32 ``(N, *input_shape)``, ``y_*`` int64.
 
     ``preprocessing`` is what turns the user's raw arrays into ``x_*`` (identity unless given); where
-    its raw shape is known it must lead to ``input_shape``.
+    its raw shape is known it must lead to ``input_shape``. ``groups`` holds per-example arrays of the
+    validation and test splits (``{"test": {"group": array}}``: a sensitive attribute, a tag, a source) for
+    the audit's slices and fairness figures.
     """
 
     name: str
@@ -66,11 +68,20 @@ class DataSplits:
     y_test: torch.Tensor
     num_classes: int
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    groups: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.preprocessing, Preprocessing):
             raise ConfigError(f"dataset '{self.name}': `preprocessing` must be a nas.datasets.Preprocessing, "
                               f"but got {type(self.preprocessing).__name__}.")
+        for split, arrays in self.groups.items():
+            if split not in ("val", "test"):
+                raise ConfigError(f"dataset '{self.name}': `groups` must be keyed by split, 'val' or 'test', but got {split!r}.")
+            size = len(self.y_val if split == "val" else self.y_test)
+            for key, values in arrays.items():
+                if len(values) != size:
+                    raise ConfigError(f"dataset '{self.name}': group `{key}` of the {split} split must have one value per "
+                                      f"example ({size}), but has {len(values)}.")
         out = self.preprocessing.output_shape
         if out is not None and out != self.input_shape:
             raise ConfigError(f"dataset '{self.name}': the preprocessing must lead to the input shape {self.input_shape}, "
@@ -150,8 +161,12 @@ def from_arrays(
     split_seed: int = 0,
     standardize: bool | str = True,
     transform: Sequence[Step] = (),
+    groups: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> DataSplits:
     """Build splits from raw arrays; without ``x_val`` a stratified validation split is carved from train.
+
+    ``groups`` (``{"train": {"group": g_train}, "test": {"group": g_test}}``, also ``"val"``): per-example
+    arrays that follow the examples; a ``train`` array is split with the training data into its validation part.
 
     ``transform`` steps (e.g. ``[AddChannelAxis()]``) are applied first; then ``standardize``:
     ``True``/``"global"`` subtracts the training split's mean and divides by its std (one of each
@@ -172,6 +187,15 @@ def from_arrays(
         pre = Preprocessing(steps=tuple(transform), raw_shape=tuple(x_train.shape[1:]))
     except ConfigError as exc:
         raise ConfigError(f"dataset '{name}': {exc}") from exc
+    tags = {split: {k: np.asarray(v) for k, v in arrays.items()} for split, arrays in (groups or {}).items()}
+    for split, arrays in tags.items():
+        expected = {"train": len(y_train), "test": len(y_test), "val": None if y_val is None else len(y_val)}
+        if split not in expected or expected[split] is None:
+            raise ConfigError(f"dataset '{name}': `groups` must be keyed by 'train', 'val' (with x_val) or 'test', but got {split!r}.")
+        for key, values in arrays.items():
+            if values.ndim != 1 or len(values) != expected[split]:
+                raise ConfigError(f"dataset '{name}': group `{key}` of the {split} split must be one value per example, shape "
+                                  f"({expected[split]},), but got shape {values.shape}.")
     if x_val is None:
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"dataset '{name}': `0 < val_fraction < 1` must hold, but got val_fraction={val_fraction}.")
@@ -179,8 +203,11 @@ def from_arrays(
 
         classes, counts = np.unique(y_train, return_counts=True)
         stratify = y_train if counts.min() >= 2 else None
-        x_train, x_val, y_train, y_val = train_test_split(
-            x_train, y_train, test_size=val_fraction, random_state=split_seed, stratify=stratify)
+        carried = list(tags.get("train", {}).items())
+        parts = train_test_split(x_train, y_train, *(v for _, v in carried), test_size=val_fraction, random_state=split_seed,
+                                 stratify=stratify)
+        x_train, x_val, y_train, y_val = parts[:4]
+        tags["val"] = {key: parts[5 + 2 * i] for i, (key, _) in enumerate(carried)}
     else:
         x_val, y_val = np.asarray(x_val, dtype=np.float32), np.asarray(y_val)
         _check_xy(name, "val", x_val, y_val)
@@ -213,8 +240,10 @@ def from_arrays(
     def t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
 
+    kept = {split: arrays for split, arrays in tags.items() if split in ("val", "test") and arrays}
     return DataSplits(name, t(x_train, torch.float32), t(y_train, torch.int64), t(x_val, torch.float32),
-                      t(y_val, torch.int64), t(x_test, torch.float32), t(y_test, torch.int64), num_classes, preprocessing=pre)
+                      t(y_val, torch.int64), t(x_test, torch.float32), t(y_test, torch.int64), num_classes, preprocessing=pre,
+                      groups=kept)
 
 
 def digits(*, val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 0) -> DataSplits:
@@ -275,6 +304,8 @@ def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardi
     by its std, one of each over all values; ``standardize=False`` keeps them as they are,
     ``"feature"`` uses one mean and std per input position (see :func:`from_arrays`). The splits'
     ``preprocessing`` records these steps, so the searched model takes the file's raw arrays.
+    Group arrays ``g_test`` / ``g_test_<name>`` (and ``g_train...``, ``g_val...``), one value per example, are kept
+    for the audit (:func:`npz_groups`); a ``g_train`` array is split with the training data.
     """
     file = Path(str(path)).expanduser()
     if not file.is_file():
@@ -302,7 +333,22 @@ def npz(*, path: str, val_fraction: float = 0.15, split_seed: int = 0, standardi
                       f"(N, 1, H, W).", UserWarning, stacklevel=2)
     return from_arrays(file.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        x_val=arrays.get("x_val"), y_val=arrays.get("y_val"), val_fraction=val_fraction, split_seed=split_seed,
-                       standardize=standardize, transform=(AddChannelAxis(),) if square_images else ())
+                       standardize=standardize, transform=(AddChannelAxis(),) if square_images else (), groups=npz_groups(arrays))
+
+
+def npz_groups(arrays: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The group arrays of an npz file: ``g_<split>`` (named ``group``) and ``g_<split>_<name>``, split one of
+    train, val, test (``g_train_sex``, ``g_test_sex``: the group ``sex`` of each example)."""
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for key, values in arrays.items():
+        if not key.startswith("g_"):
+            continue
+        split, _, name = key[2:].partition("_")
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"dataset 'npz': a group array must be named g_<split> or g_<split>_<name> with split train, val or "
+                              f"test, but got {key!r}.")
+        groups.setdefault(split, {})[name or "group"] = values
+    return groups
 
 
 def as_splits(obj: Any, *, name: str = "custom") -> DataSplits:

@@ -80,9 +80,12 @@ def test_a_search_with_two_objectives_gives_its_front_and_keeps_each_member(two_
         assert sum(p.numel() for p in model.parameters()) == member.metrics["params"]
     kept = sorted(int(p.name) for p in (run_dir / "front").iterdir() if p.is_dir())
     assert kept == sorted(m.number for m in front)  # those that left the front lost their folder
-    off = next(iter(set(points) - {m.number for m in front}), None)
+    top = {int(p.name) for p in (run_dir / "top").iterdir() if p.is_dir()}
+    assert top == {t.number for t in result.top(3)}  # the best three by the score keep theirs too
+    off = next(iter(set(points) - {m.number for m in front} - top), None)
     if off is not None:
-        with pytest.raises(ValueError, match=f"`trial={off}` must be a trial on the Pareto front"):
+        with pytest.raises(ValueError, match=f"`trial={off}` must be a trial whose weights are kept: one of the best \\(top/: "
+                                             f".*\\) or on the Pareto front \\(.*\\); trial #{off} is not"):
             result.best_model(trial=off)
 
 

@@ -113,6 +113,13 @@ def _finished(run_dir):
         return 0
 
 
+def _running(run_dir):
+    try:
+        return sum(r.state == "running" for r in nas.load(run_dir).trials)
+    except Exception:
+        return 0
+
+
 @pytest.mark.slow
 def test_a_worker_attached_with_nas_worker_joins_the_running_search(tmp_path):
     """`workers=0` prepares the run for workers started elsewhere; one is started, a second attaches
@@ -172,7 +179,8 @@ def test_ctrl_c_stops_every_worker_and_rerunning_resumes(tmp_path):
     run_dir = tmp_path / "run"
     args = [str(BIN / "nas-search"), "workers=2", "budget.trials=6", "estimator.epochs=10", "tensorboard=false", f"hydra.run.dir={run_dir}"]
     coordinator = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: _finished(run_dir) >= 1)
+    # a trial finished and one is training (a Ctrl-C between two trials of every worker interrupts none: nothing to assert)
+    _wait_for(lambda: _finished(run_dir) >= 1 and _running(run_dir) >= 1)
     coordinator.send_signal(signal.SIGINT)
     out, err = coordinator.communicate(timeout=120)
     assert coordinator.returncode == 130 and "to resume" in err

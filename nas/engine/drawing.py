@@ -89,20 +89,28 @@ def _bezier_slope(p0: np.ndarray, c: np.ndarray, p2: np.ndarray, t: float) -> np
 def render_front(points: np.ndarray, on_front: np.ndarray, labels: tuple[str, str], title: str = "") -> np.ndarray:
     """A scatter of every trial's two objective values (``points``, in their own units), the front's members
     (``on_front``, a boolean mask) joined and highlighted, as an ``(H, W, 3)`` uint8 image."""
+    def draw(ax: Any) -> None:
+        others = points[~on_front]
+        ax.scatter(others[:, 0], others[:, 1], s=14, c="#9aa7b8", label="trials")
+        members = points[on_front]
+        members = members[np.argsort(members[:, 0], kind="stable")]
+        ax.plot(members[:, 0], members[:, 1], "-o", c="#c0392b", ms=5, lw=1.2, label=f"Pareto front ({len(members)})")
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+        ax.legend(loc="best", fontsize=8)
+
+    return plot_image(draw, title=title)
+
+
+def plot_image(draw: Any, size: tuple[float, float] = (6.4, 4.6), title: str = "") -> np.ndarray:
+    """``draw(ax)`` on one axes of a new figure, as an ``(H, W, 3)`` uint8 image (the audit's pictures)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.6), dpi=_DPI)
+    fig = Figure(figsize=size, dpi=_DPI)
     canvas = FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    others = points[~on_front]
-    ax.scatter(others[:, 0], others[:, 1], s=14, c="#9aa7b8", label="trials")
-    members = points[on_front]
-    members = members[np.argsort(members[:, 0], kind="stable")]
-    ax.plot(members[:, 0], members[:, 1], "-o", c="#c0392b", ms=5, lw=1.2, label=f"Pareto front ({len(members)})")
-    ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
-    ax.legend(loc="best", fontsize=8)
+    draw(ax)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

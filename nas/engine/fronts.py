@@ -9,7 +9,6 @@ weights of every trial on the Pareto front under ``front/<number>/``, for ``resu
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,8 @@ from nas.core.fronts import SCORE, RunningFront, derive_reference
 from nas.core.objectives import Constraint, Objective
 from nas.core.records import TrialRecord
 from nas.core.strategy import Strategy
-from nas.engine.callbacks import Callback
-from nas.engine.rundir import save_trial
+from nas.engine.rundir import KeptCheckpoints
 from nas.store.base import TrialStore
-from nas.store.locks import file_lock
 
 __all__ = ["FRONT_DIR", "OBJECTIVES_ATTR", "REFERENCE_ATTR", "FrontCheckpoints", "check_objectives", "declare_objectives",
            "constraints_of", "objectives_of", "reference_point"]
@@ -101,23 +98,13 @@ def objectives_of(store: TrialStore) -> tuple[Objective, ...]:
     return tuple(Objective(str(m), str(d)) for m, d in store.study_attrs().get(OBJECTIVES_ATTR) or ())
 
 
-class FrontCheckpoints(Callback):
+class FrontCheckpoints(KeptCheckpoints):
     """``front/<n>/`` (weights, ``arch.json``, preprocessing) for each trial of this process on the front;
-    a trial that leaves the front loses its folder. Workers sharing a run directory take turns (a lock)."""
+    a trial that leaves the front loses its folder (:class:`~nas.engine.rundir.KeptCheckpoints`)."""
 
     def __init__(self, run_dir: str | Path, objectives: Sequence[Objective]) -> None:
-        self.dir = Path(run_dir) / FRONT_DIR
+        super().__init__(run_dir, FRONT_DIR)
         self.front = RunningFront(objectives)
 
-    def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
-        model = getattr(evaluation, "model", None)
-        if model is None or not record.completed:
-            return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.dir / ".lock"):
-            members = {r.number for r in self.front.update(self.search.store.history())}
-            if record.number in members:
-                save_trial(self.dir / str(record.number), self.search, record, model)
-            for folder in self.dir.iterdir():
-                if folder.is_dir() and folder.name.isdigit() and int(folder.name) not in members:
-                    shutil.rmtree(folder, ignore_errors=True)
+    def members(self, history: list[TrialRecord]) -> set[int]:
+        return {r.number for r in self.front.update(history)}

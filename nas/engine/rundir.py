@@ -1,20 +1,22 @@
-"""What a search keeps in its run directory, written by callbacks: the best checkpoint, the
-leaderboard, the lineage, and the retention of trained weights."""
+"""What a search keeps in its run directory, written by callbacks: the best checkpoint, the best few
+trained networks, the leaderboard, the lineage, and the retention of trained weights."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from nas.core.records import TrialRecord
+from nas.core.records import TrialRecord, ranked
 from nas.engine.callbacks import Callback
 from nas.engine.lineage import lineage_text
 from nas.store.locks import file_lock
 
 RUN_FILE = "run.json"
 BEST_DIR = "best"
+TOP_DIR = "top"
 
 
 def atomic_write(path: Path, text: str | bytes) -> None:
@@ -85,6 +87,42 @@ def save_trial(folder: Path, search: Any, record: TrialRecord, model: Any) -> di
             "untrained": not estimator.trains}
     atomic_write(folder / "arch.json", json.dumps(info, indent=2))
     return info
+
+
+class KeptCheckpoints(Callback):
+    """``<run_dir>/<folder>/<n>/`` (weights, ``arch.json``, preprocessing) for each trial of this process that
+    :meth:`members` names; a trial that stops being one loses its folder. Workers sharing a run directory take
+    turns (a lock). :class:`TopCheckpoints` keeps the best ``k``; ``FrontCheckpoints`` the Pareto front."""
+
+    def __init__(self, run_dir: str | Path, folder: str) -> None:
+        self.dir = Path(run_dir) / folder
+
+    def members(self, history: list[TrialRecord]) -> set[int]:
+        raise NotImplementedError
+
+    def on_trial_end(self, record: TrialRecord, evaluation: Any) -> None:
+        model = getattr(evaluation, "model", None)
+        if model is None or not record.eligible:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.dir / ".lock"):
+            members = self.members(self.search.store.history())
+            if record.number in members:
+                save_trial(self.dir / str(record.number), self.search, record, model)
+            for folder in self.dir.iterdir():
+                if folder.is_dir() and folder.name.isdigit() and int(folder.name) not in members:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
+class TopCheckpoints(KeptCheckpoints):
+    """The ``k`` best trials' trained networks under ``top/<n>/`` (what ``nas-audit`` audits side by side)."""
+
+    def __init__(self, run_dir: str | Path, k: int) -> None:
+        super().__init__(run_dir, TOP_DIR)
+        self.k = k
+
+    def members(self, history: list[TrialRecord]) -> set[int]:
+        return {r.number for r in ranked(history)[:self.k]}
 
 
 class WeightRetention(Callback):
