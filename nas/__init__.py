@@ -31,7 +31,7 @@ __all__ = [
     "Architecture", "Callback", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
     "Inheritance", "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "Preprocessing", "Proposal", "SamplerStrategy",
     "SearchResult", "SearchSpace", "Searcher", "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed",
-    "TrialRecord", "TrialState", "ZeroCostEstimator", "audit", "available", "get_space", "load", "run_from_config", "search",
+    "TrialRecord", "TrialState", "ZeroCostEstimator", "audit", "available", "monitor", "get_space", "load", "run_from_config", "search",
 ]
 __version__ = "0.1.0"
 
@@ -41,6 +41,13 @@ def audit(result: object, **settings: object) -> object:
     from nas.model_audit.run import audit as run_audit
 
     return run_audit(result, **settings)  # type: ignore[arg-type]
+
+
+def monitor(result: object, stream: object, **settings: object) -> object:
+    """Replay a stream through the deployed model and run drift detectors: see :func:`nas.model_audit.monitor.monitor`."""
+    from nas.model_audit.monitor import monitor as run_monitor
+
+    return run_monitor(result, stream, **settings)  # type: ignore[arg-type]
 
 
 def __getattr__(name: str) -> object:

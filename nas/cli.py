@@ -180,3 +180,33 @@ def _audit(run_dir: Path, overrides: list[str]) -> None:
     except OmegaConfBaseException as exc:
         raise ConfigError(f"nas-audit: the settings must read audit.KEY=VALUE, but {overrides} does not parse ({exc}).") from None
     audit(run_dir, settings=AuditSettings.from_mapping(given))  # type: ignore[arg-type]
+
+
+def monitor_main(argv: list[str] | None = None) -> None:
+    """``nas-monitor RUN_DIR STREAM.npz [monitor.KEY=VALUE ...]``: replay a stream through the deployed model."""
+    parser = _run_dir_parser("nas-monitor", "Replay a stream of later data (an .npz file: x, the raw inputs, and y, the labels "
+                             "where known, -1 elsewhere) through the run's best model and run drift detectors on it. Writes "
+                             "RUN_DIR/monitor/report.md, report.json, a picture per detector, TensorBoard events under RUN_DIR/tb/monitor.")
+    parser.add_argument("stream", type=Path, help="the stream: an .npz file with x (and y)")
+    parser.add_argument("overrides", nargs="*", help="monitor.detectors=[ddm,adwin,hdddm] monitor.window=250")
+    args = parser.parse_args(argv)
+    _or_exit(_monitor, args.run_dir, args.stream, args.overrides)
+
+
+def _monitor(run_dir: Path, stream: Path, overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from nas.model_audit.monitor import monitor
+
+    for item in overrides:
+        if not item.startswith("monitor.") or "=" not in item:
+            raise ConfigError(f"nas-monitor: each setting must read monitor.KEY=VALUE, but got {item!r}.")
+    try:
+        given = dict(OmegaConf.to_container(OmegaConf.from_dotlist(overrides)).get("monitor", {}))  # type: ignore[union-attr]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"nas-monitor: the settings must read monitor.KEY=VALUE, but {overrides} does not parse ({exc}).") from None
+    unknown = sorted(set(given) - {"detectors", "window"})
+    if unknown:
+        raise ConfigError(f"`monitor.{unknown[0]}` is not a setting; the settings are detectors, window.")
+    monitor(run_dir, stream, **given)
