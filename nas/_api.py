@@ -21,16 +21,16 @@ from nas._config import as_dict, compose, get_space, instantiate, space_from_con
 from nas.core.errors import ConfigError
 from nas.core.fronts import reference_from
 from nas.core.objectives import parse_objectives
-from nas.estimators.base import Estimator, Evaluation
+from nas.estimators.base import Estimator, Evaluation, ParentWeights
 from nas.estimators.table import TableEstimator
 from nas._results import SearchResult, leaderboard
 from nas.core.space import Inherited, SearchSpace
 from nas.core.strategy import Strategy, auto_population, auto_startup
 from nas.inheritance.weights import check_weight_config, make_weight_store
-from nas.core.records import TrialRecord, TrialState
+from nas.core.records import TrialRecord, TrialState, ranked
 from nas.datasets import DataSplits, as_splits
 from nas.engine.callbacks import Callback
-from nas.engine.loop import Budget, SearchLoop, TrialReporter, storable
+from nas.engine.loop import Budget, SearchLoop, TrialReporter, WarmStart, storable
 from nas.engine.pool import LocalWorkers
 from nas.engine.fronts import FrontCheckpoints, check_objectives, declare_objectives
 from nas.engine.pareto_halving import ParetoHyperbandPruner, ParetoSuccessiveHalvingPruner
@@ -162,6 +162,43 @@ def check_pareto_pruner(pruner: optuna.pruners.BasePruner) -> None:
                           "or pruner='successive_halving' / 'hyperband'.")
 
 
+def warm_starts(node: Any, space: SearchSpace, estimator: Estimator) -> list[WarmStart]:
+    """``warm_start: {run: PARENT_RUN_DIR, top_k: 3, inherit: true}``: the parent run's best ``top_k`` architectures,
+    evaluated before the strategy proposes any, each starting from its trained weights (``inherit``, for an
+    estimator that inherits weights). The parent must have searched the same space."""
+    if node is None:
+        return []
+    if not isinstance(node, dict) or "run" not in node:
+        raise ConfigError(f"`warm_start` must be a mapping {{run: PARENT_RUN_DIR, top_k: 3, inherit: true}}, but got {node!r}.")
+    unknown = sorted(set(node) - {"run", "top_k", "inherit"})
+    if unknown:
+        raise ConfigError(f"`warm_start.{unknown[0]}` is not a setting; the settings are run, top_k, inherit.")
+    top_k, inherit = node.get("top_k", 3), node.get("inherit", True)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"`warm_start.top_k` must be an integer >= 1, but got {top_k!r}.")
+    import torch
+
+    from nas._results import load
+
+    parent = load(node["run"])
+    if parent.space.dimensions() != space.dimensions():
+        raise ConfigError(f"`warm_start.run` must have searched this space ('{space.name}'), but {node['run']!r} searched "
+                          f"'{parent.space.name}' with other dimensions.")
+    out = []
+    for record in ranked(parent.trials)[:top_k]:
+        weights = None
+        if inherit and estimator.inherits_weights:
+            try:
+                folder = parent.weights_folder(record.number)
+            except (ValueError, FileNotFoundError):
+                folder = None
+            if folder is not None and (folder / "weights.pt").exists():
+                state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+                weights = ParentWeights(number=record.number, sample=dict(record.arch.sample), state=state)
+        out.append(WarmStart(sample=dict(record.arch.sample), origin=f"{node['run']}#{record.number}", weights=weights))
+    return out
+
+
 def run_sanity_check(cfg: DictConfig, space: SearchSpace, estimator: Estimator) -> None:
     """``sanity_check=true`` (or a mapping of :func:`nas.model_audit.sanity.sanity_check`'s settings): the space's
     largest of a few architectures must overfit a small batch of the training data before the search starts."""
@@ -251,6 +288,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
             check(estimator)  # e.g. TrialAudit: the validation split and its group array, before the run directory is made
     if not attached:
         run_sanity_check(cfg, space, estimator)
+    warm = warm_starts(as_plain(cfg.get("warm_start")), space, estimator)
     budget_cfg = cfg.get("budget") or {}
     budget = Budget(trials=budget_cfg.get("trials"), timeout=budget_cfg.get("timeout"), max_infeasible=budget_cfg.get("max_infeasible"))
     pruner_notes: list[str] = []
@@ -303,7 +341,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     observers += callbacks
     loop = SearchLoop(space=space, strategy=strategy, estimator=estimator, store=store, budget=budget, callbacks=observers,
                       weights=weights, run_dir=run_dir, recover_stale="own" if single else "shared", shared_run_dir=shared,
-                      requeue=requeue, replaces=replaces, checkpoints=checkpoints)
+                      requeue=requeue, replaces=replaces, checkpoints=checkpoints, warm_start=warm)
     pruner_name = type(store.pruner).__name__.replace("Pruner", "").lower()
     limits = ([f"{budget.trials} trials"] if budget.trials is not None else []) + (
         [f"{budget.timeout:g}s"] if budget.timeout is not None else [])

@@ -104,7 +104,7 @@ class SearchResult:
         """
         import torch
 
-        folder = self._trial_folder(trial)
+        folder = self.weights_folder(trial)
         if self.run_dir is None or not (folder / "weights.pt").exists():
             raise FileNotFoundError(f"No trained weights under {folder}/weights.pt: no trial has completed yet.")
         saved = json.loads((folder / "arch.json").read_text())
@@ -125,7 +125,7 @@ class SearchResult:
         steps = load_preprocessing(folder).module()
         return torch.nn.Sequential(OrderedDict(preprocess=steps, net=model)).eval()
 
-    def _trial_folder(self, trial: int | None) -> Path:
+    def weights_folder(self, trial: int | None) -> Path:
         """Where trial ``trial``'s weights are kept (``best/`` for ``None`` or the best trial, else ``top/<n>/`` or
         ``front/<n>/``)."""
         root = self.run_dir if self.run_dir is not None else Path(".")

@@ -188,7 +188,9 @@ def monitor_main(argv: list[str] | None = None) -> None:
                              "where known, -1 elsewhere) through the run's best model and run drift detectors on it. Writes "
                              "RUN_DIR/monitor/report.md, report.json, a picture per detector, TensorBoard events under RUN_DIR/tb/monitor.")
     parser.add_argument("stream", type=Path, help="the stream: an .npz file with x (and y)")
-    parser.add_argument("overrides", nargs="*", help="monitor.detectors=[ddm,adwin,hdddm] monitor.window=250")
+    parser.add_argument("overrides", nargs="*", help="monitor.detectors=[ddm,adwin,hdddm] monitor.window=250; on_drift=research "
+                        "(a new search on the labelled data since the drift, warm-started from this run) with "
+                        "monitor.research=[budget.trials=10] for its config")
     args = parser.parse_args(argv)
     _or_exit(_monitor, args.run_dir, args.stream, args.overrides)
 
@@ -199,6 +201,7 @@ def _monitor(run_dir: Path, stream: Path, overrides: list[str]) -> None:
 
     from nas.model_audit.monitor import monitor
 
+    overrides = [f"monitor.{item}" if item.startswith("on_drift=") else item for item in overrides]  # the shorthand
     for item in overrides:
         if not item.startswith("monitor.") or "=" not in item:
             raise ConfigError(f"nas-monitor: each setting must read monitor.KEY=VALUE, but got {item!r}.")
@@ -206,7 +209,7 @@ def _monitor(run_dir: Path, stream: Path, overrides: list[str]) -> None:
         given = dict(OmegaConf.to_container(OmegaConf.from_dotlist(overrides)).get("monitor", {}))  # type: ignore[union-attr]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"nas-monitor: the settings must read monitor.KEY=VALUE, but {overrides} does not parse ({exc}).") from None
-    unknown = sorted(set(given) - {"detectors", "window"})
+    unknown = sorted(set(given) - {"detectors", "window", "on_drift", "research"})
     if unknown:
-        raise ConfigError(f"`monitor.{unknown[0]}` is not a setting; the settings are detectors, window.")
+        raise ConfigError(f"`monitor.{unknown[0]}` is not a setting; the settings are detectors, window, on_drift, research.")
     monitor(run_dir, stream, **given)

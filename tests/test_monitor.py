@@ -147,3 +147,30 @@ def test_bad_streams_and_settings_are_refused_before_any_computation(deployed, t
     with pytest.raises(SystemExit):
         monitor_main([str(run_dir), str(tmp_path / "ok.npz"), "monitor.windows=200"])
     assert "`monitor.windows` is not a setting" in capsys.readouterr().err
+
+
+def test_on_drift_research_searches_the_recent_data_warm_started_from_the_deployed_run(deployed):
+    from omegaconf import OmegaConf
+
+    result, run_dir, x, y = deployed
+    report = nas.monitor(result, (x, y), window=100, detectors=["adwin"], progress=None, on_drift="research",
+                         research=["budget.trials=4", "estimator.epochs=1", "progress=false", "tensorboard=false"])
+    child_dir = report.research_run
+    assert child_dir == f"{run_dir}-research"
+    assert OmegaConf.load(f"{child_dir}/config.yaml").warm_start.run == str(run_dir)  # it names its parent run
+    child = nas.load(child_dir)
+    parents = [t.number for t in result.top(3)]
+    first = child.trials[:len(parents)]
+    assert [t.arch.key for t in first] == [result.store.record(n).arch.key for n in parents]  # the parent's best first
+    assert [t.metrics["warm_start"] for t in first] == [f"{run_dir}#{n}" for n in parents]
+    assert all(t.inheritance is not None and t.inheritance.fraction == 1.0 for t in first)  # from their trained weights
+    assert len(child.trials) == 4 and "warm_start" not in child.trials[3].metrics
+    since = report.first_alarm("adwin")
+    assert len(np.load(f"{child_dir}/drifted.npz")["y_train"]) == round(0.7 * (len(y) - since))
+
+
+def test_a_warm_start_from_another_space_is_refused(deployed, tmp_path):
+    _, run_dir, _, _ = deployed
+    with pytest.raises(ConfigError, match="`warm_start.run` must have searched this space \\('mlp'\\)"):
+        nas.search(space="mlp", trials=1, epochs=1, out_dir=tmp_path / "run", progress=False, tensorboard=False,
+                   overrides=[f"warm_start={{run: {run_dir}}}"])

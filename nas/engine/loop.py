@@ -38,6 +38,16 @@ INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
 
 @dataclass(frozen=True)
+class WarmStart:
+    """An architecture of another run to evaluate before the strategy proposes any (``origin``: ``"RUN_DIR#n"``),
+    with its trained weights for an estimator that inherits them (``None``: trained from scratch)."""
+
+    sample: Mapping[str, Any]
+    origin: str
+    weights: ParentWeights | None = None
+
+
+@dataclass(frozen=True)
 class Budget:
     """When a search stops: after ``trials`` trials in the study (running ones count, so many workers
     start no more than the budget; a resumed study counts those already finished), or ``timeout``
@@ -154,7 +164,8 @@ class SearchLoop:
     def __init__(self, *, space: SearchSpace, strategy: Strategy | None, estimator: Estimator, store: TrialStore,
                  budget: Budget | None = None, callbacks: Iterable[Callback] = (), weights: Any = None,
                  run_dir: Path | None = None, recover_stale: str | None = None, shared_run_dir: bool = False,
-                 requeue: int = 1, replaces: str | None = None, checkpoints: TrialCheckpoints | None = None) -> None:
+                 requeue: int = 1, replaces: str | None = None, checkpoints: TrialCheckpoints | None = None,
+                 warm_start: Sequence[WarmStart] = ()) -> None:
         self.space, self.strategy, self.estimator, self.store = space, strategy, estimator, store
         store.notify = self.say  # the store's warnings (a database retried) go where ours go
         self.shared_run_dir = shared_run_dir  # other local workers search in run_dir too (workers=N, nas-worker)
@@ -173,6 +184,8 @@ class SearchLoop:
         self._open = False
         self._in_flight: RunningTrial | None = None  # started in the store and not yet finished there
         self._in_flight_since = 0.0
+        self.warm_start = list(warm_start)  # another run's architectures, evaluated first (their weights inherited)
+        self._warm: dict[int, WarmStart] = {}  # trial number -> the warm start it runs
 
     # ---- the whole search -----------------------------------------------------------------
     def run(self, *, close: bool = True) -> list[TrialRecord]:
@@ -360,17 +373,33 @@ class SearchLoop:
         trial in the store (RUNNING)."""
         if proposal is None and (claimed := self._claim()) is not None:
             return claimed
+        warm = None
         if proposal is None:
-            if self.strategy is None:
-                raise ValueError("SearchLoop.ask: a loop without a strategy must be given each trial's `proposal`.")
             history = self.store.history() if history is None else history
-            proposal = as_proposal(self.strategy.ask(history))
+            warm = self._next_warm_start(history)
+            if warm is not None:
+                proposal = Proposal(warm.sample)
+            elif self.strategy is None:
+                raise ValueError("SearchLoop.ask: a loop without a strategy must be given each trial's `proposal`.")
+            else:
+                proposal = as_proposal(self.strategy.ask(history))
         arch = self.space.architecture(proposal.sample)
         trial = self.store.start(arch, text=self.space.format(arch.sample), parent=proposal.parent, worker=self.worker)
+        if warm is not None:
+            self._warm[trial.number] = warm
         self._in_flight, self._in_flight_since = trial, time.perf_counter()
         self.store.beat(trial)  # at once: a trial without a beat is never found lost by Optuna's RDB check
         self.callbacks.on_trial_start(trial)
         return trial
+
+    def _next_warm_start(self, history: Sequence[TrialRecord]) -> WarmStart | None:
+        """The first warm start whose architecture the study has not tried (a resumed search skips those it ran)."""
+        tried = {r.arch.key for r in history}
+        while self.warm_start:
+            warm = self.warm_start.pop(0)
+            if self.space.key(warm.sample) not in tried:
+                return warm
+        return None
 
     def _claim(self) -> RunningTrial | None:
         """A re-queued trial (a lost one to run again), taken for this worker, or ``None``."""
@@ -420,6 +449,9 @@ class SearchLoop:
     def _outcome(self, trial: RunningTrial, state: TrialState, value: float | None, metrics: Mapping[str, Any], start: float, *,
                  reason: str | None = None, inheritance: Inheritance | None = None, note: str | None = None) -> Outcome:
         extras = {k: v for k, v in {**metrics, **trial.resumed}.items() if k != "curve" and storable(v)}
+        warm = self._warm.get(trial.number)
+        if warm is not None:
+            extras["warm_start"] = warm.origin  # the run and trial it came from
         cost = metrics.get("seconds")
         if inheritance is None and note is not None and trial.parent is not None:
             inheritance = Inheritance(parent=trial.parent, note=note)
@@ -462,6 +494,9 @@ class SearchLoop:
 
     def _parent_weights(self, trial: RunningTrial) -> tuple[ParentWeights | None, str | None]:
         """The parent's trained weights for an estimator that inherits them, or why there are none."""
+        warm = self._warm.get(trial.number)
+        if warm is not None and warm.weights is not None and self.estimator.inherits_weights:
+            return warm.weights, None
         if trial.parent is None or self.weights is None or not self.estimator.inherits_weights:
             return None, None
         record = self.store.record(trial.parent)

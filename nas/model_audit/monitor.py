@@ -38,6 +38,7 @@ class MonitorReport:
     labelled: int
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"trace": [[pos, stat]], "alarms": [...]}
     advice: str = ""
+    research_run: str | None = None  # the run directory of the search on_drift=research started
 
     @property
     def alarms(self) -> list[Alarm]:
@@ -124,8 +125,15 @@ def read_stream(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 def monitor(result: Any, stream: str | Path | tuple[np.ndarray, np.ndarray | None], *, detectors: Sequence[str] = DETECTORS,
             window: int = 250, out_dir: str | Path | None = None, tensorboard: bool = True,
-            progress: Callable[[str], None] | None = print, dataset: Any = None) -> MonitorReport:
-    """Replay ``stream`` (a file or ``(x, y)``) through ``result``'s best model; see the module docstring."""
+            progress: Callable[[str], None] | None = print, dataset: Any = None, on_drift: str = "report",
+            research: Sequence[str] = ()) -> MonitorReport:
+    """Replay ``stream`` (a file or ``(x, y)``) through ``result``'s best model; see the module docstring.
+
+    ``on_drift="research"``: when an error-stream detector fires, a new search runs on the labelled examples
+    from its first alarm on (:func:`research`), warm-started from this run, with ``research`` overrides of its
+    config (``["budget.trials=10"]``); its run directory is ``report.research_run``."""
+    if on_drift not in ("report", "research"):
+        raise ConfigError(f"`on_drift` must be 'report' or 'research', but got {on_drift!r}.")
     import torch
 
     from nas._results import load
@@ -190,7 +198,51 @@ def monitor(result: Any, stream: str | Path | tuple[np.ndarray, np.ndarray | Non
     report.write(folder, (folder.parent / "tb" / "monitor") if tensorboard else None)
     say(report.advice)
     say(f"monitor: written to {folder}/report.md")
+    fired = [report.first_alarm(n) for n in ERROR_DETECTORS if report.first_alarm(n) is not None]
+    if on_drift == "research" and fired:
+        since = min(p for p in fired if p is not None)
+        keep = labelled[labelled >= since]
+        report.research_run = research_run(result, x_raw[keep], y[keep], research, say=say)  # type: ignore[index]
+    elif on_drift == "research":
+        say("monitor: on_drift=research, but no error-stream detector fired: no new search.")
     return report
+
+
+def research_run(result: Any, x: np.ndarray, y: np.ndarray, overrides: Sequence[str] = (), *,
+                 say: Callable[[str], None] = print) -> str:
+    """A new search on ``(x, y)`` (raw inputs and labels of the stream since the drift), in a new run directory
+    beside the parent's (``<run>-research``, ``-research-2``, ...), with the parent's config, this data as an npz
+    dataset (70 % train, 30 % test, stratified) and ``warm_start`` from the parent: its top three architectures
+    first, from their trained weights. The new run's config names its parent (``warm_start.run``)."""
+    from omegaconf import OmegaConf
+    from sklearn.model_selection import train_test_split
+
+    from nas._api import run_from_config
+
+    classes, counts = np.unique(y, return_counts=True)
+    if len(y) < 100 or len(classes) < 2:
+        raise ConfigError(f"on_drift=research needs at least 100 labelled examples of two classes or more since the drift, but the "
+                          f"stream has {len(y)} (classes {classes.tolist()}).")
+    parent = Path(result.run_dir)
+    target = parent.with_name(f"{parent.name}-research")
+    n = 2
+    while target.exists():
+        target, n = parent.with_name(f"{parent.name}-research-{n}"), n + 1
+    target.mkdir(parents=True)
+    stratify = y if counts.min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0, stratify=stratify)
+    data = target / "drifted.npz"
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    cfg = OmegaConf.load(parent / "config.yaml")
+    cfg.dataset = OmegaConf.create({"_target_": "nas.datasets.npz", "path": str(data), "val_fraction": 0.15, "split_seed": 0,
+                                    "standardize": True})
+    cfg.warm_start = OmegaConf.create({"run": str(parent), "top_k": 3, "inherit": True})
+    cfg.run_dir = str(target)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    say(f"monitor: drift: searching again on the {len(y)} labelled examples since it, in {target} (warm-started from {parent})")
+    run_from_config(cfg, target)  # type: ignore[arg-type]
+    return str(target)
 
 
 def _margin(proba: np.ndarray) -> np.ndarray:
