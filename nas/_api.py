@@ -297,6 +297,11 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
                   else instantiate(cfg.pruner, kind="pruner"))
     elif pruner is not None and strategy.objectives:
         check_pareto_pruner(pruner)
+    plan = getattr(pruner, "plan", None)  # a pruner that can say what it will do with this epoch budget (lce)
+    if callable(plan):
+        epochs = (cfg.get("estimator") or {}).get("epochs")
+        note = plan(epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None)
+        pruner_notes += [note] if note else []
     run_dir = Path(run_dir)
     space_cfg = OmegaConf.to_container(cfg.space, resolve=True) if objects.get("space") is None else None
     weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None

@@ -222,7 +222,7 @@ def test_the_pruner_infers_the_horizon_and_checks_every_interval():
 def test_pruner_settings_are_checked():
     with pytest.raises(ConfigError, match=r"`0 < threshold < 1` must hold \(a probability\), but got threshold=1.5."):
         LearningCurvePruner(threshold=1.5)
-    with pytest.raises(ConfigError, match="`min_points >= 3` must hold"):
+    with pytest.raises(ConfigError, match="`min_points` must be .auto. or an integer >= 3"):
         LearningCurvePruner(min_points=2)
     with pytest.raises(ConfigError, match="Unknown calibration feature 'levle'. Did you mean 'level'"):
         LearningCurvePruner(calibration=["levle"])
@@ -261,3 +261,23 @@ def test_one_pruner_serves_several_studies_without_mixing_them():
     second = run_study([30.0, 34.0, 32.0, 40.0], pruner, offset=100.0)
     assert [t.state.name for t in second.trials] == ["COMPLETE"] * 4
     assert pruner.checks[3].best == 134.0 and pruner.checks[3].mean > 134.0
+
+
+def test_min_points_auto_adapts_to_a_short_epoch_budget_and_says_when_the_pruner_cannot_act(tmp_path):
+    """At its defaults the pruner used to fit on 5 epochs, so with estimator.epochs=5 its first check fell on the last
+    epoch and it never pruned; auto takes half a short budget (at least 3)."""
+    pruner = LearningCurvePruner()
+    assert [pruner.points_needed(h) for h in (3, 4, 5, 8, 10, 200)] == [3, 3, 3, 4, 5, 5]
+    assert pruner.plan(5) == "pruner 'lce': min_points=auto -> 3 for 5 epochs: checks after epochs 3, 4, once 3 trials have completed"
+    assert pruner.plan(3).startswith("WARNING pruner 'lce' cannot act with 3 epochs")
+    said = []
+
+    class Listen(nas.Callback):
+        def on_message(self, text):
+            said.append(text)
+
+    result = nas.search(space="macro_chain", trials=10, epochs=5, pruner="lce", out_dir=tmp_path / "run", progress=False,
+                        tensorboard=False, seed=0, callbacks=[Listen()])
+    assert any(t.state == "pruned" for t in result.trials)  # 6 of 10 pruned after epoch 3 or 4 (seed 0)
+    assert all(len(t.curve) in (3, 4) for t in result.trials if t.state == "pruned")
+    assert "pruner 'lce': min_points=auto -> 3 for 5 epochs: checks after epochs 3, 4, once 3 trials have completed" in said

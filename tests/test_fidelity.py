@@ -192,3 +192,47 @@ def test_fidelity_check_app_writes_markdown_json_and_tensorboard(tmp_path):
     assert set(saved["scores"]) == {"full", "one", "narrow"} and all(len(v) == 4 for v in saved["scores"].values())
     assert (tmp_path / "fidelity_check.md").read_text().startswith("# Fidelity check")
     assert {p.name for p in (tmp_path / "tb").iterdir()} == {"full", "one", "narrow"}
+
+
+def test_no_fidelity_is_recommended_from_too_few_architectures():
+    """Three architectures once "recommended" a fidelity on the interval 1.000 [1.00, 1.00]: bootstrap resamples of
+    so few points are repeats and ties, and the interval says nothing."""
+    report = report_with({"cheap": (list(range(10)), 1.0)})
+    assert report.compared == 10 and report.recommended == "cheap"
+    few = FidelityReport(reference="full", threshold=0.6, architectures=[], scores={"full": [1.0, 2.0, 3.0], "cheap": [1.0, 2.0, 3.0]},
+                         seconds={"full": [10.0] * 3, "cheap": [1.0] * 3}, settings={"full": {}, "cheap": {}})
+    few.agreement = {n: rank_agreement(s, few.scores["full"], bootstrap=100) for n, s in few.scores.items()}
+    assert few.agreement["cheap"].tau_interval == pytest.approx((1.0, 1.0)) and few.recommended is None
+    assert few.verdict() == ("No recommendation: 3 architectures compared, and an interval of Kendall tau cannot be estimated "
+                             "from fewer than 10; run with samples >= 10.")
+
+
+def test_each_architecture_done_leaves_the_report_so_far(digits_splits):
+    partial = []
+    report = check_fidelities(space="macro_chain", dataset=digits_splits, samples=3, reference="a", bootstrap=50,
+                              fidelities={"a": {"epochs": 1}, "b": {"epochs": 1, "data_fraction": 0.5}},
+                              estimator={"_target_": "nas.TrainingEstimator", "threads": 1, "batch_size": 128},
+                              on_architecture=partial.append)
+    assert [len(p.architectures) for p in partial] == [1, 2] and len(report.architectures) == 3
+    assert partial[1].scores["a"] == report.scores["a"][:2]
+
+
+@pytest.mark.slow
+def test_the_fidelity_check_app_takes_dataset_overrides_as_nas_search_does(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    np.savez(tmp_path / "mine.npz", x_train=data.images[:1200], y_train=data.target[:1200], x_test=data.images[1200:],
+             y_test=data.target[1200:])
+    app = Path(__file__).resolve().parents[1] / "experiments" / "fidelity_check.py"
+    done = subprocess.run([sys.executable, str(app), "dataset=npz", f"dataset.path={tmp_path / 'mine.npz'}", "samples=3",
+                           "bootstrap=20", "estimator.epochs=1", "threads=1", "~fidelities", "+fidelities={full:{},half:{data_fraction:0.5}}",
+                           f"hydra.run.dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "of `macro_chain` on `mine`" in done.stdout and "No recommendation: 3 architectures compared" in done.stdout
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["final"] is True and saved["config"]["dataset"]["path"] == str(tmp_path / "mine.npz")

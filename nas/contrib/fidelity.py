@@ -75,6 +75,12 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return (float(low), float(high))
 
 
+#: Below this many architectures compared (both scores finite) a bootstrap interval of Kendall tau cannot be
+#: estimated (resamples of 3 to 9 points are mostly ties or repeats: 3 architectures gave "1.000 [1.00, 1.00]"),
+#: so nothing is recommended.
+MIN_ARCHITECTURES = 10
+
+
 @dataclass
 class FidelityReport:
     """Scores of every architecture at every fidelity, their cost, and the verdict."""
@@ -94,9 +100,17 @@ class FidelityReport:
         return {name: float(np.nanmean(s)) if len(s) else math.nan for name, s in self.seconds.items()}
 
     @property
+    def compared(self) -> int:
+        """The fewest architectures any fidelity was compared with the reference on (both scores finite)."""
+        return min((ag.pairs for ag in self.agreement.values()), default=0)
+
+    @property
     def recommended(self) -> str | None:
         """The cheapest fidelity whose Kendall tau (its interval's lower end if ``conservative``) clears
-        the threshold; the reference itself qualifies, so ``None`` only when nothing was measured."""
+        the threshold; the reference itself qualifies. ``None`` when nothing was measured, or when fewer than
+        :data:`MIN_ARCHITECTURES` were compared (no interval to judge by)."""
+        if self.compared < MIN_ARCHITECTURES:
+            return None
         cost = self.cost
         passing = [name for name in self.scores if name == self.reference or self._clears(name)]
         return min(passing, key=lambda n: cost[n]) if passing else None
@@ -125,6 +139,9 @@ class FidelityReport:
     def verdict(self) -> str:
         best = self.recommended
         what = "the lower end of its 95% interval of Kendall tau" if self.conservative else "Kendall tau"
+        if 0 < self.compared < MIN_ARCHITECTURES:
+            return (f"No recommendation: {self.compared} architectures compared, and an interval of Kendall tau cannot be "
+                    f"estimated from fewer than {MIN_ARCHITECTURES}; run with samples >= {MIN_ARCHITECTURES}.")
         if best is None:
             return "No fidelity could be compared (every training failed)."
         if best == self.reference:
@@ -160,12 +177,15 @@ def check_fidelities(
     bootstrap: int = 1000,
     seed: int | None = 0,
     on_result: Callable[[str, int, Architecture, float, float], None] | None = None,
+    on_architecture: Callable[[FidelityReport], None] | None = None,
 ) -> FidelityReport:
     """Train ``samples`` architectures of ``space`` at every fidelity and compare rankings with ``reference``.
 
     ``fidelities`` maps a name to training-estimator settings that differ from ``estimator`` (the base
     settings, default ``configs/estimator/train.yaml``), e.g. ``{"epochs": 3}`` or ``{"data_fraction": 0.25}``.
-    ``on_result(fidelity, index, arch, score, seconds)`` is called after each training (progress, logging).
+    ``on_result(fidelity, index, arch, score, seconds)`` is called after each training (progress, logging);
+    ``on_architecture(report)`` after each architecture has trained at every fidelity, with the report of those
+    so far (its intervals from 200 resamples), so that an interrupted check leaves what it measured.
     """
     from nas._config import compose, get_space, instantiate
     from nas.datasets import as_splits
@@ -208,7 +228,16 @@ def check_fidelities(
             seconds[name].append(spent)
             if on_result is not None:
                 on_result(name, index, arch, score, spent)
-    report = FidelityReport(reference=reference, threshold=threshold, architectures=archs, scores=scores, seconds=seconds,
+        if on_architecture is not None and index + 1 < len(archs):
+            on_architecture(_report(archs[:index + 1], scores, seconds, fidelities, reference, threshold, conservative, 200, seed))
+    return _report(archs, scores, seconds, fidelities, reference, threshold, conservative, bootstrap, seed)
+
+
+def _report(archs: list[Architecture], scores: dict[str, list[float]], seconds: dict[str, list[float]],
+            fidelities: Mapping[str, Mapping[str, Any]], reference: str, threshold: float, conservative: bool, bootstrap: int,
+            seed: int | None) -> FidelityReport:
+    report = FidelityReport(reference=reference, threshold=threshold, architectures=list(archs),
+                            scores={k: list(v) for k, v in scores.items()}, seconds={k: list(v) for k, v in seconds.items()},
                             settings={k: dict(v) for k, v in fidelities.items()}, conservative=conservative)
     report.agreement = {name: rank_agreement(scores[name], scores[reference], bootstrap=bootstrap, seed=seed) for name in fidelities}
     return report

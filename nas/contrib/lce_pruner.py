@@ -62,15 +62,16 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
         nas.search(space="cell_nb201", strategy="evolution", estimator=..., pruner=pruner)
     """
 
-    def __init__(self, *, threshold: float = 0.05, horizon: int | None = None, min_points: int = 5, interval: int = 1,
+    def __init__(self, *, threshold: float = 0.05, horizon: int | None = None, min_points: int | str = "auto", interval: int = 1,
                  warmup_trials: int = 3, margin: float = 0.0, calibration: Sequence[str] | None = ("level",), max_reference: int = 20,
                  predictor: CurvePredictor | None = None, seed: int | None = None) -> None:
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"pruner 'lce': `0 < threshold < 1` must hold (a probability), but got threshold={threshold!r}.")
         if horizon is not None and not (isinstance(horizon, int) and horizon >= 2):
             raise ConfigError(f"pruner 'lce': `horizon >= 2` must hold (steps of a full trial) or be null, but got horizon={horizon!r}.")
-        if not (isinstance(min_points, int) and min_points >= 3):
-            raise ConfigError(f"pruner 'lce': `min_points >= 3` must hold (a curve needs 3 points to fit), but got min_points={min_points!r}.")
+        if min_points != "auto" and not (isinstance(min_points, int) and not isinstance(min_points, bool) and min_points >= 3):
+            raise ConfigError(f"pruner 'lce': `min_points` must be 'auto' or an integer >= 3 (a curve needs 3 points to fit), but got "
+                              f"min_points={min_points!r}.")
         if not (isinstance(interval, int) and interval >= 1):
             raise ConfigError(f"pruner 'lce': `interval >= 1` must hold, but got interval={interval!r}.")
         if not (isinstance(warmup_trials, int) and warmup_trials >= 1):
@@ -95,18 +96,43 @@ class LearningCurvePruner(optuna.pruners.BasePruner):
         self._calibrations: dict[tuple[Any, ...], Calibration | None] = {}
         self._curves: dict[tuple[Any, ...], tuple[list[int], list[float]]] = {}
 
+    def points_needed(self, horizon: int) -> int:
+        """``min_points`` for a trial of ``horizon`` epochs: as set, or with ``"auto"`` 5 for 10 epochs and more,
+        else half the horizon (at least 3), so that a short budget still leaves checks before its last epoch."""
+        if self.min_points != "auto":
+            return int(self.min_points)
+        return min(5, max(3, horizon // 2))
+
+    def plan(self, epochs: int | None) -> str | None:
+        """What the pruner will do with trials of ``epochs`` epochs (said when a search starts), or ``None``."""
+        horizon = self.horizon or epochs
+        if horizon is None:
+            return None
+        needed = self.points_needed(horizon)
+        checks = list(range(needed, horizon, self.interval))
+        if not checks:
+            return (f"WARNING pruner 'lce' cannot act with {horizon} epochs: it fits a curve on {needed} epochs at least "
+                    f"(min_points) and stops a trial only before its last epoch, so it will stop nothing; use more epochs, "
+                    f"or pruner=successive_halving or median.")
+        shown = ", ".join(map(str, checks[:6])) + (", ..." if len(checks) > 6 else "")
+        return (f"pruner 'lce': min_points={'auto -> ' if self.min_points == 'auto' else ''}{needed} for {horizon} epochs: "
+                f"checks after epochs {shown}, once {self.warmup_trials} trials have completed")
+
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         values = trial.intermediate_values
-        if len(values) < self.min_points or (len(values) - self.min_points) % self.interval:
+        if len(values) < 3:
             return False
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if len(complete) < self.warmup_trials:
             return False
-        maximize = study.direction == StudyDirection.MAXIMIZE
-        predictor = self._predictor(maximize)
         steps = sorted(values)
         horizon = self.horizon if self.horizon is not None else max((max(t.intermediate_values) for t in complete if t.intermediate_values),
                                                                     default=steps[-1]) + 1
+        needed = self.points_needed(horizon)
+        if len(values) < needed or (len(values) - needed) % self.interval:
+            return False
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        predictor = self._predictor(maximize)
         if steps[-1] + 1 >= horizon:
             return False  # the last step: nothing left to save
         finals = [float(t.value) for t in complete if t.value is not None]  # complete trials of a single-objective study have one
