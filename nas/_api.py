@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.samplers import BaseSampler
 
 from nas.core.architecture import Architecture
+from nas._final import check_final, retrain_top
 from nas._config import as_dict, compose, get_space, instantiate, space_from_config, target_of
 from nas.core.errors import ConfigError
 from nas.core.fronts import reference_from
@@ -255,6 +256,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
     (:func:`run_worker`: its lines tagged ``index``), ``replaces`` the dead worker (``host:pid``) it replaces.
     """
     count = worker_count(cfg)
+    check_final(cfg)
     keep_models = cfg.get("keep_models", 3)
     if isinstance(keep_models, bool) or not isinstance(keep_models, int) or keep_models < 0:
         raise ConfigError(f"`keep_models` must be an integer >= 0 (the best trials whose trained networks are kept under top/<n>/, "
@@ -363,6 +365,8 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         loop.say(f"nas: prepared {run_dir} (study '{store.study_name}' in {template}); attach workers with: nas-worker {run_dir}")
     elif not coordinating:
         loop.run()
+        if not attached:
+            retrain_top(cfg, space, run_dir, store.history(), loop.say, given=sorted(set(objects) & {"estimator", "dataset"}))
     else:
         pool = LocalWorkers(run_dir, count, say=loop.say)
         pool.start()
@@ -375,6 +379,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         summary = [ProgressCallback(enabled=progress.enabled), *summary]
         summarise(loop, summary + ([TensorBoardCallback(run_dir / "tb")] if cfg.get("tensorboard", True) else []))
         loop.close()
+        retrain_top(cfg, space, run_dir, store.history(), loop.say)  # once the workers are done, in this process
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
 

@@ -95,6 +95,9 @@ class SearchResult:
         preprocessing was saved has no ``best/preprocessing.json``: it loads with identity
         preprocessing, so its model also expects preprocessed inputs, as it always did.
 
+        With a final phase (``final.retrain_top_k``) it is the retrained winner (``final/best/``), retrained at full
+        fidelity; :attr:`final` has each retrained trial's scores.
+
         ``trial=n`` is trial ``n`` instead: one of the best ``keep_models`` trials (kept under ``top/<n>/``) or of
         the Pareto front (a search with several objectives keeps each front member's under ``front/<n>/``); any
         other trial, or one of another run directory, is refused.
@@ -105,11 +108,14 @@ class SearchResult:
         import torch
 
         folder = self.weights_folder(trial)
+        retrained = self.run_dir is not None and trial is None and (Path(self.run_dir) / "final" / "best" / "weights.pt").exists()
+        if retrained:  # the final phase's winner, retrained at full fidelity (nas/_final.py)
+            folder = Path(self.run_dir) / "final" / "best"  # type: ignore[arg-type]
         if self.run_dir is None or not (folder / "weights.pt").exists():
             raise FileNotFoundError(f"No trained weights under {folder}/weights.pt: no trial has completed yet.")
         saved = json.loads((folder / "arch.json").read_text())
         best = self.best
-        if trial is None and best is not None and saved.get("trial") != best.number:
+        if trial is None and not retrained and best is not None and saved.get("trial") != best.number:
             raise FileNotFoundError(
                 f"The study's best trial is #{best.number} ({best.value:.4f}, worker {best.worker}), but {self.run_dir}/{BEST_DIR} holds "
                 f"trial #{saved.get('trial')} ({saved.get('score')}): the best trial ran in another run directory sharing this study. "
@@ -124,6 +130,12 @@ class SearchResult:
 
         steps = load_preprocessing(folder).module()
         return torch.nn.Sequential(OrderedDict(preprocess=steps, net=model)).eval()
+
+    @property
+    def final(self) -> list[dict[str, Any]]:
+        """The final phase's rows (trial, search score, full-fidelity score, test accuracy, seconds), or ``[]``."""
+        file = Path(self.run_dir) / "final" / "results.json" if self.run_dir is not None else None
+        return list(json.loads(file.read_text())["trials"]) if file is not None and file.is_file() else []
 
     def weights_folder(self, trial: int | None) -> Path:
         """Where trial ``trial``'s weights are kept (``best/`` for ``None`` or the best trial, else ``top/<n>/`` or

@@ -335,3 +335,35 @@ def test_genetic_generation_names_the_attribute_optunas_genetic_samplers_write(s
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=made)
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=7)
     assert [t.system_attrs[key] for t in study.trials] == [0, 0, 0, 1, 1, 1, 2]
+
+
+class _DeadConnection:
+    """A lock's connection to a server that went away: every call fails as psycopg2 fails through SQLAlchemy."""
+
+    def __init__(self, close_error=None):
+        from sqlalchemy import exc
+
+        self.dead = exc.OperationalError("SELECT pg_advisory_unlock(:key)", {}, Exception("server closed the connection unexpectedly"))
+        self.close_error, self.invalidated = close_error or self.dead, False
+
+    def execute(self, statement, params):
+        raise self.dead
+
+    def close(self):
+        raise self.close_error
+
+    def invalidate(self):
+        self.invalidated = True
+
+
+def test_giving_a_lock_back_to_a_server_that_went_away_is_no_failure():
+    """CI once failed test_a_database_that_goes_away_mid_search_is_retried_and_no_result_is_wrong here: the server
+    stopped while a worker held the budget lock, the release was forgiven, but closing the connection (a rollback)
+    raised and ended the search. The server dropped the lock with the connection: both are forgiven now."""
+    from nas.store.optuna_store import release_lock
+
+    dead = _DeadConnection()
+    release_lock(dead, "SELECT pg_advisory_unlock(:key)", {"key": 1})
+    assert dead.invalidated
+    with pytest.raises(ValueError, match="not a connection error"):
+        release_lock(_DeadConnection(close_error=ValueError("not a connection error")), "SELECT 1", {})

@@ -136,6 +136,25 @@ def transient(exc: BaseException) -> bool:
                             or (isinstance(e, sa.DBAPIError) and e.connection_invalidated) for e in _chain(exc))
 
 
+def release_lock(connection: Any, statement: Any, params: Mapping[str, Any]) -> None:
+    """Give a server lock back on its own connection, and close that. A server that went away dropped the lock
+    with the connection, so its errors are no failure here: neither the release's nor the close's (closing rolls
+    back, which a dead connection cannot; it is invalidated instead). Any other error is raised."""
+    try:
+        connection.execute(statement, params)
+    except Exception as exc:
+        if not transient(exc):
+            raise
+    finally:
+        try:
+            connection.close()
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+
+
 def retried(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a store method again, with backoff, while its database is unreachable (:func:`transient`),
     saying so through the store's ``notify``; after the store's ``patience`` seconds the error is raised.
@@ -639,13 +658,7 @@ class OptunaStore(TrialStore):
             try:
                 yield
             finally:
-                try:
-                    connection.execute(text(give), {"key": key, "name": f"nas:{key}"})
-                except Exception as exc:  # the server went away: it dropped the lock with the connection
-                    if not transient(exc):
-                        raise
-                finally:
-                    connection.close()
+                release_lock(connection, text(give), {"key": key, "name": f"nas:{key}"})
         elif self.lock_file is not None:
             with file_lock(self.lock_file):
                 yield
