@@ -38,12 +38,10 @@ def error_table(correct: np.ndarray, tags: Mapping[str, np.ndarray], *, human_le
 
 def feature_quartiles(x: np.ndarray, features: list[int]) -> dict[str, np.ndarray]:
     """Each declared feature (index into the flattened input) as quartile tags."""
+    from nas.model_audit.slices import quartiles
+
     flat = x.reshape(len(x), -1)
-    out = {}
-    for f in features:
-        edges = np.quantile(flat[:, f], [0.25, 0.5, 0.75])
-        out[f"feature {f}"] = np.array(["q1 (lowest)", "q2", "q3", "q4 (highest)"])[np.searchsorted(edges, flat[:, f], side="right")]
-    return out
+    return {f"feature {f}": quartiles(flat[:, f]) for f in features}
 
 
 def autocorrelation(correct: np.ndarray, *, lags: int = 10) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def classification(y: np.ndarray, proba: np.ndarray, num_classes: int, *, resamp
         lo, hi = np.nanpercentile(spread, [2.5, 97.5], axis=0)
         averages[average] = {"precision": value[0], "recall": value[1], "f1": value[2], "f1_interval": [lo[2], hi[2]]}
     accuracy, a_low, a_high = accuracy_interval(pred == y, resamples=resamples, seed=seed)
-    return {"accuracy": accuracy, "accuracy_interval": [a_low, a_high], "classes": _floats(classes), "averages": _floats(averages),
+    return {"accuracy": accuracy, "accuracy_interval": [a_low, a_high], "classes": plain(classes), "averages": plain(averages),
             "confusion": confusion_matrix(y, pred, labels=labels).tolist(), "rare_classes": [c["class"] for c in classes if c["rare"]]}
 
 
@@ -118,12 +118,14 @@ def calibration(y: np.ndarray, proba: np.ndarray, *, bins: int = 15) -> dict[str
     return {"ece": float(ece), "bins": rows}
 
 
-def _floats(value: Any) -> Any:
-    """numpy scalars as Python floats, recursively (what json writes)."""
+def plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python numbers and lists, recursively, keys as strings (what json writes)."""
     if isinstance(value, dict):
-        return {k: _floats(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_floats(v) for v in value]
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     return value

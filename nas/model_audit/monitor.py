@@ -198,9 +198,9 @@ def monitor(result: Any, stream: str | Path | tuple[np.ndarray, np.ndarray | Non
     report.write(folder, (folder.parent / "tb" / "monitor") if tensorboard else None)
     say(report.advice)
     say(f"monitor: written to {folder}/report.md")
-    fired = [report.first_alarm(n) for n in ERROR_DETECTORS if report.first_alarm(n) is not None]
+    fired = [p for p in (report.first_alarm(n) for n in ERROR_DETECTORS) if p is not None]
     if on_drift == "research" and fired:
-        since = min(p for p in fired if p is not None)
+        since = min(fired)
         keep = labelled[labelled >= since]
         report.research_run = research_run(result, x_raw[keep], y[keep], research, say=say)  # type: ignore[index]
     elif on_drift == "research":

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from nas.engine.drawing import plot_image
+from nas.model_audit.metrics import plain
 
 __all__ = ["AuditReport"]
 
@@ -82,7 +83,7 @@ class AuditReport:
 
     def to_dict(self) -> dict[str, Any]:
         settings = asdict(self.settings) if self.settings is not None else {}
-        return _plain({"run_dir": self.run_dir, "dataset": self.dataset, "split": self.split, "examples": self.examples,
+        return plain({"run_dir": self.run_dir, "dataset": self.dataset, "split": self.split, "examples": self.examples,
                        "settings": settings, "human_level": self.human_level, "notes": self.notes, "seconds": self.seconds,
                        "gaps": self.gaps(), "models": self.models})
 
@@ -332,15 +333,3 @@ def _num(value: Any, fmt: str = ",") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return format(value, fmt)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -19,7 +19,7 @@ import numpy as np
 from nas.model_audit.metrics import accuracy_interval
 from nas.core.errors import ConfigError
 
-__all__ = ["check_groups", "crossed", "derived_slices", "fairness", "slice_table"]
+__all__ = ["check_groups", "crossed", "derived_slices", "fairness", "quartiles", "slice_table"]
 
 #: Slice values with fewer examples are listed but not ranked among the worst (their accuracy is noise).
 MIN_SLICE = 10
@@ -45,8 +45,8 @@ def derived_slices(x: np.ndarray, y: np.ndarray, proba: np.ndarray) -> dict[str,
     flat = x.reshape(len(x), -1)
     image = x.ndim == 4
     statistic = flat.mean(axis=1) if image else (flat ** 2).mean(axis=1)
-    return {"true class": y, "confidence": _quartiles(proba.max(axis=1)),
-            ("brightness" if image else "energy"): _quartiles(statistic)}
+    return {"true class": y, "confidence": quartiles(proba.max(axis=1)),
+            ("brightness" if image else "energy"): quartiles(statistic)}
 
 
 def crossed(user: Mapping[str, np.ndarray], y: np.ndarray) -> dict[str, np.ndarray]:
@@ -55,7 +55,8 @@ def crossed(user: Mapping[str, np.ndarray], y: np.ndarray) -> dict[str, np.ndarr
     return {f"{name} x true class": np.array([f"{v} / {c}" for v, c in zip(values, y)]) for name, values in user.items()}
 
 
-def _quartiles(values: np.ndarray) -> np.ndarray:
+def quartiles(values: np.ndarray) -> np.ndarray:
+    """Each value's quartile of ``values``, as a tag (``q1 (lowest)`` .. ``q4 (highest)``)."""
     edges = np.quantile(values, [0.25, 0.5, 0.75])
     index = np.searchsorted(edges, values, side="right")
     names = np.array(["q1 (lowest)", "q2", "q3", "q4 (highest)"])
