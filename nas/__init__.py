@@ -29,7 +29,7 @@ from nas.estimators.zero_cost import ZeroCostEstimator
 
 __all__ = [
     "Architecture", "Callback", "Candidate", "Categorical", "Child", "ConfigError", "DataSplits", "Estimator", "Evaluation", "Float",
-    "Inheritance", "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "Morph", "NASError", "Preprocessing", "Proposal", "SamplerStrategy",
+    "Inheritance", "Integer", "Inherited", "InvalidSampleError", "LearningCurvePruner", "LearningCurveScheduler", "Morph", "NASError", "Preprocessing", "Proposal", "SamplerStrategy",
     "SearchResult", "SearchSpace", "Searcher", "Strategy", "StrategySampler", "TableEstimator", "TrainingEstimator", "TrialFailed",
     "TrialRecord", "TrialState", "ZeroCostEstimator", "audit", "available", "monitor", "get_space", "load", "run_from_config", "search",
 ]
@@ -51,9 +51,14 @@ def monitor(result: object, stream: object, **settings: object) -> object:
 
 
 def __getattr__(name: str) -> object:
-    """``nas.LearningCurvePruner`` lives in :mod:`nas.contrib`, which ``import nas`` does not load."""
+    """``nas.LearningCurvePruner`` and ``nas.LearningCurveScheduler`` (``pruner=lce``) live in :mod:`nas.contrib`, which
+    ``import nas`` does not load."""
     if name == "LearningCurvePruner":
         from nas.contrib.lce_pruner import LearningCurvePruner
 
         return LearningCurvePruner
+    if name == "LearningCurveScheduler":
+        from nas.contrib.lce_scheduler import LearningCurveScheduler
+
+        return LearningCurveScheduler
     raise AttributeError(f"module 'nas' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.samplers import BaseSampler
 
 from nas.core.architecture import Architecture
-from nas._final import check_final, retrain_top
+from nas._final import auto_retrain_top_k, check_final, retrain_top
 from nas._config import as_dict, compose, get_space, instantiate, space_from_config, target_of
 from nas.core.errors import ConfigError
 from nas.core.fronts import reference_from
@@ -304,6 +304,8 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         epochs = (cfg.get("estimator") or {}).get("epochs")
         note = plan(epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None)
         pruner_notes += [note] if note else []
+    final_note = auto_retrain_top_k(cfg, pruner, (cfg.get("estimator") or {}).get("epochs"))
+    pruner_notes += [final_note] if final_note else []
     run_dir = Path(run_dir)
     space_cfg = OmegaConf.to_container(cfg.space, resolve=True) if objects.get("space") is None else None
     weights_cfg = as_dict(cfg.weights, kind="weights") if cfg.get("weights") is not None else None
@@ -379,7 +381,7 @@ def run_from_config(cfg: DictConfig, run_dir: str | Path, *, pruner: optuna.prun
         summary = [ProgressCallback(enabled=progress.enabled), *summary]
         summarise(loop, summary + ([TensorBoardCallback(run_dir / "tb")] if cfg.get("tensorboard", True) else []))
         loop.close()
-        retrain_top(cfg, space, run_dir, store.history(), loop.say)  # once the workers are done, in this process
+        retrain_top(cfg, space, run_dir, store.history(), loop.say, workers=count)  # once the workers are done, on as many processes
     return SearchResult(store=store, space=space, run_dir=run_dir, input_shape=tuple(estimator.input_shape),
                         num_classes=estimator.num_classes, meta=json.loads((run_dir / RUN_FILE).read_text()))
 

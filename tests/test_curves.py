@@ -245,11 +245,11 @@ def test_the_pruner_in_a_search_with_the_project_runner(tmp_path):
     assert result.trials[3].metrics["epochs"] == 5 and result.trials[3].cost == pytest.approx(5.0)
 
 
-def test_the_pruner_config_builds_the_pruner():
-    node = compose(["pruner=lce"]).pruner
-    assert node._target_ == "nas.contrib.lce_pruner.LearningCurvePruner"
-    pruner = instantiate(node, kind="pruner")
-    assert isinstance(pruner, LearningCurvePruner) and pruner.threshold == 0.05 and pruner.calibration == ("level",)
+def test_the_lce_config_builds_the_scheduler():
+    from nas.contrib.lce_scheduler import LearningCurveScheduler
+
+    pruner = instantiate(compose(["pruner=lce"]).pruner, kind="pruner")
+    assert isinstance(pruner, LearningCurveScheduler) and pruner.reduction_factor == 2 and pruner.accept_at == "auto"
 
 
 def test_one_pruner_serves_several_studies_without_mixing_them():
@@ -276,7 +276,7 @@ def test_min_points_auto_adapts_to_a_short_epoch_budget_and_says_when_the_pruner
         def on_message(self, text):
             said.append(text)
 
-    result = nas.search(space="macro_chain", trials=10, epochs=5, pruner="lce", out_dir=tmp_path / "run", progress=False,
+    result = nas.search(space="macro_chain", trials=10, epochs=5, pruner=LearningCurvePruner(), out_dir=tmp_path / "run", progress=False,
                         tensorboard=False, seed=0, callbacks=[Listen()])
     assert sum(t.state == "pruned" for t in result.trials) == 6  # 6 of 10 pruned after epoch 3 or 4 (seed 0), as the README says
     assert all(len(t.curve) in (3, 4) for t in result.trials if t.state == "pruned")

@@ -90,6 +90,7 @@ class TrialReporter:
     def __init__(self, loop: SearchLoop, trial: RunningTrial) -> None:
         self.loop, self.trial = loop, trial
         self._deadline_hit = False
+        self._accepted: float | None = None
         self._steps: list[int] = []
         self._save_failed = False
         self._costs: dict[str, float] = {}
@@ -100,6 +101,7 @@ class TrialReporter:
         self.loop.callbacks.on_report(self.trial, step, float(value), scalars)
         vector = self._vector(float(value), scalars) if self.loop.store.prunes else None  # only a pruner reads it
         if self.loop.store.report(self.trial, step, float(value), vector=vector):
+            self._accepted = self.loop.store.accepted(self.trial)
             return True
         if self.loop.deadline is not None and time.perf_counter() >= self.loop.deadline:
             self._deadline_hit = True
@@ -108,6 +110,10 @@ class TrialReporter:
 
     def deadline_passed(self) -> bool:
         return self._deadline_hit
+
+    def accepted(self) -> float | None:
+        """The value the pruner accepted the trial with when it said stop (``pruner=lce``), else ``None``."""
+        return self._accepted
 
     def measured(self, costs: Mapping[str, float]) -> None:
         """The costs measured before training (a screened estimator says them): part of every objective vector."""
@@ -433,6 +439,9 @@ class SearchLoop:
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
                                        reason=f"{type(exc).__name__}: {exc}", note=note)
         value = float(evaluation.score)
+        if report.accepted() is not None:  # stopped early and accepted: the pruner's value is its score (module lce_scheduler)
+            value = float(report.accepted())  # type: ignore[arg-type]
+            evaluation.metrics.update(accepted_at_epoch=len(trial.curve), accepted_value=value)
         if not math.isfinite(value):
             return evaluation, self._outcome(trial, TrialState.FAILED, None, evaluation.metrics, start, reason=f"score is {value}",
                                              inheritance=evaluation.inheritance, note=note)

@@ -16,9 +16,9 @@ from nas.core.records import Inheritance
 class Report(Protocol):
     """``report(step, value, **scalars) -> stop``: records ``value`` with the trial (so pruners work),
     logs ``scalars`` (e.g. ``train_loss``) for TensorBoard, and returns whether to stop: the pruner
-    says so, or the search's time budget is spent. In the second case :func:`deadline_passed`
-    is true, and an estimator that can should score the trial on what it has (as a time limit does)
-    instead of raising :func:`pruned`."""
+    says so, or the search's time budget is spent. When the budget is spent (:func:`deadline_passed`)
+    or the pruner accepted the trial (:func:`accepted`), :func:`score_now` is true and an estimator
+    that can should score the trial on what it has (as a time limit does) instead of raising :func:`pruned`."""
 
     def __call__(self, step: int, value: float, **scalars: float) -> bool: ...
 
@@ -27,6 +27,19 @@ def deadline_passed(report: Any) -> bool:
     """Whether ``report`` (a :data:`Report`) asked to stop because the search's time budget is spent."""
     check = getattr(report, "deadline_passed", None)
     return bool(check()) if callable(check) else False
+
+
+def accepted(report: Any) -> bool:
+    """Whether ``report`` asked to stop because the pruner *accepted* the trial (``pruner=lce``'s early
+    acceptance): the trial is complete on the epochs it ran, and the estimator scores it on them."""
+    check = getattr(report, "accepted", None)
+    return callable(check) and check() is not None
+
+
+def score_now(report: Any) -> bool:
+    """Whether a stop asked by ``report`` means "score the trial on what it has" (the search's time budget
+    is spent, or the pruner accepted it) rather than "pruned" (raise :func:`pruned`)."""
+    return deadline_passed(report) or accepted(report)
 
 
 def resume_state(report: Any) -> Any:

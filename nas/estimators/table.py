@@ -8,7 +8,7 @@ from typing import Any, Union
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, TrialFailed
-from nas.estimators.base import Estimator, Evaluation, Report, pruned
+from nas.estimators.base import Estimator, Evaluation, Report, accepted, pruned
 from nas.core.space import SearchSpace
 
 #: A table entry: a bare score, or a mapping with the score under ``metric`` and optionally
@@ -103,6 +103,8 @@ class TableEstimator(Estimator):
         for step, value in enumerate(curve):
             if report(step, value):
                 spent: dict[str, Any] = {"seconds": float(cost) * (step + 1) / len(curve)} if cost is not None else {}
+                if accepted(report):  # complete on the epochs it ran (the loop records the pruner's value)
+                    return Evaluation(score=value, metrics={**metrics, self.metric: value, "epochs": step + 1, **spent})
                 raise pruned(f"pruned after epoch {step + 1} of the table's curve at {value:.4f}", epochs=step + 1, **spent)
         if curve:
             metrics["epochs"] = len(curve)

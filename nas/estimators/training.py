@@ -15,7 +15,7 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, TrialFailed, unknown_name_message
-from nas.estimators.base import Estimator, Evaluation, ParentWeights, Report, deadline_passed, pruned, resume_state, save_state
+from nas.estimators.base import Estimator, Evaluation, ParentWeights, Report, deadline_passed, pruned, resume_state, save_state, score_now
 from nas.estimators.modes import restoring_modes
 from nas.core.space import SearchSpace
 from nas.core.records import Inheritance
@@ -344,8 +344,8 @@ class TrainingEstimator(Estimator):
             if self.test_curve:  # for TensorBoard only: the score is validation accuracy, never this
                 test_acc = curves["test_accuracy"] = self.accuracy(model, t["x_test"], t["y_test"])
             if report(epoch, val_acc, **curves):
-                if deadline_passed(report):  # the search's time budget is spent: scored on the epochs it had
-                    time_limited = epochs_run < epochs
+                if score_now(report):  # the time budget is spent, or the pruner accepted it: scored on the epochs it had
+                    time_limited = deadline_passed(report) and epochs_run < epochs
                     break
                 raise pruned(f"pruned after epoch {epochs_run} at validation accuracy {val_acc:.4f}", params=params, macs=macs,
                              seconds=time.perf_counter() - start, epochs=epochs_run, train_loss=train_loss, inheritance=inherited)

@@ -142,6 +142,11 @@ class TrialStore(ABC):
         pruner that ranks by non-dominated sorting reads); whether the pruner says stop. Default: no pruner."""
         return False
 
+    def accepted(self, trial: RunningTrial) -> float | None:
+        """After :meth:`report` said stop: the value the pruner accepted ``trial`` with (complete on the epochs
+        it ran: ``pruner=lce``'s early acceptance), or ``None`` (pruned). Default: no pruner accepts."""
+        return None
+
     #: Set when the workers of this study beat (:class:`Heartbeat`); ``None``: a single process.
     heartbeat: Heartbeat | None = None
 

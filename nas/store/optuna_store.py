@@ -438,6 +438,11 @@ class OptunaStore(TrialStore):
         # what Trial.should_prune hands the pruner: the study and the stored trial
         return bool(self.pruner.prune(self.study, self.storage.get_trial(trial.ref)))
 
+    def accepted(self, trial: RunningTrial) -> float | None:
+        check = getattr(self.pruner, "accepted", None)  # a pruner that can accept (nas.contrib.lce_scheduler)
+        value = check(trial.number) if callable(check) else None
+        return float(value) if isinstance(value, (int, float)) else None
+
     @retried
     def finish(self, trial: RunningTrial, outcome: Outcome) -> TrialRecord:
         bundle: dict[str, Any] = {"curve": list(outcome.curve), "metrics": dict(outcome.metrics)}
