@@ -131,3 +131,30 @@ def test_an_evolution_search_on_mnist1d_hands_over_the_retrained_winner(tmp_path
         predicted = result.best_model(preprocess=False)(splits.x_test).argmax(1)
     assert float((predicted == splits.y_test).float().mean()) == pytest.approx(winner["test_accuracy"], abs=1e-6)
     assert winner["test_accuracy"] > 0.3  # trained, not chance (0.1)
+
+
+@pytest.mark.slow
+def test_the_curve_generator_and_the_side_by_side_benchmark_run_end_to_end(tmp_path):
+    """experiments/make_curves.py writes the reusable CSV; experiments/lce_scheduler.py reads it (and the shipped set,
+    experiments/curves/macro_chain_mnist1d_40ep.csv) and writes the fronts, the target checks and the plot."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "c.csv"
+    subprocess.run([sys.executable, str(root / "experiments" / "make_curves.py"), "--dataset", "digits", "--trials", "3", "--epochs", "3",
+                    "--workers", "1", "--out", str(out)], check=True, capture_output=True, timeout=300)
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 3 and all(len(json.loads(r["val_accs"])) == 3 and 0 <= float(r["final"]) <= 1 for r in rows)
+    shipped = list(csv.DictReader((root / "experiments" / "curves" / "macro_chain_mnist1d_40ep.csv").open()))
+    assert len(shipped) >= 200 and {len(json.loads(r["val_accs"])) for r in shipped} == {40}
+    subprocess.run([sys.executable, str(root / "experiments" / "lce_scheduler.py"), "--curves",
+                    str(root / "experiments" / "curves" / "macro_chain_mnist1d_40ep.csv"), "--runs", "2", "--pool", "20",
+                    "--out", str(tmp_path / "fronts")], check=True, capture_output=True, timeout=300)
+    text = (tmp_path / "fronts" / "fronts.md").read_text()
+    assert "| baseline | our points it dominates |" in text and "At the regret successive halving reaches" in text
+    methods = {p["method"] for p in json.loads((tmp_path / "fronts" / "results.json").read_text())[0]["points"]}
+    assert {"ours (lce)", "median", "successive halving", "hyperband", "ASHA, 4 workers", "i-Epoch", "PASHA"} <= methods
+    assert (tmp_path / "fronts" / "fronts.png").stat().st_size > 10_000
