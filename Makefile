@@ -33,8 +33,11 @@ setup: $(STAMP)
 search: $(STAMP)
 	$(VENV)/bin/nas-search $(ARGS)
 
+# The whole suite: first what may share the two cores (two pytest processes), then, alone and one at a time, the
+# tests that start worker processes or servers or time them (the `serial` marker, tests/conftest.py).
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 -m "not serial" tests
+	$(PY) -m pytest -q -m serial tests
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests

@@ -50,3 +50,18 @@ def postgres_url(postgres_server):
     """The URL of the session server's own database (tests sharing it use their own study names;
     ``tests.postgres_server.fresh_database(server)`` gives a test a database of its own)."""
     return postgres_server.url
+
+
+#: Test files whose tests start worker processes, kill them, time heartbeats, measure memory or start database servers:
+#: `make test` runs them on their own, one at a time (`-m serial`), after the rest has run on two processes
+#: (`-n 2 -m "not serial"`), so no test of theirs shares the machine's two cores with another test.
+SERIAL_FILES = frozenset({
+    "test_chaos", "test_dashboard", "test_durability", "test_grpc", "test_heartbeat", "test_journal_file", "test_launchers",
+    "test_native_memory", "test_rdb_servers", "test_store", "test_strategies_workers", "test_workers",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.stem in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
