@@ -52,7 +52,8 @@ test-oldest: $(STAMP_OLDEST)
 	$(WITH_OLDEST) $(PY) -m pytest -q $(or $(ARGS),tests)
 
 test-oldest-optuna: $(STAMP_OLDEST)
-	$(WITH_OLDEST) $(PY) -m pytest -q -m "not slow" $(OPTUNA_TESTS)
+	$(WITH_OLDEST) $(PY) -m pytest -q -n 2 -m "not slow and not serial" $(OPTUNA_TESTS)
+	$(WITH_OLDEST) $(PY) -m pytest -q -m "not slow and serial" $(OPTUNA_TESTS)
 
 clean:
 	rm -rf $(VENV) $(OLDEST) .venv-oldest build *.egg-info
