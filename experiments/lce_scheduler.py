@@ -46,7 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
-Method = tuple[str, str, Callable[[np.ndarray, np.ndarray], tuple[int, int]]]
+#: (curves, the run's order of candidates, each curve's seconds per epoch) -> (epochs used, the chosen curve)
+Run = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[int, int]]
+Method = tuple[str, str, Run]
 
 
 # ---- curve sets -----------------------------------------------------------------------------------------------
@@ -79,14 +81,13 @@ def load_set(name: str) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 # ---- methods ---------------------------------------------------------------------------------------------------
-def optuna_method(make: Callable[[int], optuna.pruners.BasePruner], workers: int = 1,
-                  final_k: int = 1) -> Callable[[np.ndarray, np.ndarray], tuple[int, int]]:
+def optuna_method(make: Callable[[int], optuna.pruners.BasePruner], workers: int = 1, final_k: int = 1) -> Run:
     """A method that runs ``make(horizon)`` as the pruner of a real in-memory study, ``workers`` trials in flight,
     each epoch of a trial taking its architecture's epoch time (the reports of the workers interleave in time).
     The choice: the best trial by the value told; with ``final_k`` > 1 (``final.retrain_top_k``) the top
     ``final_k`` are each finished (an accepted one retrained from scratch) and the best by its final value chosen."""
 
-    def run(curves: np.ndarray, order: np.ndarray) -> tuple[int, int]:
+    def run(curves: np.ndarray, order: np.ndarray, seconds: np.ndarray) -> tuple[int, int]:
         horizon = curves.shape[1]
         pruner = make(horizon)
         study = optuna.create_study(study_name="simulated", direction="maximize", pruner=pruner,  # Hyperband's brackets hash the name
@@ -100,7 +101,7 @@ def optuna_method(make: Callable[[int], optuna.pruners.BasePruner], workers: int
             nonlocal serial
             index = queue.pop(0)
             serial += 1
-            heapq.heappush(flight, (now + EPOCH_SECONDS[index], serial, study.ask(), index, 0))
+            heapq.heappush(flight, (now + seconds[index], serial, study.ask(), index, 0))
 
         while queue and len(flight) < workers:
             start(0.0)
@@ -120,7 +121,7 @@ def optuna_method(make: Callable[[int], optuna.pruners.BasePruner], workers: int
                     value = float(accepted)
             else:
                 serial += 1
-                heapq.heappush(flight, (clock + EPOCH_SECONDS[index], serial, trial, index, epoch))
+                heapq.heappush(flight, (clock + seconds[index], serial, trial, index, epoch))
                 continue
             if value is not None:
                 study.tell(trial, value)
@@ -136,22 +137,19 @@ def optuna_method(make: Callable[[int], optuna.pruners.BasePruner], workers: int
     return run
 
 
-EPOCH_SECONDS: np.ndarray = np.ones(0)  # the set's per-architecture epoch times (set by run)
-
-
-def i_epoch(i: int) -> Callable[[np.ndarray, np.ndarray], tuple[int, int]]:
-    def run(curves: np.ndarray, order: np.ndarray) -> tuple[int, int]:
+def i_epoch(i: int) -> Run:
+    def run(curves: np.ndarray, order: np.ndarray, seconds: np.ndarray) -> tuple[int, int]:
         chosen = int(order[int(np.argmax(curves[order, i - 1]))])
         return len(order) * i + curves.shape[1] - i, chosen
 
     return run
 
 
-def pasha(eps: float, min_resource: int = 1, eta: int = 3) -> Callable[[np.ndarray, np.ndarray], tuple[int, int]]:
+def pasha(eps: float, min_resource: int = 1, eta: int = 3) -> Run:
     """PASHA's rule, sequential: ASHA up to a top rung that starts at the second and grows by one rung when the
     trials at the top rung are ranked differently at the rung below (pairs closer than the noise level ignored)."""
 
-    def run(curves: np.ndarray, order: np.ndarray) -> tuple[int, int]:
+    def run(curves: np.ndarray, order: np.ndarray, seconds: np.ndarray) -> tuple[int, int]:
         horizon = curves.shape[1]
         rungs = [min_resource]
         while rungs[-1] * eta < horizon:
@@ -242,8 +240,6 @@ def front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run(curves: np.ndarray, seconds: np.ndarray, label: str, runs: int, pool: int, seed: int) -> dict[str, Any]:
-    global EPOCH_SECONDS
-    EPOCH_SECONDS = seconds
     n, horizon = curves.shape
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(n)[:pool] for _ in range(runs)]
@@ -252,7 +248,7 @@ def run(curves: np.ndarray, seconds: np.ndarray, label: str, runs: int, pool: in
         start = time.perf_counter()
         fractions, regrets = [], []
         for order in orders:
-            used, chosen = method(curves, order)
+            used, chosen = method(curves, order, seconds)
             fractions.append(used / (len(order) * horizon))
             regrets.append(float(curves[order, -1].max() - curves[chosen, -1]))
         point = {"method": family, "setting": setting, "fraction": float(np.mean(fractions)), "regret": float(np.mean(regrets)),
@@ -277,7 +273,7 @@ def targets(points: list[dict[str, Any]], horizon: int) -> dict[str, Any]:
     ours = front([p for p in points if p["method"] == "ours (lce)"])
     default = next((p for p in points if p["method"] == "ours (lce)" and p["setting"] == default_setting(horizon)), None)
     out: dict[str, Any] = {"our_front": [f"{p['setting']}" for p in ours], "default": default}
-    for family in sorted(p["method"] for p in points if not p["method"].startswith("ours")):
+    for family in sorted({p["method"] for p in points if not p["method"].startswith("ours")}):
         theirs = front([p for p in points if p["method"] == family])
         out[family] = {"our points dominated": sum(any(dominates(q, p) for q in theirs) for p in ours), "of": len(ours),
                        "our front dominated": all(any(dominates(q, p) for q in theirs) for p in ours),
@@ -319,7 +315,8 @@ def time_checks(curves: np.ndarray, threshold: float | None = None) -> dict[str,
         else:
             study.tell(trial, float(curves[index, -1]))
     return {"reports": len(times), "mean_ms": 1000 * float(np.mean(times)), "max_ms": 1000 * float(np.max(times)),
-            "p99_ms": 1000 * float(np.quantile(times, 0.99))}
+            "p99_ms": 1000 * float(np.quantile(times, 0.99)), "over_5ms": sum(t > 0.005 for t in times),
+            "slowest_at": int(np.argmax(times))}
 
 
 # ---- outputs ------------------------------------------------------------------------------------------------------------
@@ -355,7 +352,8 @@ def markdown(result: dict[str, Any]) -> str:
         if key in result:
             c = result[key]
             lines += ["", f"Per-report cost of {what} ({c['reports']} reports, 200 trials of 200 epochs): mean "
-                      f"{c['mean_ms']:.3f} ms, 99th percentile {c['p99_ms']:.3f} ms, slowest {c['max_ms']:.3f} ms."]
+                      f"{c['mean_ms']:.3f} ms, 99th percentile {c['p99_ms']:.3f} ms, slowest {c['max_ms']:.3f} ms "
+                      f"(report {c['slowest_at']}), {c['over_5ms']} over 5 ms."]
     return "\n".join(lines) + "\n"
 
 

@@ -82,24 +82,36 @@ class _KeepModel(Callback):
         self.model = getattr(evaluation, "model", None)
 
 
+def _full_fidelity(cfg: DictConfig, epochs: int | None) -> dict[str, Any]:
+    """The estimator's config node at full fidelity (every low-fidelity knob reset; ``epochs`` when given)."""
+    node = OmegaConf.to_container(cfg.estimator, resolve=True)
+    return {**node, **FULL_FIDELITY, **({"epochs": epochs} if epochs else {})}  # type: ignore[dict-item]
+
+
 def _final_estimator(cfg: DictConfig, space: SearchSpace, epochs: int | None) -> Any:
-    """The training estimator at full fidelity (every low-fidelity knob reset; ``epochs`` when given)."""
+    """The training estimator at full fidelity, on the config's dataset."""
     from nas._config import instantiate
 
-    node = OmegaConf.to_container(cfg.estimator, resolve=True)
-    full = {**node, **FULL_FIDELITY, **({"epochs": epochs} if epochs else {})}  # type: ignore[dict-item]
     dataset = instantiate(cfg.dataset, kind=f"dataset '{cfg.dataset.get('_target_', '?')}'")
-    estimator = instantiate(full, kind="estimator (final phase)", space=space, dataset=dataset, seed=cfg.get("seed"))
+    estimator = instantiate(_full_fidelity(cfg, epochs), kind="estimator (final phase)", space=space, dataset=dataset,
+                            seed=cfg.get("seed"))
     return estimator() if callable(estimator) and not hasattr(estimator, "fidelity") else estimator  # a _partial_ node
+
+
+def _row(record: TrialRecord, rank: int, space: SearchSpace, *, state: str, final_score: float | None = None,
+         test_accuracy: Any = None, seconds: float | None = None, reason: str | None = None) -> dict[str, Any]:
+    """One line of ``final/results.json``: the search's trial beside its full-fidelity outcome."""
+    return {"trial": record.number, "rank": rank, "search_score": record.value, "final_score": final_score,
+            "test_accuracy": test_accuracy, "state": state, "seconds": seconds, "reason": reason,
+            "architecture": space.format(record.arch.sample), "saved": False}
 
 
 def _retrain_one(loop: SearchLoop, keep: _KeepModel, record: TrialRecord, rank: int, folder: Path) -> dict[str, Any]:
     """Train ``record``'s architecture with ``loop``'s estimator; its network kept under ``folder/<n>/``. The row."""
     keep.model = None
     done = loop.step(proposal=Proposal(dict(record.arch.sample)))
-    row = {"trial": record.number, "rank": rank, "search_score": record.value, "final_score": done.value,
-           "test_accuracy": done.metrics.get("test_accuracy"), "state": str(done.state), "seconds": done.cost, "reason": done.reason,
-           "architecture": loop.space.format(record.arch.sample), "saved": False}
+    row = _row(record, rank, loop.space, state=str(done.state), final_score=done.value, test_accuracy=done.metrics.get("test_accuracy"),
+               seconds=done.cost, reason=done.reason)
     if done.completed and keep.model is not None:
         save_trial(folder / str(record.number), loop, done, keep.model)
         info = json.loads((folder / str(record.number) / "arch.json").read_text())
@@ -161,9 +173,7 @@ def _in_parallel(cfg: DictConfig, space: SearchSpace, epochs: int | None, top: l
 
 def _failed_row(record: TrialRecord, rank: int, space: SearchSpace, code: int, log: Path) -> dict[str, Any]:
     tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
-    return {"trial": record.number, "rank": rank, "search_score": record.value, "final_score": None, "test_accuracy": None,
-            "state": "failed", "seconds": None, "reason": f"its process exited with {code}" + (f": {tail[0]}" if tail else ""),
-            "architecture": space.format(record.arch.sample), "saved": False}
+    return _row(record, rank, space, state="failed", reason=f"its process exited with {code}" + (f": {tail[0]}" if tail else ""))
 
 
 def retrain_top(cfg: DictConfig, space: SearchSpace, run_dir: Path, history: list[TrialRecord],
@@ -186,17 +196,17 @@ def retrain_top(cfg: DictConfig, space: SearchSpace, run_dir: Path, history: lis
     if target != "TrainingEstimator":
         say(f"final: retrain_top_k={k}, but the estimator ({target or '?'}) does not train networks: no final phase.")
         return []
-    estimator = _final_estimator(cfg, space, epochs)
+    full = _full_fidelity(cfg, epochs)
     folder = Path(run_dir) / FINAL_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    shown = ", ".join(f"{key}={value}" for key, value in estimator.fidelity().items()
-                      if key in ("epochs", "data_fraction", "width_multiplier", "input_scale"))
+    shown = ", ".join(f"{key}={full.get(key)}" for key in ("epochs", "data_fraction", "width_multiplier", "input_scale"))
     processes = max(1, min(int(workers or 1), len(top)))
     say(f"final: retraining the top {len(top)} at full fidelity ({shown})" + (f" on {processes} processes" if processes > 1 else ""))
     rows = _in_parallel(cfg, space, epochs, top, folder, processes, say) if processes > 1 else None
-    if rows is None:
+    if rows is None:  # here, one after the other, on one estimator (the dataset loaded once)
         keep = _KeepModel()
-        loop = SearchLoop(space=space, strategy=None, estimator=estimator, store=MemoryStore(), callbacks=[keep])
+        loop = SearchLoop(space=space, strategy=None, estimator=_final_estimator(cfg, space, epochs), store=MemoryStore(),
+                          callbacks=[keep])
         rows = []
         for rank, record in enumerate(top, 1):
             rows.append(_retrain_one(loop, keep, record, rank, folder))
@@ -212,7 +222,7 @@ def retrain_top(cfg: DictConfig, space: SearchSpace, run_dir: Path, history: lis
         shutil.rmtree(folder / "best", ignore_errors=True)
         shutil.copytree(folder / str(best[1]), folder / "best")
         say(f"final: the retrained winner is #{best[1]} ({best[0]:.4f}); best_model() loads it (final/best/)")
-    atomic_write(folder / "results.json", json.dumps({"epochs": estimator.fidelity().get("epochs"), "winner": best[1] if best else None,
+    atomic_write(folder / "results.json", json.dumps({"epochs": full.get("epochs"), "winner": best[1] if best else None,
                                                       "trials": rows}, indent=2))
     lines = ["| rank | trial | search score | full-fidelity score | test accuracy | seconds |", "|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

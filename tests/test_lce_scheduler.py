@@ -85,6 +85,19 @@ def test_a_study_that_minimises_keeps_the_lowest():
     assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
 
 
+def test_the_threshold_also_stops_a_promoted_trial_unlikely_to_beat_the_best():
+    """Five flat 10s and three flat 90s complete; a flat 60 is in the top half at every rung, so halving alone lets it
+    run to the end. With threshold=0.05 the calibrated extrapolation (LearningCurvePruner, from its third point) stops
+    it at the rung after 4 epochs: it cannot beat 90."""
+    curves = [[10.0] * 20] * 5 + [[90.0] * 20] * 3 + [[60.0] * 20]
+    halving = LearningCurveScheduler(reduction_factor=2, accept_at=None, horizon=20)
+    assert run(curves, halving).trials[8].state.name == "COMPLETE" and halving.checks[8]["decision"] == "promoted"
+    both = LearningCurveScheduler(reduction_factor=2, accept_at=None, horizon=20, threshold=0.05, seed=0)
+    last = run(curves, both).trials[8]
+    assert last.state.name == "PRUNED" and max(last.intermediate_values) == 3
+    assert both.checks[8] == {"epoch": 4, "score": 60.0, "rank_among": 9, "kept": 4, "decision": "pruned: unlikely to beat the best"}
+
+
 def test_bad_settings_are_refused_naming_the_key():
     for kwargs, key in [({"min_resource": 0}, "min_resource"), ({"reduction_factor": 1}, "reduction_factor"),
                         ({"accept_at": "soon"}, "accept_at"), ({"score": "best"}, "score"), ({"horizon": 1}, "horizon"),

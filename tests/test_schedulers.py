@@ -130,13 +130,16 @@ ASHA_WORKER = textwrap.dedent("""
         return {"score": score, "curve": [score * (1 - 0.5 ** (t + 1)) for t in range(8)], "seconds": 8.0}
     nas.search(space=space, strategy="random", estimator=TableEstimator(entry, space=space), trials=24, seed=int(sys.argv[2]),
                out_dir=sys.argv[1] + "/worker" + sys.argv[2], storage="sqlite:///" + sys.argv[1] + "/shared.db",
-               progress=False, tensorboard=False, pruner="successive_halving")
+               progress=False, tensorboard=False, pruner=sys.argv[3], overrides=sys.argv[4:])
 """)
 
 
 @pytest.mark.slow
-def test_asha_two_workers_share_one_study_and_its_rungs(tmp_path):
-    workers = [subprocess.Popen([sys.executable, "-c", ASHA_WORKER, str(tmp_path), str(seed)]) for seed in (1, 2)]
+@pytest.mark.parametrize("pruner", [["successive_halving"], ["lce", "pruner.horizon=8", "pruner.accept_at=4"]], ids=["asha", "lce"])
+def test_asha_two_workers_share_one_study_and_its_rungs(tmp_path, pruner):
+    """Also pruner=lce (rungs at 1, 2, acceptance at 4 of the table's 8 epochs) on one storage with two workers: the
+    budget holds, both prune, and no trial of either runs past the acceptance epoch."""
+    workers = [subprocess.Popen([sys.executable, "-c", ASHA_WORKER, str(tmp_path), str(seed), *pruner]) for seed in (1, 2)]
     assert [w.wait(timeout=240) for w in workers] == [0, 0]
     study = optuna.load_study(study_name="nas", storage=f"sqlite:///{tmp_path}/shared.db")
     states = Counter(t.state.name for t in study.trials)
@@ -144,6 +147,9 @@ def test_asha_two_workers_share_one_study_and_its_rungs(tmp_path):
     assert 24 <= sum(states.values()) <= 25 and states["PRUNED"] >= 4 and states["COMPLETE"] >= 2, states
     started = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
     assert any(b[0] < a[1] for a, b in zip(started, started[1:])), "the two workers never ran at the same time"
+    if pruner[0] == "lce":
+        assert all(len(t.intermediate_values) <= 4 for t in study.trials)
+        assert all(len(t.intermediate_values) == 4 for t in study.trials if t.state.name == "COMPLETE")  # accepted, not run to 8
 
 
 @pytest.mark.slow

@@ -163,7 +163,7 @@ class LearningCurveScheduler(optuna.pruners.BasePruner):
         values = trial.intermediate_values
         points = len(values)
         self._accepted.pop(trial.number, None)
-        horizon = self._horizon(study, values)
+        horizon = self._horizon(study)
         if horizon is None or points >= horizon:
             return False
         rungs = self.rungs(horizon)
@@ -196,7 +196,7 @@ class LearningCurveScheduler(optuna.pruners.BasePruner):
         return self._accepted.get(trial_number)
 
     # ---- internals ---------------------------------------------------------------------------------------
-    def _horizon(self, study: optuna.study.Study, values: dict[int, float]) -> int | None:
+    def _horizon(self, study: optuna.study.Study) -> int | None:
         if self.horizon is not None or self._epochs is not None:
             return self.horizon or self._epochs
         done = [max(t.intermediate_values) + 1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -439,8 +439,9 @@ class SearchLoop:
             return None, self._outcome(trial, TrialState.FAILED, None, {"traceback": traceback.format_exc(limit=-3)}, start,
                                        reason=f"{type(exc).__name__}: {exc}", note=note)
         value = float(evaluation.score)
-        if report.accepted() is not None:  # stopped early and accepted: the pruner's value is its score (module lce_scheduler)
-            value = float(report.accepted())  # type: ignore[arg-type]
+        accepted = report.accepted()
+        if accepted is not None:  # stopped early and accepted: the pruner's value is its score (module lce_scheduler)
+            value = accepted
             evaluation.metrics.update(accepted_at_epoch=len(trial.curve), accepted_value=value)
         if not math.isfinite(value):
             return evaluation, self._outcome(trial, TrialState.FAILED, None, evaluation.metrics, start, reason=f"score is {value}",
